@@ -1,0 +1,47 @@
+-- Storage. Rows are written only by the extension's functions; see 04_guards.sql.
+
+CREATE TABLE es.events (
+    global_position bigint      NOT NULL PRIMARY KEY,
+    stream_id       text        NOT NULL,
+    stream_type     text        NOT NULL,
+    version         bigint      NOT NULL CHECK (version > 0),
+    event_type      text        NOT NULL,
+    data            jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL DEFAULT '{}',
+    event_id        uuid        NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
+    CONSTRAINT events_event_id_key UNIQUE (event_id)
+);
+COMMENT ON TABLE es.events IS
+    'One row per event, append-only. global_position increases in the order es.read_all hands events out; it is sparse.';
+
+-- Filtered reads of the global order (es.read_all with event_types / stream_types).
+CREATE INDEX events_event_type_position_idx ON es.events (event_type, global_position);
+CREATE INDEX events_stream_type_position_idx ON es.events (stream_type, global_position);
+
+-- One row per stream. Every append updates its stream's row: the row lock
+-- orders writers of one stream, and nothing else. Room is left on each page
+-- so those updates stay HOT (no indexed column changes).
+CREATE TABLE es.streams (
+    stream_id   text        NOT NULL PRIMARY KEY,
+    stream_type text        NOT NULL,
+    version     bigint      NOT NULL CHECK (version > 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 70);
+CREATE INDEX streams_stream_type_idx ON es.streams (stream_type);
+
+-- Offset added to transaction ids to form global positions, per cluster
+-- (system identifier). Empty until the first append; a row restored from
+-- another cluster makes the first append here start after the restored events.
+CREATE TABLE es.position_base (
+    system_identifier bigint NOT NULL PRIMARY KEY,
+    xid_offset        bigint NOT NULL CHECK (xid_offset >= 0),
+    recorded_at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- pg_dump keeps the contents of these tables.
+SELECT pg_catalog.pg_extension_config_dump('es.events', '');
+SELECT pg_catalog.pg_extension_config_dump('es.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('es.position_base', '');

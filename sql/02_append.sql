@@ -1,0 +1,33 @@
+-- The append functions are implemented in Rust (src/append.rs). They run with
+-- the extension owner's rights so that the tables can stay closed to direct
+-- writes, and with a pinned search_path so that nothing a caller creates can
+-- change what they do.
+
+CREATE FUNCTION es.append_event(
+    stream_id        text,
+    event_type       text,
+    data             jsonb,
+    expected_version bigint DEFAULT NULL,
+    metadata         jsonb  DEFAULT NULL,
+    event_id         uuid   DEFAULT NULL,
+    stream_type      text   DEFAULT NULL
+) RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'es_append_event';
+
+COMMENT ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) IS
+    'Appends one event; expected_version NULL = any, 0 = new stream, n = stream must be at n (else SQLSTATE 40001). Returns the stream''s new version.';
+
+CREATE FUNCTION es.append_events(
+    stream_id        text,
+    events           jsonb,
+    expected_version bigint DEFAULT NULL,
+    stream_type      text   DEFAULT NULL
+) RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'es_append_events';
+
+COMMENT ON FUNCTION es.append_events(text, jsonb, bigint, text) IS
+    'Appends an array of {"type", "data", "metadata"?, "id"?} to one stream, all or nothing. Returns the stream''s new version.';

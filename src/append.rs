@@ -1,0 +1,438 @@
+//! `es.append_event` and `es.append_events`: the write path.
+//!
+//! Each append is one statement: a data-modifying CTE that moves the stream's
+//! row in `es.streams` (the row lock is what serialises writers of one stream,
+//! and only of that stream) and inserts the events with the version it got.
+//! The expected-version check is part of that statement's WHERE clause, so
+//! under READ COMMITTED a writer that waited for a concurrent append re-checks
+//! against the committed row and loses cleanly with 40001.
+//!
+//! The SQL signatures (defaults, SECURITY DEFINER, pinned search_path) are in
+//! `sql/02_append.sql`; these are the C-level entry points they name.
+
+use crate::guc::MAX_EVENT_SIZE;
+use crate::jsonb::{self, Container};
+use crate::validate::{self, fail, fail_hint};
+use crate::{ids, kept_plan, position, spi};
+use pgrx::pg_sys::{self, Datum};
+use pgrx::prelude::*;
+use pgrx::{fcinfo, IntoDatum};
+
+/// Argument types shared by every append statement:
+/// $1 stream_id, $2 given stream_type, $3 default stream_type, $4 event_type,
+/// $5 data (or the events array), $6 metadata, $7 event_id, $8 first position,
+/// $9 expected version, $10 number of events.
+const ARGS: [pg_sys::Oid; 10] = [
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::JSONBOID,
+    pg_sys::JSONBOID,
+    pg_sys::UUIDOID,
+    pg_sys::INT8OID,
+    pg_sys::INT8OID,
+    pg_sys::INT8OID,
+];
+
+/// Moves the stream forward, by expected-version mode.
+macro_rules! stream_any {
+    () => {
+        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version)
+                   VALUES ($1, COALESCE($2, $3), $10)
+                   ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $10, updated_at = now()
+                   WHERE $2 IS NULL OR s.stream_type = $2
+                   RETURNING s.version, s.stream_type)"
+    };
+}
+macro_rules! stream_new {
+    () => {
+        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version)
+                   VALUES ($1, COALESCE($2, $3), $10)
+                   ON CONFLICT (stream_id) DO NOTHING
+                   RETURNING version, stream_type)"
+    };
+}
+macro_rules! stream_exact {
+    () => {
+        "WITH s AS (UPDATE es.streams s SET version = s.version + $10, updated_at = now()
+                   WHERE s.stream_id = $1 AND s.version = $9 AND ($2 IS NULL OR s.stream_type = $2)
+                   RETURNING s.version, s.stream_type)"
+    };
+}
+/// Inserts one event.
+macro_rules! insert_one {
+    () => {
+        ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                          event_type, data, metadata, event_id)
+                   SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s)
+           SELECT s.version FROM s"
+    };
+}
+/// Inserts every element of the (already validated) events array.
+macro_rules! insert_many {
+    () => {
+        ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                          event_type, data, metadata, event_id)
+                   SELECT $8 + e.ord - 1, $1, s.stream_type, s.version - $10 + e.ord,
+                          e.v->>'type', e.v->'data',
+                          CASE WHEN jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
+                               ELSE '{}'::jsonb END,
+                          COALESCE((e.v->>'id')::uuid, es.uuid_generate_v7())
+                   FROM s, jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
+           SELECT s.version FROM s"
+    };
+}
+macro_rules! cstr {
+    ($s:expr) => {
+        match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
+            Ok(c) => c,
+            Err(_) => panic!("SQL text has a NUL byte"),
+        }
+    };
+}
+
+kept_plan!(
+    ONE_ANY,
+    cstr!(concat!(stream_any!(), insert_one!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    ONE_NEW,
+    cstr!(concat!(stream_new!(), insert_one!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    ONE_EXACT,
+    cstr!(concat!(stream_exact!(), insert_one!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    MANY_ANY,
+    cstr!(concat!(stream_any!(), insert_many!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    MANY_NEW,
+    cstr!(concat!(stream_new!(), insert_many!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    MANY_EXACT,
+    cstr!(concat!(stream_exact!(), insert_many!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+
+kept_plan!(
+    STREAM_STATE,
+    c"SELECT version, stream_type FROM es.streams WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+kept_plan!(
+    FIND_EVENT_ID,
+    c"SELECT stream_id, version, event_type = $2 AND data = $3 FROM es.events WHERE event_id = $1",
+    [pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::JSONBOID]
+);
+kept_plan!(
+    FIND_BATCH_IDS,
+    c"SELECT count(ev.event_id),
+             count(*) FILTER (WHERE ev.stream_id = $1 AND ev.event_type = x.v->>'type'
+                                AND ev.data = x.v->'data'),
+             count(*), max(ev.version)
+      FROM jsonb_array_elements($2) AS x(v)
+      LEFT JOIN es.events ev ON ev.event_id = (x.v->>'id')::uuid",
+    [pg_sys::TEXTOID, pg_sys::JSONBOID]
+);
+
+/// What an append was asked to do, once its arguments are checked.
+struct Request<'a> {
+    stream_id: &'a str,
+    stream_id_datum: Datum,
+    stream_type: Option<&'a str>,
+    stream_type_datum: Option<Datum>,
+    expected: Option<i64>,
+}
+
+impl Request<'_> {
+    fn args(
+        &self,
+        event_type: Option<Datum>,
+        data: Datum,
+        metadata: Option<Datum>,
+        event_id: Option<Datum>,
+        position: i64,
+        count: i64,
+    ) -> [Option<Datum>; 10] {
+        let default_type = validate::default_stream_type(self.stream_id).into_datum();
+        [
+            Some(self.stream_id_datum),
+            self.stream_type_datum,
+            default_type,
+            event_type,
+            Some(data),
+            metadata,
+            event_id,
+            Some(Datum::from(position)),
+            self.expected.map(Datum::from),
+            Some(Datum::from(count)),
+        ]
+    }
+
+    /// The statement returned no row: say why (wrong version, or wrong type).
+    fn explain_refusal(&self) -> ! {
+        let (actual, recorded_type) = if STREAM_STATE.run(&[Some(self.stream_id_datum)], false) == 1
+        {
+            (spi::value_i64(0, 1).unwrap_or(0), spi::value_string(0, 2))
+        } else {
+            (0, None)
+        };
+        if let Some(expected) = self.expected {
+            if expected != actual {
+                fail_hint(
+                    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                    format!(
+                        "wrong expected version for stream \"{}\": expected {expected}, actual {actual}",
+                        self.stream_id
+                    ),
+                    "Another append got there first: load the stream again, re-decide, and retry.",
+                );
+            }
+        }
+        fail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "stream \"{}\" has type \"{}\", not \"{}\"",
+                self.stream_id,
+                recorded_type.unwrap_or_default(),
+                self.stream_type.unwrap_or_default()
+            ),
+        );
+    }
+}
+
+unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<Datum> {
+    if fcinfo::pg_arg_is_null(fcinfo, n) {
+        None
+    } else {
+        Some(fcinfo::pg_getarg_datum_raw(fcinfo, n))
+    }
+}
+
+unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
+    arg_datum(fcinfo, n).map(|d| validate::text_datum_str(d))
+}
+
+unsafe fn request<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    stream_id_arg: usize,
+    expected_arg: usize,
+    stream_type_arg: usize,
+) -> Request<'a> {
+    let stream_id = validate::identifier("stream_id", arg_str(fcinfo, stream_id_arg));
+    let stream_type =
+        validate::optional_identifier("stream_type", arg_str(fcinfo, stream_type_arg));
+    Request {
+        stream_id,
+        stream_id_datum: fcinfo::pg_getarg_datum_raw(fcinfo, stream_id_arg),
+        stream_type,
+        stream_type_datum: arg_datum(fcinfo, stream_type_arg),
+        expected: validate::expected_version(fcinfo::pg_getarg::<i64>(fcinfo, expected_arg)),
+    }
+}
+
+fn check_size(what: &str, bytes: usize) {
+    let limit = MAX_EVENT_SIZE.get().max(0) as usize;
+    if bytes > limit {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("{what} is {bytes} bytes; es.max_event_size is {limit} bytes"),
+            "Store large payloads elsewhere and put a reference in the event, or raise es.max_event_size.",
+        );
+    }
+}
+
+fn duplicate_id(msg: String) -> ! {
+    fail_hint(
+        PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+        msg,
+        "An event id names one event: a retry must repeat the same stream, type and data.",
+    )
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_es_append_event() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// es.append_event(stream_id, event_type, data, expected_version, metadata, event_id, stream_type)
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let req = request(fcinfo, 0, 3, 6);
+    validate::identifier("event_type", arg_str(fcinfo, 1));
+    let Some(data) = arg_datum(fcinfo, 2) else {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "data must not be NULL".into(),
+            "An event with no payload can use '{}' or 'null'::jsonb.",
+        );
+    };
+    check_size(
+        "data",
+        pg_sys::toast_raw_datum_size(data).saturating_sub(pg_sys::VARHDRSZ),
+    );
+    let metadata = arg_datum(fcinfo, 4);
+    if let Some(m) = metadata {
+        if !jsonb::datum_is_object(m) {
+            fail(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "metadata must be a JSON object".into(),
+            );
+        }
+    }
+    let given_id = arg_datum(fcinfo, 5);
+    let event_type = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+
+    let version = spi::connected(|| {
+        if let Some(id) = given_id {
+            if FIND_EVENT_ID.run(&[Some(id), Some(event_type), Some(data)], false) == 1 {
+                let same = spi::value_string(0, 1).as_deref() == Some(req.stream_id)
+                    && spi::value_bool(0, 3) == Some(true);
+                if same {
+                    return spi::value_i64(0, 2).unwrap_or(0);
+                }
+                duplicate_id("event_id is already used by a different event".into());
+            }
+        }
+        let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
+        let pos = position::reserve(1);
+        let plan = match req.expected {
+            None => &ONE_ANY,
+            Some(0) => &ONE_NEW,
+            Some(_) => &ONE_EXACT,
+        };
+        if plan.run(
+            &req.args(Some(event_type), data, metadata, id, pos, 1),
+            false,
+        ) != 1
+        {
+            req.explain_refusal();
+        }
+        spi::value_i64(0, 1).unwrap_or(0)
+    });
+    Datum::from(version)
+}
+
+/// Checks every element of an events array; returns how many there are and
+/// whether any carries an id.
+fn check_events(events: Datum) -> (u32, bool) {
+    let arr = unsafe { Container::from_datum(events) };
+    let bad = |msg: String| -> ! {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            msg,
+            r#"events is a JSON array of {"type": text, "data": any, "metadata"?: object, "id"?: uuid}."#,
+        )
+    };
+    if !arr.is_array() {
+        bad("events must be a JSON array".into());
+    }
+    let n = arr.len();
+    if n == 0 {
+        bad("events must not be empty".into());
+    }
+    if n as u64 > position::MAX_EVENTS_PER_TRANSACTION {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "events has {n} elements; at most {} fit in one append",
+                position::MAX_EVENTS_PER_TRANSACTION
+            ),
+        );
+    }
+    let mut any_id = false;
+    for i in 0..n {
+        let Some(el) = arr
+            .ith(i)
+            .and_then(|v| v.container())
+            .filter(|c| c.is_object())
+        else {
+            bad(format!("events[{i}] must be a JSON object"));
+        };
+        match el.get("type").map(|v| v.as_str()) {
+            None => bad(format!("events[{i}] has no \"type\"")),
+            Some(None) => bad(format!("events[{i}].type must be a string")),
+            Some(Some(t)) => {
+                validate::check_identifier(&format!("events[{i}].type"), t);
+            }
+        }
+        match el.get("data") {
+            None => bad(format!("events[{i}] has no \"data\"")),
+            Some(d) => check_size(&format!("events[{i}].data"), d.byte_len()),
+        }
+        if let Some(m) = el.get("metadata") {
+            if !m.is_null() && !m.is_object() {
+                bad(format!("events[{i}].metadata must be a JSON object"));
+            }
+        }
+        if let Some(id) = el.get("id") {
+            if !id.is_null() {
+                if id.as_str().and_then(ids::parse_uuid).is_none() {
+                    bad(format!("events[{i}].id must be a UUID string"));
+                }
+                any_id = true;
+            }
+        }
+    }
+    (n, any_id)
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_es_append_events() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// es.append_events(stream_id, events, expected_version, stream_type)
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let req = request(fcinfo, 0, 2, 3);
+    let Some(events) = arg_datum(fcinfo, 1) else {
+        fail(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "events must not be NULL".into(),
+        );
+    };
+    let (n, any_id) = check_events(events);
+
+    let version = spi::connected(|| {
+        if any_id {
+            FIND_BATCH_IDS.run(&[Some(req.stream_id_datum), Some(events)], false);
+            let found = spi::value_i64(0, 1).unwrap_or(0);
+            let matched = spi::value_i64(0, 2).unwrap_or(0);
+            if found > 0 {
+                if matched == n as i64 {
+                    return spi::value_i64(0, 4).unwrap_or(0);
+                }
+                duplicate_id(format!(
+                    "{found} of the {n} event ids are already used, not all by this same batch"
+                ));
+            }
+        }
+        let first = position::reserve(n as u64);
+        let plan = match req.expected {
+            None => &MANY_ANY,
+            Some(0) => &MANY_NEW,
+            Some(_) => &MANY_EXACT,
+        };
+        if plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
+            req.explain_refusal();
+        }
+        spi::value_i64(0, 1).unwrap_or(0)
+    });
+    Datum::from(version)
+}

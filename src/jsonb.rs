@@ -1,0 +1,120 @@
+//! Reading jsonb in its binary form, without converting it to text.
+
+use pgrx::pg_sys;
+use std::mem::MaybeUninit;
+
+/// A jsonb container (an object, an array, or a scalar wrapped in an array).
+#[derive(Clone, Copy)]
+pub struct Container(*mut pg_sys::JsonbContainer);
+
+/// One value taken out of a container.
+#[derive(Clone, Copy)]
+pub struct Value(pub pg_sys::JsonbValue);
+
+impl Container {
+    /// # Safety
+    /// `d` must be a non-null jsonb datum; the detoasted copy lives in the
+    /// current memory context.
+    pub unsafe fn from_datum(d: pg_sys::Datum) -> Container {
+        let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+        Container((v as *mut u8).add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer)
+    }
+
+    fn header(&self) -> u32 {
+        unsafe { *(self.0 as *const u32) }
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.header() & pg_sys::JB_FOBJECT != 0
+    }
+
+    pub fn is_array(&self) -> bool {
+        let h = self.header();
+        h & pg_sys::JB_FARRAY != 0 && h & pg_sys::JB_FSCALAR == 0
+    }
+
+    /// Elements of an array, or pairs of an object.
+    pub fn len(&self) -> u32 {
+        self.header() & pg_sys::JB_CMASK
+    }
+
+    /// The value under `key` of an object.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let mut res = MaybeUninit::<pg_sys::JsonbValue>::uninit();
+        unsafe {
+            let found = pg_sys::getKeyJsonValueFromContainer(
+                self.0,
+                key.as_ptr() as *const std::ffi::c_char,
+                key.len() as i32,
+                res.as_mut_ptr(),
+            );
+            if found.is_null() {
+                None
+            } else {
+                Some(Value(res.assume_init()))
+            }
+        }
+    }
+
+    /// The `i`-th element of an array.
+    pub fn ith(&self, i: u32) -> Option<Value> {
+        unsafe {
+            let v = pg_sys::getIthJsonbValueFromContainer(self.0, i);
+            if v.is_null() {
+                None
+            } else {
+                Some(Value(*v))
+            }
+        }
+    }
+}
+
+impl Value {
+    /// The string points into the container, which outlives this `Value`.
+    pub fn as_str<'a>(&self) -> Option<&'a str> {
+        if self.0.type_ != pg_sys::jbvType::jbvString {
+            return None;
+        }
+        unsafe {
+            let s = self.0.val.string;
+            let bytes = std::slice::from_raw_parts(s.val as *const u8, s.len as usize);
+            std::str::from_utf8(bytes).ok()
+        }
+    }
+
+    /// The nested container of an object or array value.
+    pub fn container(&self) -> Option<Container> {
+        if self.0.type_ != pg_sys::jbvType::jbvBinary {
+            return None;
+        }
+        Some(Container(unsafe { self.0.val.binary.data }))
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.container().is_some_and(|c| c.is_object())
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0.type_ == pg_sys::jbvType::jbvNull
+    }
+
+    /// Bytes the value takes in its binary form (strings and containers; other
+    /// scalars are small and count as 0).
+    pub fn byte_len(&self) -> usize {
+        unsafe {
+            match self.0.type_ {
+                pg_sys::jbvType::jbvString => self.0.val.string.len as usize,
+                pg_sys::jbvType::jbvBinary => self.0.val.binary.len as usize,
+                _ => 0,
+            }
+        }
+    }
+}
+
+/// Is this jsonb datum an object?
+///
+/// # Safety
+/// `d` must be a non-null jsonb datum.
+pub unsafe fn datum_is_object(d: pg_sys::Datum) -> bool {
+    Container::from_datum(d).is_object()
+}

@@ -1,0 +1,53 @@
+//! pg_eventsource: an event store inside PostgreSQL.
+//!
+//! Tables, indexes, guards and the read functions are plain SQL under `sql/`;
+//! Rust holds what earns it: the append path (`append`), global positions
+//! that make `es.read_all` gap-free (`position`), and binary jsonb access.
+
+use pgrx::prelude::*;
+
+mod append;
+mod guc;
+mod ids;
+mod jsonb;
+mod position;
+mod spi;
+mod validate;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/01_tables.sql", name = "tables", bootstrap);
+extension_sql_file!(
+    "../sql/02_append.sql",
+    name = "append",
+    requires = ["tables"]
+);
+extension_sql_file!(
+    "../sql/03_read.sql",
+    name = "read",
+    requires = [
+        "tables",
+        position::system_identifier_sql,
+        validate::check_stream_id
+    ]
+);
+extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,125 @@
+//! A thin layer over PostgreSQL's SPI for the hot paths.
+//!
+//! pgrx's `Spi` wrappers are convenient but convert arguments through its own
+//! types; the append path hands the caller's datums (text, jsonb, uuid)
+//! straight to kept plans instead, so no value is copied or re-encoded.
+
+use pgrx::pg_sys;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::thread::LocalKey;
+
+/// A statement prepared once per backend and kept (`SPI_keepplan`).
+/// PostgreSQL's plan cache re-plans it when the tables change.
+pub struct KeptPlan {
+    pub sql: &'static CStr,
+    pub types: &'static [pg_sys::Oid],
+    pub slot: &'static LocalKey<Cell<pg_sys::SPIPlanPtr>>,
+}
+
+impl KeptPlan {
+    /// The plan, preparing it on first use. Must be called inside an SPI connection.
+    pub fn get(&self) -> pg_sys::SPIPlanPtr {
+        let cached = self.slot.with(|c| c.get());
+        if !cached.is_null() {
+            return cached;
+        }
+        unsafe {
+            let plan = pg_sys::SPI_prepare(
+                self.sql.as_ptr(),
+                self.types.len() as i32,
+                self.types.as_ptr() as *mut pg_sys::Oid,
+            );
+            if plan.is_null() {
+                pgrx::error!("SPI_prepare failed for: {}", self.sql.to_string_lossy());
+            }
+            pg_sys::SPI_keepplan(plan);
+            self.slot.with(|c| c.set(plan));
+            plan
+        }
+    }
+
+    /// Runs the plan with the given arguments (`None` is SQL NULL) and returns
+    /// the number of rows it processed. The rows are in `SPI_tuptable`.
+    pub fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
+        debug_assert_eq!(args.len(), self.types.len());
+        let plan = self.get();
+        let mut values = [pg_sys::Datum::from(0usize); 16];
+        let mut nulls = [b' ' as std::ffi::c_char; 16];
+        for (i, a) in args.iter().enumerate() {
+            match a {
+                Some(d) => values[i] = *d,
+                None => nulls[i] = b'n' as std::ffi::c_char,
+            }
+        }
+        unsafe {
+            let rc =
+                pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
+            if rc < 0 {
+                pgrx::error!(
+                    "SPI_execute_plan failed ({rc}) for: {}",
+                    self.sql.to_string_lossy()
+                );
+            }
+            pg_sys::SPI_processed
+        }
+    }
+}
+
+/// Column `col` (1-based) of row `row` of the last SPI result, as a raw datum.
+pub fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
+    unsafe {
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() || row as u64 >= pg_sys::SPI_processed {
+            return None;
+        }
+        let tuple = *(*table).vals.add(row);
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
+        if isnull {
+            None
+        } else {
+            Some(d)
+        }
+    }
+}
+
+pub fn value_i64(row: usize, col: i32) -> Option<i64> {
+    value(row, col).map(|d| d.value() as i64)
+}
+
+pub fn value_bool(row: usize, col: i32) -> Option<bool> {
+    value(row, col).map(|d| d.value() != 0)
+}
+
+pub fn value_string(row: usize, col: i32) -> Option<String> {
+    value(row, col).map(|d| unsafe { crate::validate::text_datum_str(d).to_owned() })
+}
+
+/// Runs `f` inside an SPI connection.
+pub fn connected<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        if pg_sys::SPI_connect() < 0 {
+            pgrx::error!("SPI_connect failed");
+        }
+    }
+    let r = f();
+    unsafe {
+        pg_sys::SPI_finish();
+    }
+    r
+}
+
+/// Declares a backend-local plan slot and the `KeptPlan` that uses it.
+#[macro_export]
+macro_rules! kept_plan {
+    ($name:ident, $sql:expr, [$($ty:expr),* $(,)?]) => {
+        static $name: $crate::spi::KeptPlan = {
+            ::std::thread_local! {
+                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
+                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
+            }
+            $crate::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT }
+        };
+    };
+}
