@@ -16,6 +16,8 @@ mod validate;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(test)]
+pub use tests::pg_test;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -39,15 +41,4 @@ extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-}
-
-/// Required by `cargo pgrx test`.
-#[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    #[must_use]
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
-    }
 }

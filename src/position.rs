@@ -54,11 +54,17 @@ kept_plan!(
 );
 
 kept_plan!(
+    LOCK_OFFSETS,
+    c"LOCK TABLE es.position_base IN SHARE ROW EXCLUSIVE MODE",
+    []
+);
+
+kept_plan!(
     CREATE_OFFSET,
     c"INSERT INTO es.position_base (system_identifier, xid_offset)
       SELECT $1, GREATEST(0, COALESCE((SELECT max(global_position) >> 20 FROM es.events), 0) + 1
                               - pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
-      ON CONFLICT (system_identifier) DO NOTHING",
+",
     [pg_sys::INT8OID]
 );
 
@@ -81,14 +87,16 @@ fn offset() -> i64 {
         OFFSET.with(|o| o.set(Some((off, oid))));
         return off;
     }
-    // First append in this cluster: record the offset. Not cached: this row is
-    // not committed yet, and only a committed row may be shared by every backend.
-    CREATE_OFFSET.run(&[sysid], false);
+    // First append in this cluster (or in a database restored from another
+    // one): record the offset. The lock makes concurrent first appends wait
+    // for the one that records it instead of racing on the insert; after it,
+    // a fresh snapshot sees whatever the previous holder committed. Not
+    // cached: the row is not committed yet, and only a committed row may be
+    // shared by every backend.
+    LOCK_OFFSETS.run(&[], false);
     if READ_OFFSET.run(&[sysid], false) != 1 {
-        fail(
-            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-            "another transaction is recording this cluster's position offset; retry".into(),
-        );
+        CREATE_OFFSET.run(&[sysid], false);
+        READ_OFFSET.run(&[sysid], false);
     }
     spi::value_i64(0, 1).unwrap_or(0)
 }
