@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every test: set up the machine, then the three layers in turn
+#   1. in-backend #[pg_test] tests (cargo pgrx test, its own throwaway cluster),
+#   2. SQL regression files (pg_regress against the private cluster),
+#   3. out-of-process tests with a real driver (tests/integration).
+# Every layer runs even when an earlier one fails; the exit code is non-zero
+# if any failed. The runners' own summary lines close the output.
+source "$(dirname "$0")/common.sh"
+set +e
+
+setup_machine || exit 1
+cd "$REPO" || exit 1
+unset RUST_BACKTRACE
+failed=()
+summary=()
+OUT=$REPO/target/test-logs
+mkdir -p "$OUT"
+
+log "lint: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --check && cargo clippy --quiet --all-targets --features pg_test -- -D warnings \
+    || failed+=(lint)
+
+log "layer 1: #[pg_test] in-backend tests"
+mkdir -p "$REPO/target/pgrx-test-data"
+chown postgres: "$REPO/target/pgrx-test-data"
+cargo pgrx test pg15 --runas postgres --pgdata "$REPO/target/pgrx-test-data" 2>&1 | tee "$OUT/pg_test.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(pg_test)
+summary+=("$(grep -E '^test result: ' "$OUT/pg_test.log" | grep -vE ' 0 passed; 0 failed')")
+
+# `cargo pgrx test` installed its test build; put the release build back.
+install_extension || { echo "install failed"; exit 1; }
+start_cluster || { echo "could not start the cluster"; exit 1; }
+
+log "layer 2: SQL regression (pg_regress)"
+bash "$REPO/scripts/regress.sh" 2>&1 | tee "$OUT/regress.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(regress)
+summary+=("$(grep -E '^regress: [0-9]+ passed, [0-9]+ failed' "$OUT/regress.log" | tail -n 1)")
+
+log "layer 3: out-of-process tests (tests/integration, postgres driver)"
+ES_PGHOST=127.0.0.1 ES_PGPORT=$ES_PGPORT \
+    cargo test --release --manifest-path "$REPO/tests/integration/Cargo.toml" 2>&1 | tee "$OUT/integration.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
+summary+=("$(grep -E '^test result: ' "$OUT/integration.log" | grep -vE ' 0 passed; 0 failed')")
+
+[ "${CI:-}" = "true" ] && stop_cluster
+
+log "summary"
+[ ${#failed[@]} -eq 0 ] && echo "all layers passed" || echo "FAILED: ${failed[*]}"
+printf '%s\n' "${summary[@]}"
+[ ${#failed[@]} -eq 0 ]
