@@ -1,5 +1,13 @@
 -- Storage. Rows are written only by the extension's functions; see 04_guards.sql.
 
+-- The schema is created here, not named in the control file: a schema that
+-- CREATE EXTENSION makes for the control file is not a member of the
+-- extension and would outlive DROP EXTENSION. Created here, it is a member,
+-- so DROP EXTENSION removes it with everything in it; and if a schema "es"
+-- already exists, CREATE EXTENSION fails instead of writing into it.
+CREATE SCHEMA es;
+COMMENT ON SCHEMA es IS 'pg_eventsource: event store';
+
 CREATE TABLE es.events (
     global_position bigint      NOT NULL PRIMARY KEY,
     stream_id       text        NOT NULL,

@@ -49,28 +49,33 @@ pub fn uuid_v7() -> [u8; 16] {
     u
 }
 
-/// Parses the textual forms PostgreSQL's uuid type accepts for event ids
-/// (32 hex digits, with or without the four hyphens, optionally in braces).
+/// Parses a UUID exactly as PostgreSQL's uuid input does: 32 hex digits,
+/// an optional hyphen after any group of four, optionally in braces.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let s = s
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .unwrap_or(s);
-    let hex: Vec<u8> = s.bytes().filter(|&c| c != b'-').collect();
-    if hex.len() != 32 || s.len() - hex.len() > 4 {
-        return None;
-    }
+    let b = s.as_bytes();
+    let braces = b.first() == Some(&b'{');
+    let mut p = usize::from(braces);
     let mut out = [0u8; 16];
-    for i in 0..16 {
-        let hi = (hex[2 * i] as char).to_digit(16)?;
-        let lo = (hex[2 * i + 1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
+    for (i, byte) in out.iter_mut().enumerate() {
+        let hi = (*b.get(p)? as char).to_digit(16)?;
+        let lo = (*b.get(p + 1)? as char).to_digit(16)?;
+        *byte = (hi * 16 + lo) as u8;
+        p += 2;
+        if b.get(p) == Some(&b'-') && i % 2 == 1 && i < 15 {
+            p += 1;
+        }
     }
-    Some(out)
+    if braces {
+        if b.get(p) != Some(&b'}') {
+            return None;
+        }
+        p += 1;
+    }
+    (p == b.len()).then_some(out)
 }
 
 /// A new time-ordered (version 7) UUID, the kind the store gives events.
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_safe, schema = "es")]
 fn uuid_generate_v7() -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(uuid_v7())
 }

@@ -21,6 +21,12 @@ pub use tests::pg_test;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// The schema everything lives in. `sql/01_tables.sql` creates it (so that it
+/// belongs to the extension); this declaration lets `#[pg_extern(schema = "es")]`
+/// name it.
+#[pg_schema]
+mod es {}
+
 extension_sql_file!("../sql/01_tables.sql", name = "tables", bootstrap);
 extension_sql_file!(
     "../sql/02_append.sql",

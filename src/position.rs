@@ -129,7 +129,7 @@ pub fn reserve(n: u64) -> i64 {
 }
 
 /// This cluster's system identifier, which keys `es.position_base`.
-#[pg_extern(stable, parallel_safe, name = "_system_identifier")]
+#[pg_extern(stable, parallel_safe, schema = "es", name = "_system_identifier")]
 fn system_identifier_sql() -> i64 {
     system_identifier()
 }

@@ -254,6 +254,14 @@ mod tests {
                 "'[{\"type\":\"A\",\"data\":{},\"id\":\"nope\"}]'",
                 "events[0].id must be a UUID string",
             ),
+            (
+                "'[{\"type\":\"A\",\"data\":{},\"id\":\"0-190a5b000007000800000000000000f\"}]'",
+                "events[0].id must be a UUID string",
+            ),
+            (
+                "'[{\"type\":\"A\",\"data\":{},\"id\":\"{0190a5b0-0000-7000-8000-00000000000f\"}]'",
+                "events[0].id must be a UUID string",
+            ),
         ];
         for (arg, msg) in cases {
             assert_error(
@@ -268,6 +276,20 @@ mod tests {
             "events must not be NULL",
         );
         assert_eq!(events_in("bad-t9"), 0);
+        // every form PostgreSQL's uuid input takes is accepted
+        assert_eq!(
+            one_i64(
+                r#"SELECT es.append_events('uuid-t9', '[
+                {"type":"A","data":{},"id":"0190-a5b0-0000-7000-8000-0000-0000-00c1"},
+                {"type":"A","data":{},"id":"{0190a5b0-0000-7000-8000-0000000000c2}"},
+                {"type":"A","data":{},"id":"0190A5B00000700080000000000000C3"}]')"#
+            ),
+            3
+        );
+        assert_eq!(
+            one_text("SELECT string_agg(event_id::text, ',' ORDER BY version) FROM es.events WHERE stream_id = 'uuid-t9'"),
+            "0190a5b0-0000-7000-8000-0000000000c1,0190a5b0-0000-7000-8000-0000000000c2,0190a5b0-0000-7000-8000-0000000000c3"
+        );
         assert_eq!(one_i64("SELECT es.stream_version('bad-t9')"), 0);
     }
 

@@ -90,7 +90,7 @@ pub fn default_stream_type(stream_id: &str) -> &str {
 }
 
 /// Checks a stream id for SQL functions that only read; returns it unchanged.
-#[pg_extern(immutable, parallel_safe, name = "_check_stream_id")]
+#[pg_extern(immutable, parallel_safe, schema = "es", name = "_check_stream_id")]
 fn check_stream_id(stream_id: Option<&str>) -> &str {
     identifier("stream_id", stream_id)
 }
