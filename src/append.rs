@@ -352,7 +352,7 @@ fn check_events(events: Datum) -> (u32, bool) {
             ),
         );
     }
-    let mut any_id = false;
+    let mut ids: Vec<[u8; 16]> = Vec::new();
     for i in 0..n {
         let Some(el) = arr
             .ith(i)
@@ -377,16 +377,17 @@ fn check_events(events: Datum) -> (u32, bool) {
                 bad(format!("events[{i}].metadata must be a JSON object"));
             }
         }
-        if let Some(id) = el.get("id") {
-            if !id.is_null() {
-                if id.as_str().and_then(ids::parse_uuid).is_none() {
-                    bad(format!("events[{i}].id must be a UUID string"));
-                }
-                any_id = true;
+        if let Some(id) = el.get("id").filter(|v| !v.is_null()) {
+            let Some(uuid) = id.as_str().and_then(ids::parse_uuid) else {
+                bad(format!("events[{i}].id must be a UUID string"));
+            };
+            if ids.contains(&uuid) {
+                bad(format!("events[{i}].id appears twice in the batch"));
             }
+            ids.push(uuid);
         }
     }
-    (n, any_id)
+    (n, !ids.is_empty())
 }
 
 #[unsafe(no_mangle)]

@@ -255,6 +255,11 @@ mod tests {
                 "events[0].id must be a UUID string",
             ),
             (
+                "'[{\"type\":\"A\",\"data\":{},\"id\":\"0190a5b0-0000-7000-8000-0000000000d1\"},
+                   {\"type\":\"B\",\"data\":{},\"id\":\"0190a5b0-0000-7000-8000-0000000000d1\"}]'",
+                "events[1].id appears twice in the batch",
+            ),
+            (
                 "'[{\"type\":\"A\",\"data\":{},\"id\":\"0-190a5b000007000800000000000000f\"}]'",
                 "events[0].id must be a UUID string",
             ),
