@@ -50,8 +50,11 @@ setup_machine() {
 }
 
 # Build the release library and install it into the system PostgreSQL 15.
+# Overwriting the library under a running server crashes the backends that
+# have it mapped, so the private cluster is stopped first (start it after).
 install_extension() {
     log "building and installing pg_eventsource (release)"
+    stop_cluster
     (cd "$REPO" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
 }
 

@@ -21,6 +21,7 @@ cargo fmt --check && cargo clippy --quiet --all-targets --features pg_test -- -D
     || failed+=(lint)
 
 log "layer 1: #[pg_test] in-backend tests"
+stop_cluster   # cargo pgrx test installs its build into the system PostgreSQL
 mkdir -p "$REPO/target/pgrx-test-data"
 chown postgres: "$REPO/target/pgrx-test-data"
 cargo pgrx test pg15 --runas postgres --pgdata "$REPO/target/pgrx-test-data" 2>&1 | tee "$OUT/pg_test.log"
@@ -38,7 +39,7 @@ summary+=("$(grep -E '^regress: [0-9]+ passed, [0-9]+ failed' "$OUT/regress.log"
 
 log "layer 3: out-of-process tests (tests/integration, postgres driver)"
 ES_PGHOST=127.0.0.1 ES_PGPORT=$ES_PGPORT \
-    cargo test --release --manifest-path "$REPO/tests/integration/Cargo.toml" 2>&1 | tee "$OUT/integration.log"
+    cargo test --release --no-fail-fast --manifest-path "$REPO/tests/integration/Cargo.toml" 2>&1 | tee "$OUT/integration.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
 summary+=("$(grep -E '^test result: ' "$OUT/integration.log" | grep -vE ' 0 passed; 0 failed')")
 

@@ -41,11 +41,14 @@ CREATE TABLE es.streams (
 CREATE INDEX streams_stream_type_idx ON es.streams (stream_type);
 
 -- Offset added to transaction ids to form global positions, per cluster
--- (system identifier). Empty until the first append; a row restored from
--- another cluster makes the first append here start after the restored events.
+-- (system identifier); see src/position.rs. This cluster's row is written at
+-- CREATE EXTENSION. A restore that brings another cluster's row sets
+-- restored_foreign on ours, and the next append moves our positions past
+-- every restored one.
 CREATE TABLE es.position_base (
-    system_identifier bigint NOT NULL PRIMARY KEY,
-    xid_offset        bigint NOT NULL CHECK (xid_offset >= 0),
+    system_identifier bigint      NOT NULL PRIMARY KEY,
+    xid_offset        bigint      NOT NULL DEFAULT 0 CHECK (xid_offset >= 0),
+    restored_foreign  boolean     NOT NULL DEFAULT false,
     recorded_at       timestamptz NOT NULL DEFAULT now()
 );
 

@@ -10,18 +10,16 @@ CREATE FUNCTION es.read_horizon() RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT CASE
-        -- positions of this cluster
-        WHEN b.xid_offset IS NOT NULL
+        WHEN b.restored_foreign IS false
             THEN (pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
                   + b.xid_offset) << 20
-        -- events restored from another cluster, nothing appended here yet:
-        -- the first append here will start after all of them
-        WHEN EXISTS (SELECT 1 FROM es.position_base)
-            THEN COALESCE((SELECT max(e.global_position) FROM es.events e), 0) + 1
-        -- nothing appended yet
-        ELSE pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint << 20
+        -- events restored from another cluster, nothing appended here since:
+        -- the next append here starts after all of them
+        ELSE COALESCE((SELECT max(e.global_position) FROM es.events e), 0) + 1
     END
-    FROM (SELECT (SELECT p.xid_offset FROM es.position_base p
+    FROM (SELECT (SELECT p.restored_foreign FROM es.position_base p
+                  WHERE p.system_identifier = es._system_identifier()) AS restored_foreign,
+                 (SELECT p.xid_offset FROM es.position_base p
                   WHERE p.system_identifier = es._system_identifier()) AS xid_offset) b;
 END;
 

@@ -21,6 +21,40 @@ CREATE TRIGGER events_no_truncate
 ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_no_update_delete;
 ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_no_truncate;
 
+-- This cluster's position offset (see src/position.rs). A restore brings the
+-- dumped rows through the trigger below: a row for this cluster merges into
+-- ours (keeping the larger offset); another cluster's row flags ours, so the
+-- next append moves positions past the restored events.
+INSERT INTO es.position_base (system_identifier, xid_offset) VALUES (es._system_identifier(), 0);
+
+CREATE FUNCTION es._merge_position_base() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me constant bigint := es._system_identifier();
+BEGIN
+    IF NEW.system_identifier = me THEN
+        UPDATE es.position_base
+           SET xid_offset = GREATEST(xid_offset, NEW.xid_offset),
+               restored_foreign = restored_foreign OR NEW.restored_foreign
+         WHERE system_identifier = me;
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+    ELSE
+        UPDATE es.position_base SET restored_foreign = true WHERE system_identifier = me;
+    END IF;
+    PERFORM es._position_base_changed();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER position_base_merge
+    BEFORE INSERT ON es.position_base
+    FOR EACH ROW EXECUTE FUNCTION es._merge_position_base();
+ALTER TABLE es.position_base ENABLE ALWAYS TRIGGER position_base_merge;
+
 -- Nothing is open to other roles until granted: appends run as the extension
 -- owner (SECURITY DEFINER), so EXECUTE on them is what lets a role write.
 REVOKE ALL ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) FROM PUBLIC;

@@ -9,10 +9,15 @@
 //! belongs to a transaction at or above the horizon, so its position is too.
 //! Writers never wait on each other for this.
 //!
-//! `offset` is 0 unless the events were restored from another cluster (whose
-//! transaction ids were higher): then the first append in this cluster records
-//! an offset that puts new positions after every restored one
-//! (`es.position_base`, one row per cluster system identifier).
+//! `offset` is 0 unless the events were restored from another cluster, whose
+//! transaction ids may be higher than this one's: consumers' stored positions
+//! from there must stay below everything appended here. `es.position_base`
+//! holds one row per cluster system identifier; `CREATE EXTENSION` writes this
+//! cluster's row, so ordinary appends only read it (never wait on each other).
+//! A restore that brings another cluster's row flags ours (a trigger, see
+//! `sql/04_guards.sql`); the first append after that raises our offset above
+//! every restored position, under a table lock so concurrent first appends
+//! agree on it. Until then `es.read_horizon()` hands out all restored events.
 
 use crate::kept_plan;
 use crate::spi;
@@ -48,7 +53,8 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys:
 
 kept_plan!(
     READ_OFFSET,
-    c"SELECT xid_offset, 'es.position_base'::pg_catalog.regclass::pg_catalog.oid
+    c"SELECT xid_offset, restored_foreign,
+             'es.position_base'::pg_catalog.regclass::pg_catalog.oid
         FROM es.position_base WHERE system_identifier = $1",
     [pg_sys::INT8OID]
 );
@@ -59,12 +65,23 @@ kept_plan!(
     []
 );
 
+// Puts this cluster's positions after every stored one. Any transaction that
+// can still append has an id at or above the snapshot's xmin.
 kept_plan!(
-    CREATE_OFFSET,
-    c"INSERT INTO es.position_base (system_identifier, xid_offset)
-      SELECT $1, GREATEST(0, COALESCE((SELECT max(global_position) >> 20 FROM es.events), 0) + 1
-                              - pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
-",
+    RAISE_OFFSET,
+    c"UPDATE es.position_base
+         SET xid_offset = GREATEST(xid_offset,
+                 COALESCE((SELECT max(global_position) >> 20 FROM es.events), 0) + 1
+                 - pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
+             restored_foreign = false, recorded_at = now()
+       WHERE system_identifier = $1
+      RETURNING xid_offset",
+    [pg_sys::INT8OID]
+);
+
+kept_plan!(
+    ADD_OFFSET_ROW,
+    c"INSERT INTO es.position_base (system_identifier) VALUES ($1)",
     [pg_sys::INT8OID]
 );
 
@@ -78,27 +95,28 @@ fn offset() -> i64 {
         return off;
     }
     let sysid = Some(pg_sys::Datum::from(system_identifier()));
-    if READ_OFFSET.run(&[sysid], false) == 1 {
+    if READ_OFFSET.run(&[sysid], false) == 1 && spi::value_bool(0, 2) == Some(false) {
         let off = spi::value_i64(0, 1).unwrap_or(0);
-        let oid = pg_sys::Oid::from(spi::value_i64(0, 2).unwrap_or(0) as u32);
+        let oid = pg_sys::Oid::from(spi::value_i64(0, 3).unwrap_or(0) as u32);
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
             unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into()) };
         }
         OFFSET.with(|o| o.set(Some((off, oid))));
         return off;
     }
-    // First append in this cluster (or in a database restored from another
-    // one): record the offset. The lock makes concurrent first appends wait
-    // for the one that records it instead of racing on the insert; after it,
-    // a fresh snapshot sees whatever the previous holder committed. Not
-    // cached: the row is not committed yet, and only a committed row may be
-    // shared by every backend.
+    // Restored from another cluster (or our row is missing): raise the offset
+    // once. The lock makes concurrent first appends wait for the one that
+    // does it; after it, a fresh snapshot sees what that one committed. Not
+    // cached: this row is not committed yet.
     LOCK_OFFSETS.run(&[], false);
-    if READ_OFFSET.run(&[sysid], false) != 1 {
-        CREATE_OFFSET.run(&[sysid], false);
-        READ_OFFSET.run(&[sysid], false);
+    if READ_OFFSET.run(&[sysid], false) == 1 && spi::value_bool(0, 2) == Some(false) {
+        return spi::value_i64(0, 1).unwrap_or(0);
     }
-    spi::value_i64(0, 1).unwrap_or(0)
+    if RAISE_OFFSET.run(&[sysid], false) != 1 {
+        ADD_OFFSET_ROW.run(&[sysid], false);
+        RAISE_OFFSET.run(&[sysid], false);
+    }
+    spi::value_i64(0, 1).expect("es.position_base has this cluster's row")
 }
 
 /// Reserves `n` consecutive positions in the current transaction and returns
@@ -132,4 +150,17 @@ pub fn reserve(n: u64) -> i64 {
 #[pg_extern(stable, parallel_safe, schema = "es", name = "_system_identifier")]
 fn system_identifier_sql() -> i64 {
     system_identifier()
+}
+
+/// Makes every backend re-read `es.position_base` (called by the restore
+/// trigger on it; its own updates would not reach cached offsets).
+#[pg_extern(volatile, schema = "es", name = "_position_base_changed")]
+fn position_base_changed() {
+    unsafe {
+        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
+        let oid = pg_sys::get_relname_relid(c"position_base".as_ptr(), es);
+        if oid != pg_sys::InvalidOid {
+            pg_sys::CacheInvalidateRelcacheByRelid(oid);
+        }
+    }
 }

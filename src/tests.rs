@@ -492,9 +492,11 @@ mod tests {
     fn events_restored_from_another_cluster_stay_before_new_ones() {
         // What a restore from a cluster with higher transaction ids leaves:
         // events far above this cluster's ids, and the other cluster's offset row.
-        Spi::run("LOCK TABLE es.position_base").unwrap();
-        Spi::run("DELETE FROM es.position_base").unwrap();
-        Spi::run("INSERT INTO es.position_base VALUES (12345, 0)").unwrap();
+        Spi::run("INSERT INTO es.position_base (system_identifier, xid_offset) VALUES (12345, 0)")
+            .unwrap();
+        assert!(one_bool(
+            "SELECT restored_foreign FROM es.position_base WHERE system_identifier = es._system_identifier()"
+        ));
         Spi::run(
             "INSERT INTO es.events (global_position, stream_id, stream_type, version, event_type, data, event_id)
              SELECT ((txid_current() + 1000000 + i) << 20) | 1, 'restored-t16', 'restored', i, 'E', '{}', es.uuid_generate_v7()
@@ -518,6 +520,18 @@ mod tests {
         assert!(one_bool(
             "SELECT xid_offset > 0 FROM es.position_base WHERE system_identifier = es._system_identifier()"
         ));
+    }
+
+    #[pg_test]
+    fn restoring_this_clusters_offset_row_merges_into_ours() {
+        Spi::run(
+            "INSERT INTO es.position_base (system_identifier, xid_offset) VALUES (es._system_identifier(), 7)",
+        )
+        .unwrap();
+        assert_eq!(
+            one_text("SELECT count(*) || ':' || max(xid_offset) || ':' || bool_or(restored_foreign) FROM es.position_base WHERE system_identifier = es._system_identifier()"),
+            "1:7:false"
+        );
     }
 
     // ---- immutability ---------------------------------------------------

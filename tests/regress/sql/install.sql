@@ -70,7 +70,7 @@ SELECT count(*) AS es_objects_not_in_extension
                     WHERE d.classid = o.classid AND d.objid = o.objid
                       AND d.deptype IN ('i', 'a'));
 
--- The store starts empty.
+-- The store starts empty, but for this cluster's position offset row.
 SELECT (SELECT count(*) FROM es.events) AS events,
        (SELECT count(*) FROM es.streams) AS streams,
        (SELECT count(*) FROM es.position_base) AS position_base;

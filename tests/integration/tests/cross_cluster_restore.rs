@@ -1,0 +1,197 @@
+//! A dump restored into another cluster, whose transaction ids are lower than
+//! the source's: `es.read_all` hands out every restored event before anything
+//! is appended there, and what is appended there afterwards gets positions
+//! above every restored one, so a consumer's stored position from the source
+//! cluster never skips it.
+
+use pg_eventsource_integration::{describe, pg_bin_dir, read_all_until, TestDb};
+use postgres::{Client, NoTls};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// A throwaway second cluster (its own initdb, so its own system identifier
+/// and a low transaction counter), stopped and removed on drop.
+struct SecondCluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl SecondCluster {
+    fn start() -> SecondCluster {
+        let port: u16 = std::env::var("ES_SECOND_PGPORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(28816);
+        let dir = std::env::temp_dir().join(format!("es-it-second-cluster-{port}"));
+        let bin = pg_bin_dir();
+        let data = dir.join("data");
+        if dir.exists() {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--", &format!("{bin}/pg_ctl"), "-D"])
+                .arg(&data)
+                .args(["-m", "immediate", "stop"])
+                .output();
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        run(Command::new("chown").arg("postgres:").arg(&dir));
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
+            .arg(format!("{bin}/initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["--auth=trust", "--username=postgres", "-E", "UTF8"]));
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
+            .arg(format!("{bin}/pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                dir.display()
+            ))
+            .arg("start"));
+        SecondCluster { dir, port }
+    }
+
+    fn connect(&self, db: &str) -> Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname(db)
+            .connect_timeout(Duration::from_secs(10))
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("second cluster, database {db}: {e}"))
+    }
+}
+
+impl Drop for SecondCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{}/pg_ctl", pg_bin_dir()),
+                "-D",
+            ])
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn one_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
+        .get(0)
+}
+
+#[test]
+fn restore_into_another_cluster_keeps_the_global_order_going() {
+    let source = TestDb::create("xcluster_source");
+    let mut src = source.connect();
+    // Make sure the source's transaction ids are well above a new cluster's.
+    src.batch_execute(
+        "DO $$ BEGIN FOR i IN 1..3000 LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$",
+    )
+    .unwrap();
+    for i in 0..20 {
+        src.query_one(
+            "SELECT es.append_event($1, 'Deposited', jsonb_build_object('i', $2::int))",
+            &[&format!("acct-{}", i % 4), &i],
+        )
+        .unwrap();
+    }
+    let source_last = one_i64(&mut src, "SELECT max(global_position) FROM es.events");
+    let source_events = read_all_until(&mut src, 0, 20, Duration::from_secs(60));
+    assert_eq!(source_events.len(), 20);
+
+    let second = SecondCluster::start();
+    let mut admin = second.connect("postgres");
+    admin.batch_execute("CREATE DATABASE restored").unwrap();
+    let target_xid = one_i64(&mut admin, "SELECT txid_current()");
+    assert!(
+        (target_xid << 20) < source_last,
+        "the second cluster's ids ({target_xid}) must start below the source's positions"
+    );
+
+    let bin = pg_bin_dir();
+    run(Command::new("bash").arg("-c").arg(format!(
+        "set -o pipefail; {bin}/pg_dump -h 127.0.0.1 -p {} -U postgres -d {} \
+         | {bin}/psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U postgres -d restored",
+        pg_eventsource_integration::port(),
+        source.name,
+        second.port
+    )));
+
+    let mut dst = second.connect("restored");
+    // Before anything is appended here, every restored event is handed out.
+    let restored: Vec<i64> = dst
+        .query("SELECT global_position FROM es.read_all(0, NULL)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i64> = source_events.iter().map(|e| e.global_position).collect();
+    assert_eq!(restored, expected, "restored events, in the source's order");
+
+    // A consumer that had read everything in the source resumes from there.
+    let v = one_i64(
+        &mut dst,
+        "SELECT es.append_event('acct-0', 'Deposited', '{\"i\": 99}', 5)",
+    );
+    assert_eq!(v, 6);
+    let new_pos = one_i64(
+        &mut dst,
+        "SELECT global_position FROM es.events WHERE stream_id = 'acct-0' AND version = 6",
+    );
+    assert!(
+        new_pos > source_last,
+        "a new append ({new_pos}) must come after every restored event ({source_last})"
+    );
+    let after: Vec<(i64, String)> = dst
+        .query(
+            "SELECT global_position, stream_id FROM es.read_all($1, NULL)",
+            &[&source_last],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(after, vec![(new_pos, "acct-0".to_string())]);
+    // and the offset is recorded, so later appends agree
+    assert_eq!(
+        one_i64(
+            &mut dst,
+            "SELECT count(*) FROM es.position_base WHERE system_identifier = es._system_identifier() AND NOT restored_foreign AND xid_offset > 0"
+        ),
+        1
+    );
+    let next = one_i64(&mut dst, "SELECT es.append_event('acct-9', 'Opened', '{}')");
+    assert_eq!(next, 1);
+    assert!(
+        one_i64(
+            &mut dst,
+            "SELECT global_position FROM es.events WHERE stream_id = 'acct-9'"
+        ) > new_pos
+    );
+}
