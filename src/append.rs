@@ -313,6 +313,7 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             Some(0) => &ONE_NEW,
             Some(_) => &ONE_EXACT,
         };
+        let _scope = crate::snapshot::AppendScope::enter();
         if plan.run(
             &req.args(Some(event_type), data, metadata, id, pos, 1),
             false,
@@ -430,6 +431,7 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             Some(0) => &MANY_NEW,
             Some(_) => &MANY_EXACT,
         };
+        let _scope = crate::snapshot::AppendScope::enter();
         if plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
             req.explain_refusal();
         }

@@ -20,6 +20,26 @@ impl Container {
         Container((v as *mut u8).add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer)
     }
 
+    /// A container pointer taken from a `JsonbValue` of type jbvBinary.
+    pub fn raw(p: *mut pg_sys::JsonbContainer) -> Container {
+        Container(p)
+    }
+
+    pub fn as_ptr(&self) -> *mut pg_sys::JsonbContainer {
+        self.0
+    }
+
+    /// Follows a path of object keys; `None` when a key is missing or a
+    /// step is not an object.
+    pub fn path(&self, keys: &[String]) -> Option<Value> {
+        let (last, init) = keys.split_last()?;
+        let mut c = *self;
+        for k in init {
+            c = c.get(k)?.container()?;
+        }
+        c.get(last)
+    }
+
     fn header(&self) -> u32 {
         unsafe { *(self.0 as *const u32) }
     }
@@ -38,8 +58,11 @@ impl Container {
         self.header() & pg_sys::JB_CMASK
     }
 
-    /// The value under `key` of an object.
+    /// The value under `key` of an object (`None` for arrays and scalars).
     pub fn get(&self, key: &str) -> Option<Value> {
+        if !self.is_object() {
+            return None;
+        }
         let mut res = MaybeUninit::<pg_sys::JsonbValue>::uninit();
         unsafe {
             let found = pg_sys::getKeyJsonValueFromContainer(
@@ -117,4 +140,16 @@ impl Value {
 /// `d` must be a non-null jsonb datum.
 pub unsafe fn datum_is_object(d: pg_sys::Datum) -> bool {
     Container::from_datum(d).is_object()
+}
+
+/// Parses JSON text into a jsonb datum (in the current memory context).
+pub fn from_text(s: &str) -> pg_sys::Datum {
+    let c = std::ffi::CString::new(s).expect("JSON text has no NUL byte");
+    unsafe {
+        pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(c.as_ptr()))],
+        )
+        .expect("jsonb_in returns a value")
+    }
 }

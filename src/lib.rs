@@ -7,12 +7,19 @@
 use pgrx::prelude::*;
 
 mod append;
+mod decimal;
+mod definitions;
+mod event;
+mod fold;
 mod guc;
 mod ids;
 mod jsonb;
 mod position;
+mod reducer;
+mod snapshot;
 mod spi;
 mod validate;
+mod value;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -41,6 +48,11 @@ extension_sql_file!(
         position::system_identifier_sql,
         validate::check_stream_id
     ]
+);
+extension_sql_file!(
+    "../sql/05_aggregates.sql",
+    name = "aggregates",
+    requires = ["tables", "read", definitions::definitions_changed]
 );
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 

@@ -66,6 +66,48 @@ impl KeptPlan {
     }
 }
 
+impl KeptPlan {
+    /// Runs the plan through a cursor and hands `f` the first column of each
+    /// batch of rows, so a long result never sits in memory whole.
+    pub fn cursor(
+        &self,
+        args: &[Option<pg_sys::Datum>],
+        read_only: bool,
+        mut f: impl FnMut(&[pg_sys::Datum]),
+    ) {
+        let plan = self.get();
+        let mut values = [pg_sys::Datum::from(0usize); 16];
+        let mut nulls = [b' ' as std::ffi::c_char; 16];
+        for (i, a) in args.iter().enumerate() {
+            match a {
+                Some(d) => values[i] = *d,
+                None => nulls[i] = b'n' as std::ffi::c_char,
+            }
+        }
+        unsafe {
+            let portal = pg_sys::SPI_cursor_open(
+                std::ptr::null(),
+                plan,
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                read_only,
+            );
+            loop {
+                pg_sys::SPI_cursor_fetch(portal, true, 1000);
+                let n = pg_sys::SPI_processed as usize;
+                if n == 0 {
+                    break;
+                }
+                let table = pg_sys::SPI_tuptable;
+                let rows: Vec<pg_sys::Datum> = (0..n).filter_map(|r| value(r, 1)).collect();
+                f(&rows);
+                pg_sys::SPI_freetuptable(table);
+            }
+            pg_sys::SPI_cursor_close(portal);
+        }
+    }
+}
+
 /// Column `col` (1-based) of row `row` of the last SPI result, as a raw datum.
 pub fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
     unsafe {

@@ -1,0 +1,168 @@
+-- Aggregates: definitions, snapshots, loading and folding (Rust: src/fold.rs,
+-- src/reducer.rs, src/snapshot.rs, src/definitions.rs).
+
+-- One row per stream type. revision grows with every redefinition; a
+-- snapshot records the revision that produced it and is used only while
+-- that revision is current.
+CREATE TABLE es.aggregates (
+    stream_type    text         NOT NULL PRIMARY KEY,
+    fold           regprocedure,
+    reducers       jsonb,
+    initial_state  jsonb        NOT NULL DEFAULT '{}',
+    snapshot_every integer      NOT NULL DEFAULT 100 CHECK (snapshot_every >= 0),
+    revision       bigint       NOT NULL DEFAULT 1,
+    defined_at     timestamptz  NOT NULL DEFAULT now(),
+    CHECK ((fold IS NULL) <> (reducers IS NULL))
+);
+
+CREATE TABLE es.snapshots (
+    stream_id   text        NOT NULL,
+    version     bigint      NOT NULL CHECK (version > 0),
+    revision    bigint      NOT NULL,
+    stream_type text        NOT NULL,
+    state       jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stream_id, revision, version)
+);
+COMMENT ON TABLE es.snapshots IS
+    'Aggregate state at a version, written by the snapshot trigger. Used by es.load only while its revision is the stream type''s current one.';
+
+SELECT pg_catalog.pg_extension_config_dump('es.aggregates', '');
+SELECT pg_catalog.pg_extension_config_dump('es.snapshots', '');
+
+-- What es.load, es.load_at return.
+CREATE TYPE es.aggregate_state AS (
+    stream_id   text,
+    stream_type text,
+    version     bigint,
+    state       jsonb
+);
+
+CREATE FUNCTION es._check_reducers(reducers jsonb) RETURNS void
+LANGUAGE c STRICT IMMUTABLE
+AS 'MODULE_PATHNAME', 'es_check_reducers';
+
+CREATE FUNCTION es.define_aggregate(
+    stream_type    text,
+    fold           regprocedure DEFAULT NULL,
+    reducers       jsonb        DEFAULT NULL,
+    initial_state  jsonb        DEFAULT '{}',
+    snapshot_every integer      DEFAULT 100
+) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f pg_catalog.pg_proc%ROWTYPE;
+BEGIN
+    IF stream_type IS NULL THEN
+        RAISE EXCEPTION 'stream_type must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF stream_type = '' OR octet_length(stream_type) > 1000 THEN
+        RAISE EXCEPTION 'stream_type must be 1 to 1000 bytes long' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (fold IS NULL) = (reducers IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of fold and reducers'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'fold => ''my_fold(jsonb, es.events)''::regprocedure, or reducers => ''{"EventType": [steps]}''';
+    END IF;
+    IF initial_state IS NULL THEN
+        RAISE EXCEPTION 'initial_state must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF snapshot_every IS NULL OR snapshot_every < 0 THEN
+        RAISE EXCEPTION 'snapshot_every must be 0 (never) or a positive number of events, got %', snapshot_every
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF fold IS NOT NULL THEN
+        SELECT * INTO f FROM pg_catalog.pg_proc WHERE oid = fold;
+        IF f.prokind <> 'f' OR f.proretset OR f.pronargs <> 2
+           OR f.proargtypes[0] <> 'jsonb'::regtype OR f.proargtypes[1] <> 'es.events'::regtype
+           OR f.prorettype <> 'jsonb'::regtype THEN
+            RAISE EXCEPTION 'fold function % has the wrong signature', fold
+                USING ERRCODE = 'invalid_function_definition',
+                      HINT = 'A fold is a function (state jsonb, event es.events) RETURNS jsonb.';
+        END IF;
+    ELSE
+        PERFORM es._check_reducers(reducers);
+    END IF;
+
+    INSERT INTO es.aggregates AS a (stream_type, fold, reducers, initial_state, snapshot_every)
+    VALUES (stream_type, fold, reducers, initial_state, snapshot_every)
+    ON CONFLICT ON CONSTRAINT aggregates_pkey DO UPDATE
+       SET fold = EXCLUDED.fold, reducers = EXCLUDED.reducers,
+           initial_state = EXCLUDED.initial_state, snapshot_every = EXCLUDED.snapshot_every,
+           revision = a.revision + 1, defined_at = now();
+    PERFORM es._definitions_changed();
+END
+$$;
+
+COMMENT ON FUNCTION es.define_aggregate(text, regprocedure, jsonb, jsonb, integer) IS
+    'Defines (or redefines) how streams of a type fold into state: a fold function or native reducers, an initial state, and a snapshot every N events.';
+
+CREATE FUNCTION es._load(stream_id text, at_version bigint) RETURNS es.aggregate_state
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_load';
+
+CREATE FUNCTION es.load(stream_id text, at_version bigint DEFAULT NULL)
+RETURNS SETOF es.aggregate_state
+LANGUAGE sql STABLE ROWS 1
+BEGIN ATOMIC
+    SELECT l.stream_id, l.stream_type, l.version, l.state FROM es._load(load.stream_id, at_version) l;
+END;
+
+COMMENT ON FUNCTION es.load(text, bigint) IS
+    'The stream''s state at at_version (NULL: now), folded from its newest usable snapshot.';
+
+CREATE FUNCTION es.load_at(stream_id text, at_time timestamptz)
+RETURNS SETOF es.aggregate_state
+LANGUAGE plpgsql STABLE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v bigint;
+BEGIN
+    IF at_time IS NULL THEN
+        RAISE EXCEPTION 'at_time must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- the longest prefix of the stream recorded at or before at_time
+    SELECT min(e.version) - 1 INTO v FROM es.events e
+     WHERE e.stream_id = es._check_stream_id(load_at.stream_id) AND e.recorded_at > at_time;
+    RETURN QUERY SELECT * FROM es._load(load_at.stream_id, v);
+END
+$$;
+
+COMMENT ON FUNCTION es.load_at(text, timestamptz) IS
+    'The stream''s state as of at_time: every event recorded at or before it.';
+
+-- es.fold(e ORDER BY version): fold any set of events with their type's definition.
+CREATE FUNCTION es._fold_transition(internal, es.events) RETURNS internal
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'es_fold_transition';
+
+CREATE FUNCTION es._fold_final(internal) RETURNS jsonb
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'es_fold_final';
+
+CREATE AGGREGATE es.fold(es.events) (
+    SFUNC = es._fold_transition,
+    STYPE = internal,
+    FINALFUNC = es._fold_final
+);
+
+COMMENT ON AGGREGATE es.fold(es.events) IS
+    'Folds events with their stream type''s definition: es.fold(e ORDER BY version).';
+
+-- Snapshot trigger.
+CREATE FUNCTION es._snapshot_due(stream_type text, version bigint) RETURNS boolean
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_snapshot_due';
+
+CREATE FUNCTION es._take_snapshot() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'es_take_snapshot';
+
+CREATE TRIGGER events_snapshot
+    AFTER INSERT ON es.events
+    FOR EACH ROW WHEN (es._snapshot_due(NEW.stream_type, NEW.version))
+    EXECUTE FUNCTION es._take_snapshot();
+ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_snapshot;
