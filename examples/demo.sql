@@ -40,3 +40,20 @@ BEGIN
 EXCEPTION WHEN object_not_in_prerequisite_state THEN
   RAISE NOTICE 'rejected (%): %', SQLSTATE, SQLERRM;
 END $$;
+
+\echo '--- an aggregate type: native reducers fold the account events into state, with a snapshot every 2 events'
+SELECT es.define_aggregate('account', reducers => '{
+  "AccountOpened":  [{"set": "owner", "from": "$.owner"}, {"set": "balance", "from": "$.initialBalance"}, {"set": "isActive", "value": true}],
+  "MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "transactionCount"}],
+  "MoneyWithdrawn": [{"sub": "balance", "from": "$.amount"}, {"inc": "transactionCount"}],
+  "AccountClosed":  [{"set": "isActive", "value": false}]
+}', snapshot_every => 2);
+SELECT es.append_event('account-42', 'MoneyDeposited', '{"amount": 0.1}') AS version;
+SELECT es.append_event('account-42', 'MoneyDeposited', '{"amount": 0.2}') AS version;
+SELECT * FROM es.load('account-42');
+\echo '--- time travel: the state at version 2'
+SELECT version, state FROM es.load('account-42', 2);
+\echo '--- snapshots taken by the trigger'
+SELECT stream_id, version, revision, state->>'balance' AS balance FROM es.snapshots ORDER BY version;
+\echo '--- every account at once, with the es.fold aggregate'
+SELECT stream_id, es.fold(e ORDER BY version) AS state FROM es.events e WHERE stream_type = 'account' GROUP BY stream_id;

@@ -70,8 +70,16 @@ start_cluster() {
         return 0
     fi
     log "starting PostgreSQL $PG_MAJOR on port $ES_PGPORT (socket $ES_PGSOCK)"
-    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -l "$ES_PGLOG" -w -t 60 \
-        -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1 ${ES_PGOPTS:-}" start >/dev/null
+    # The server must not inherit the caller's open files (a lock held by
+    # flock, a pipe a test runner waits on): close everything above stderr.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+        done
+        as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -l "$ES_PGLOG" -w -t 60 \
+            -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1 ${ES_PGOPTS:-}" start >/dev/null
+    )
 }
 
 stop_cluster() {

@@ -104,7 +104,7 @@ LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'es_load';
 
 CREATE FUNCTION es.load(stream_id text, at_version bigint DEFAULT NULL)
-RETURNS SETOF es.aggregate_state
+RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
 LANGUAGE sql STABLE ROWS 1
 BEGIN ATOMIC
     SELECT l.stream_id, l.stream_type, l.version, l.state FROM es._load(load.stream_id, at_version) l;
@@ -114,22 +114,16 @@ COMMENT ON FUNCTION es.load(text, bigint) IS
     'The stream''s state at at_version (NULL: now), folded from its newest usable snapshot.';
 
 CREATE FUNCTION es.load_at(stream_id text, at_time timestamptz)
-RETURNS SETOF es.aggregate_state
-LANGUAGE plpgsql STABLE ROWS 1
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v bigint;
-BEGIN
-    IF at_time IS NULL THEN
-        RAISE EXCEPTION 'at_time must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
+RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
+LANGUAGE sql STABLE ROWS 1
+BEGIN ATOMIC
     -- the longest prefix of the stream recorded at or before at_time
-    SELECT min(e.version) - 1 INTO v FROM es.events e
-     WHERE e.stream_id = es._check_stream_id(load_at.stream_id) AND e.recorded_at > at_time;
-    RETURN QUERY SELECT * FROM es._load(load_at.stream_id, v);
-END
-$$;
+    SELECT l.stream_id, l.stream_type, l.version, l.state
+      FROM es._load(load_at.stream_id,
+                    (SELECT min(e.version) - 1 FROM es.events e
+                      WHERE e.stream_id = load_at.stream_id
+                        AND e.recorded_at > es._check_time('at_time', at_time))) l;
+END;
 
 COMMENT ON FUNCTION es.load_at(text, timestamptz) IS
     'The stream''s state as of at_time: every event recorded at or before it.';

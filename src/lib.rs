@@ -23,6 +23,8 @@ mod value;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_aggregates;
 #[cfg(test)]
 pub use tests::pg_test;
 
@@ -52,7 +54,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/05_aggregates.sql",
     name = "aggregates",
-    requires = ["tables", "read", definitions::definitions_changed]
+    requires = [
+        "tables",
+        "read",
+        definitions::definitions_changed,
+        validate::check_time
+    ]
 );
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 

@@ -94,3 +94,15 @@ pub fn default_stream_type(stream_id: &str) -> &str {
 fn check_stream_id(stream_id: Option<&str>) -> &str {
     identifier("stream_id", stream_id)
 }
+
+/// Checks that a timestamp argument of a SQL function is given; returns it.
+#[pg_extern(immutable, parallel_safe, schema = "es", name = "_check_time")]
+fn check_time(what: &str, at: Option<TimestampWithTimeZone>) -> TimestampWithTimeZone {
+    match at {
+        Some(t) => t,
+        None => fail(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+        ),
+    }
+}
