@@ -75,6 +75,10 @@ BEGIN
     END IF;
     IF fold IS NOT NULL THEN
         SELECT * INTO f FROM pg_catalog.pg_proc WHERE oid = fold;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'fold function % does not exist', fold::oid
+                USING ERRCODE = 'undefined_function';
+        END IF;
         IF f.prokind <> 'f' OR f.proretset OR f.pronargs <> 2
            OR f.proargtypes[0] <> 'jsonb'::regtype OR f.proargtypes[1] <> 'es.events'::regtype
            OR f.prorettype <> 'jsonb'::regtype THEN

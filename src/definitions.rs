@@ -19,6 +19,9 @@ pub enum Kind {
     Reducers(Reducers, Val),
     /// A SQL-callable fold function `(state jsonb, event es.events) RETURNS jsonb`.
     Function(Box<pg_sys::FmgrInfo>),
+    /// The fold function was dropped after the type was defined: an error
+    /// for this type only, when it is used.
+    Missing(String),
 }
 
 pub struct Def {
@@ -36,8 +39,9 @@ thread_local! {
 
 kept_plan!(
     LOAD_DEFS,
-    c"SELECT stream_type, fold::oid, reducers, initial_state, snapshot_every, revision
-        FROM es.aggregates",
+    c"SELECT a.stream_type, p.oid, a.reducers, a.initial_state, a.snapshot_every, a.revision,
+             a.fold::oid::text
+        FROM es.aggregates a LEFT JOIN pg_catalog.pg_proc p ON p.oid = a.fold",
     []
 );
 
@@ -63,9 +67,22 @@ fn aggregates_oid_cached() -> pg_sys::Oid {
     AGG_OID.with(|o| o.get())
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn function_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    // A fold function was replaced or dropped: its cached call info is stale.
+    DEFS.with(|d| d.borrow_mut().take());
+}
+
 fn load_all() -> HashMap<String, Rc<Def>> {
     if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into()) };
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into());
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::PROCOID as i32,
+                Some(function_changed),
+                0.into(),
+            );
+        }
     }
     AGG_OID.with(|o| o.set(aggregates_oid()));
     spi::connected(|| {
@@ -100,7 +117,11 @@ fn load_all() -> HashMap<String, Rc<Def>> {
                         ),
                     }
                 }
-                (None, None) => continue,
+                (None, None) => Kind::Missing(format!(
+                    "the fold function (oid {}) of aggregate type \"{stream_type}\" no longer exists; \
+                     define the type again with es.define_aggregate",
+                    spi::value_string(row, 7).unwrap_or_default()
+                )),
             };
             map.insert(
                 stream_type.clone(),
@@ -128,16 +149,21 @@ pub fn get(stream_type: &str) -> Option<Rc<Def>> {
     found
 }
 
-/// The definition, or the error a user sees for a type with none.
+/// The definition, or the error a user sees for a type with none (or with
+/// a dropped fold function).
 pub fn require(stream_type: &str) -> Rc<Def> {
-    get(stream_type).unwrap_or_else(|| {
+    let def = get(stream_type).unwrap_or_else(|| {
         fail(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!(
                 "no aggregate is defined for stream type \"{stream_type}\"; define one with es.define_aggregate"
             ),
         )
-    })
+    });
+    if let Kind::Missing(msg) = &def.kind {
+        fail(PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION, msg.clone());
+    }
+    def
 }
 
 /// Tells every backend to reload definitions (sent when the defining

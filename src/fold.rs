@@ -57,6 +57,9 @@ impl Folder {
                 )),
             ),
             (Kind::Function(_), Some((v, s))) => (v, State::Jsonb(copy_into(state_cxt, s))),
+            (Kind::Missing(msg), _) => {
+                fail(PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION, msg.clone())
+            }
         };
         Folder {
             def,
