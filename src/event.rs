@@ -54,10 +54,12 @@ impl Event<'_> {
 /// are looked up by name once, so the reader follows the table's shape.
 pub struct RowReader {
     tupdesc: pg_sys::TupleDesc,
-    natts: usize,
     /// 0-based attribute index of each column, in `Event` order.
     idx: [usize; 9],
 }
+
+/// Room for the row's attributes, dropped columns included.
+const MAX_ATTS: usize = 32;
 
 const COLUMNS: [&str; 9] = [
     "global_position",
@@ -93,14 +95,10 @@ impl RowReader {
             }
         }
         assert!(
-            idx.iter().all(|i| *i != usize::MAX),
+            idx.iter().all(|i| *i != usize::MAX) && natts <= MAX_ATTS,
             "the row is not an es.events row"
         );
-        RowReader {
-            tupdesc,
-            natts,
-            idx,
-        }
+        RowReader { tupdesc, idx }
     }
 
     /// # Safety
@@ -111,8 +109,9 @@ impl RowReader {
         tuple.t_len = pgrx::varsize_any(th as *const pg_sys::varlena) as u32;
         tuple.t_tableOid = pg_sys::InvalidOid;
         tuple.t_data = th;
-        let mut values = vec![Datum::from(0usize); self.natts];
-        let mut nulls = vec![false; self.natts];
+        // On the stack: this runs once per event of a fold.
+        let mut values = [Datum::from(0usize); MAX_ATTS];
+        let mut nulls = [false; MAX_ATTS];
         pg_sys::heap_deform_tuple(
             &mut tuple,
             self.tupdesc,
