@@ -259,12 +259,7 @@ fn duplicate_id(msg: String) -> ! {
     )
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_append_event() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_append_event);
 
 /// es.append_event(stream_id, event_type, data, expected_version, metadata, event_id, stream_type)
 #[pg_guard]
@@ -391,12 +386,7 @@ fn check_events(events: Datum) -> (u32, bool) {
     (n, !ids.is_empty())
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_append_events() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_append_events);
 
 /// es.append_events(stream_id, events, expected_version, stream_type)
 #[pg_guard]

@@ -176,12 +176,7 @@ fn definitions_changed() {
     }
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_check_reducers() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_check_reducers);
 
 /// es._check_reducers(jsonb): compiles a reducers definition or says what is wrong.
 #[pg_guard]

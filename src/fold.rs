@@ -287,12 +287,7 @@ pub fn stream_info(stream_id: Datum, stream_id_str: &str) -> (String, i64) {
     }
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_load() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_load);
 
 /// es._load(stream_id text, at_version bigint) RETURNS es.aggregate_state
 #[pg_guard]
@@ -350,12 +345,7 @@ pub unsafe fn composite_result(
 
 // ---- es.fold(event es.events ORDER BY version) -----------------------------
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_fold_transition() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_fold_transition);
 
 unsafe extern "C-unwind" fn drop_folder(arg: *mut std::ffi::c_void) {
     drop(Box::from_raw(arg as *mut Folder));
@@ -397,12 +387,7 @@ pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallI
     Datum::from(state)
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_fold_final() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_fold_final);
 
 /// Final function: internal -> jsonb (NULL for no events).
 #[pg_guard]

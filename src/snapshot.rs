@@ -51,12 +51,7 @@ kept_plan!(
     ]
 );
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_snapshot_due() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_snapshot_due);
 
 /// es._snapshot_due(stream_type text, version bigint) RETURNS boolean
 #[pg_guard]
@@ -75,12 +70,7 @@ pub unsafe extern "C-unwind" fn es_snapshot_due(fcinfo: pg_sys::FunctionCallInfo
     Datum::from(due)
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_es_take_snapshot() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::v1_function_info!(pg_finfo_es_take_snapshot);
 
 /// Trigger function es._take_snapshot(): AFTER INSERT ... FOR EACH ROW.
 #[pg_guard]

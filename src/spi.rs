@@ -9,6 +9,19 @@ use std::cell::Cell;
 use std::ffi::CStr;
 use std::thread::LocalKey;
 
+/// SPI's argument arrays: values, and ' ' / 'n' for not null / null.
+fn pack(args: &[Option<pg_sys::Datum>]) -> ([pg_sys::Datum; 16], [std::ffi::c_char; 16]) {
+    let mut values = [pg_sys::Datum::from(0usize); 16];
+    let mut nulls = [b' ' as std::ffi::c_char; 16];
+    for (i, a) in args.iter().enumerate() {
+        match a {
+            Some(d) => values[i] = *d,
+            None => nulls[i] = b'n' as std::ffi::c_char,
+        }
+    }
+    (values, nulls)
+}
+
 /// A statement prepared once per backend and kept (`SPI_keepplan`).
 /// PostgreSQL's plan cache re-plans it when the tables change.
 pub struct KeptPlan {
@@ -44,14 +57,7 @@ impl KeptPlan {
     pub fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
         debug_assert_eq!(args.len(), self.types.len());
         let plan = self.get();
-        let mut values = [pg_sys::Datum::from(0usize); 16];
-        let mut nulls = [b' ' as std::ffi::c_char; 16];
-        for (i, a) in args.iter().enumerate() {
-            match a {
-                Some(d) => values[i] = *d,
-                None => nulls[i] = b'n' as std::ffi::c_char,
-            }
-        }
+        let (mut values, nulls) = pack(args);
         unsafe {
             let rc =
                 pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
@@ -76,14 +82,7 @@ impl KeptPlan {
         mut f: impl FnMut(&[pg_sys::Datum]),
     ) {
         let plan = self.get();
-        let mut values = [pg_sys::Datum::from(0usize); 16];
-        let mut nulls = [b' ' as std::ffi::c_char; 16];
-        for (i, a) in args.iter().enumerate() {
-            match a {
-                Some(d) => values[i] = *d,
-                None => nulls[i] = b'n' as std::ffi::c_char,
-            }
-        }
+        let (mut values, nulls) = pack(args);
         unsafe {
             let portal = pg_sys::SPI_cursor_open(
                 std::ptr::null(),
@@ -163,5 +162,20 @@ macro_rules! kept_plan {
             }
             $crate::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT }
         };
+    };
+}
+
+/// Declares the `pg_finfo_*` record PostgreSQL looks up for a V1 C function
+/// whose SQL signature is written in `sql/`.
+#[macro_export]
+macro_rules! v1_function_info {
+    ($finfo:ident) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
     };
 }

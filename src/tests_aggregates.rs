@@ -10,53 +10,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    // ---- helpers ----------------------------------------------------------
-
-    fn run(sql: &str) {
-        Spi::run(sql).unwrap();
-    }
-
-    fn one_i64(sql: &str) -> i64 {
-        Spi::get_one::<i64>(sql).unwrap().unwrap()
-    }
-
-    fn one_text(sql: &str) -> String {
-        Spi::get_one::<String>(sql).unwrap().unwrap()
-    }
-
-    fn opt_text(sql: &str) -> Option<String> {
-        Spi::get_one::<String>(sql).unwrap()
-    }
-
-    fn one_bool(sql: &str) -> bool {
-        Spi::get_one::<bool>(sql).unwrap().unwrap()
-    }
-
-    /// Runs a PL/pgSQL statement in a subtransaction and returns
-    /// "SQLSTATE message" of the error it raised ("00000" if none).
-    fn error_of(stmt: &str) -> String {
-        Spi::run(&format!(
-            "DO $do$ BEGIN {stmt}; PERFORM set_config('es_test.err', '00000', true);
-             EXCEPTION WHEN OTHERS THEN
-               PERFORM set_config('es_test.err', SQLSTATE || ' ' || SQLERRM, true); END $do$"
-        ))
-        .unwrap();
-        one_text("SELECT current_setting('es_test.err')")
-    }
-
-    fn assert_error(stmt: &str, sqlstate: &str, fragment: &str) {
-        let e = error_of(stmt);
-        assert!(
-            e.starts_with(sqlstate) && e.contains(fragment),
-            "{stmt}\n expected {sqlstate} containing {fragment:?}\n got {e}"
-        );
-    }
-
-    fn events_in(stream: &str) -> i64 {
-        one_i64(&format!(
-            "SELECT count(*) FROM es.events WHERE stream_id = '{stream}'"
-        ))
-    }
+    use crate::test_support::*;
 
     fn snapshots_of(stream: &str) -> String {
         one_text(&format!(
