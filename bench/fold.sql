@@ -35,12 +35,6 @@ BEGIN
   END CASE;
 END $$;
 SET work_mem = '64MB';
-SELECT es.define_aggregate('account', reducers => '{
-  "AccountOpened":  [{"set": "owner", "from": "$.owner"}, {"set": "balance", "from": "$.initialBalance"}, {"set": "isActive", "value": true}],
-  "MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "transactionCount"}],
-  "MoneyWithdrawn": [{"sub": "balance", "from": "$.amount"}, {"inc": "transactionCount"}],
-  "AccountClosed":  [{"set": "isActive", "value": false}]
-}', snapshot_every => 0);
 CREATE OR REPLACE AGGREGATE bank_fold_agg(es.events) (sfunc = bank_fold, stype = jsonb, initcond = '{}');
 \echo native ordered
 SELECT count(*), count(f) FROM (SELECT stream_id, es.fold(e ORDER BY version) f FROM es.events e GROUP BY stream_id) s;
