@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Turn one bench run (target/bench/<stamp>/results.csv and meta) into the results
+table (printed, and written as table.md) and the append-scaling chart (SVG).
+Standard library only. Usage: python3 bench/report.py target/bench/<stamp>"""
+import csv
+import os
+import sys
+from collections import defaultdict
+
+out = sys.argv[1]
+meta = {}
+with open(os.path.join(out, "meta")) as f:
+    for line in f:
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            meta[k] = v
+
+vals = defaultdict(list)     # (scenario, side) -> [value per round]
+extra = defaultdict(lambda: [0, 0, 0])  # (scenario, side) -> [transactions, retries, failed]
+notes = {}                   # scenario -> n/a or error text
+clients_of = {}
+with open(os.path.join(out, "results.csv")) as f:
+    for r in csv.DictReader(f):
+        key = (r["scenario"], r["side"])
+        if r["side"] in ("na", "error"):
+            notes[r["scenario"]] = r["unit"] if r["side"] == "na" else "error (see raw/)"
+            continue
+        vals[key].append(float(r["value"]))
+        clients_of[key] = int(r["clients"] or 0)
+        for i, col in enumerate(("transactions", "retries", "failed")):
+            if r[col]:
+                extra[key][i] += int(r[col])
+
+
+def mean(key):
+    v = vals.get(key)
+    return sum(v) / len(v) if v else None
+
+
+def fmt(x, unit):
+    if x is None:
+        return "–"
+    short = {"events/s": "ev/s", "reads/s": "reads/s", "loads/s": "loads/s", "MB": "MB"}.get(unit, unit)
+    if unit == "MB":
+        return f"{x:,.1f} MB"
+    return f"{x:,.0f} {short}" if x >= 100 else f"{x:,.1f} {short}"
+
+
+bank = int(meta.get("bank_events", "1000000"))
+bank_s = f"{bank:,}"
+E = "events/s"
+
+# label, ours key, baseline key (or None), baseline label, ratio kind, targets, unit
+#   ratio kind "thr": ours / baseline (throughput); "cost": baseline / ours (time per op)
+#   targets: list of (what, op, value) with what "ratio" or "ours"
+ROWS = [
+    ("`es.append_event`, 1 client, random stream of 1,000", ("append_1c", "es"), ("append_1c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
+    ("`es.append_event`, 1 client", ("append_1c", "es"), ("append_1c", "pl"),
+     "plpgsql append", "thr", [], E),
+    ("`es.append_event`, 8 clients", ("append_8c", "es"), ("append_8c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
+    ("`es.append_event`, 8 clients", ("append_8c", "es"), ("append_8c", "pl"),
+     "plpgsql append", "thr", [("ratio", ">=", 2.0)], E),
+    ("expected version read and checked, 1 client", ("append_ev_1c", "es"), ("append_ev_1c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.8)], E),
+    ("expected version read and checked, 8 clients", ("append_ev_8c", "es"), ("append_ev_8c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.8)], E),
+    ("expected version read and checked, 8 clients", ("append_ev_8c", "es"), ("append_ev_8c", "pl"),
+     "plpgsql append, same check", "thr", [], E),
+    ("`es.append_events`, 100 events per call, 1 client", ("append_batch", "es"), ("append_batch", "bare"),
+     "100-row multi-row INSERT", "thr", [("ratio", ">=", 0.7)], E),
+    ("8 clients on one stream, expected versions, retry on 40001", ("hot_stream", "es"), ("hot_stream", "pl"),
+     "plpgsql append, same", "thr", [], E),
+    ("snapshot trigger: append to a type with `snapshot_every` 100, 1 client (issue 3)",
+     ("snapshot_trigger", "snap"), ("snapshot_trigger", "es"), "no aggregate defined", "cost",
+     [("ratio", "<=", 1.10)], E),
+    ("`es.read_stream` of 1,000 events", ("read_stream", "es"), ("read_stream", "plain"),
+     "plain SELECT ... ORDER BY", "thr", [("ratio", ">=", 0.9)], "reads/s"),
+    (f"`es.read_all` paging 1,000 at a time through {bank_s} events", ("read_all", "es"), ("read_all", "plain"),
+     "plain SELECT ... ORDER BY ... LIMIT", "thr", [("ours", ">=", 500000)], E),
+    (f"`es.fold` of {bank_s} bank events (`GROUP BY stream_id`, `ORDER BY version`)", ("fold", "es"), ("fold", "pl"),
+     "plpgsql fold, same query", "thr", [("ours", ">=", 1000000), ("ratio", ">=", 10)], E),
+    (f"`es.fold` of {bank_s} bank events fed in (stream, version) order", ("fold_sorted", "es"), ("fold_sorted", "pl"),
+     "plpgsql fold, same query", "thr", [("ours", ">=", 1000000), ("ratio", ">=", 10)], E),
+    ("`es.load`, 100,050-event stream vs 150-event stream, `snapshot_every` 100", ("load", "long"), ("load", "short"),
+     "`es.load` of the 150-event stream", "cost", [("ratio", "<=", 1.5)], "loads/s"),
+    (f"backend memory growth during the {bank_s}-event fold (VmHWM; baseline column: private RssAnon peak)",
+     ("fold_rss", "hwm"), ("fold_rss", "anon"), "", "none", [("ours", "<", 50)], "MB"),
+    ("async projection catch-up, trivial SQL handler", ("proj_async", "es"), ("proj_async", "pl"),
+     "plpgsql loop calling the handler", "thr", [("ours", ">=", 50000)], E),
+    ("inline projection, one-row upsert handler: append cost", ("proj_inline", "proj"), ("proj_inline", "es"),
+     "append, no projection", "cost", [("ratio", "<=", 1.5)], E),
+    ("built-in materializer `es.materialize_aggregate`: append cost", ("proj_materialize", "mat"),
+     ("proj_materialize", "es"), "append, no materializer", "cost", [("ratio", "<=", 1.3)], E),
+]
+
+
+def target_text(targets, unit, kind):
+    parts = []
+    for what, op, v in targets:
+        sym = {">=": "≥", "<=": "≤", "<": "<"}[op]
+        if what == "ratio":
+            parts.append(f"{sym} {v:g}×" if kind == "thr" else f"cost {sym} {v:g}×")
+        else:
+            parts.append(f"{sym} {fmt(v, unit)}")
+    return " and ".join(parts) if parts else "report"
+
+
+def check(op, a, b):
+    return {">=": a >= b, "<=": a <= b, "<": a < b}[op]
+
+
+lines = []
+lines.append(f"pg_eventsource benchmarks, {meta.get('date')}, commit {meta.get('commit')}")
+lines.append(f"machine: {meta.get('nproc')} cores ({meta.get('cpu')}), {meta.get('mem')}, "
+             f"PostgreSQL {meta.get('pg')}, default settings")
+lines.append(f"command: `{meta.get('command')}` (pgbench -M prepared -T {meta.get('seconds')}, "
+             f"{meta.get('rounds')} round(s) per side, sides alternated; figures are the mean of the rounds)")
+lines.append("")
+lines.append("| scenario | ours | baseline | ratio | target | met? |")
+lines.append("|---|---|---|---|---|---|")
+summary = {"met": 0, "missed": 0}
+for label, ok, bk, blabel, kind, targets, unit in ROWS:
+    scen = ok[0]
+    if scen in notes and ok not in vals:
+        lines.append(f"| {label} | {notes[scen]} | | | {target_text(targets, unit, kind)} | n/a |")
+        continue
+    o, b = mean(ok), mean(bk)
+    if o is None:
+        lines.append(f"| {label} | not run | | | {target_text(targets, unit, kind)} | – |")
+        continue
+    ratio = None
+    if b and o and kind == "thr":
+        ratio = o / b
+    elif b and o and kind == "cost":
+        ratio = b / o
+    ocell = fmt(o, unit)
+    if scen in ("hot_stream", "append_ev_8c", "append_ev_1c"):
+        tx, retries, failed = extra[ok]
+        if tx:
+            ocell += f", {100.0 * retries / (tx + retries):.1f}% conflicts"
+    bcell = fmt(b, unit) if b is not None else "–"
+    if blabel:
+        bcell = f"{bcell} ({blabel})"
+    if scen in ("hot_stream",) and bk in extra and extra[bk][0]:
+        tx, retries, failed = extra[bk]
+        bcell = f"{fmt(b, unit)}, {100.0 * retries / (tx + retries):.1f}% conflicts ({blabel})"
+    rcell = "–" if ratio is None else (f"{ratio:.2f}×" if kind == "thr" else f"cost {ratio:.2f}×")
+    met = "–"
+    if targets:
+        ok_all = True
+        for what, op, v in targets:
+            x = ratio if what == "ratio" else o
+            if x is None or not check(op, x, v):
+                ok_all = False
+        met = "yes" if ok_all else "**no**"
+        summary["met" if ok_all else "missed"] += 1
+    lines.append(f"| {label} | {ocell} | {bcell} | {rcell} | {target_text(targets, unit, kind)} | {met} |")
+lines.append("")
+lines.append(f"{summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s.")
+text = "\n".join(lines)
+print(text)
+with open(os.path.join(out, "table.md"), "w") as f:
+    f.write(text + "\n")
+
+# ---------------------------------------------------------------- the chart
+clients = [1, 2, 4, 8, 16]
+series = [("es", "es.append_event", "#1f77b4"), ("bare", "bare INSERT", "#2ca02c"),
+          ("pl", "plpgsql append", "#d62728")]
+points = {}
+for side, _, _ in series:
+    pts = []
+    for c in clients:
+        v = mean((f"append_{c}c", side))
+        if v is not None:
+            pts.append((c, v))
+    points[side] = pts
+if any(points.values()):
+    W, H, L, R, T, B = 640, 400, 80, 170, 50, 50
+    ymax = max(v for pts in points.values() for _, v in pts)
+    step = 10 ** len(str(int(ymax))) / 10
+    for m in (1, 2, 5, 10):
+        if ymax / (step * m / 1) <= 8:
+            step = step * m
+            break
+    ytop = step * (int(ymax / step) + 1)
+
+    def px(c):
+        return L + (W - L - R) * clients.index(c) / (len(clients) - 1)
+
+    def py(v):
+        return T + (H - T - B) * (1 - v / ytop)
+
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         f'font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{W / 2 - R / 2 + L / 2}" y="22" text-anchor="middle" font-size="14">'
+         f'Append throughput by client count (1 event per transaction)</text>',
+         f'<text x="{W / 2 - R / 2 + L / 2}" y="38" text-anchor="middle" fill="#555" font-size="11">'
+         f'{meta.get("date")}, commit {meta.get("commit")}, {meta.get("nproc")} cores, PostgreSQL '
+         f'{meta.get("pg", "").split(" ")[0]}, synchronous_commit on</text>']
+    y = 0.0
+    while y <= ytop + 1e-9:
+        s.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        s.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:,.0f}</text>')
+        y += step
+    for c in clients:
+        s.append(f'<line x1="{px(c):.1f}" y1="{H - B}" x2="{px(c):.1f}" y2="{H - B + 5}" stroke="#333"/>')
+        s.append(f'<text x="{px(c):.1f}" y="{H - B + 18}" text-anchor="middle">{c}</text>')
+    s.append(f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="#333"/>')
+    s.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="#333"/>')
+    s.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">pgbench clients</text>')
+    s.append(f'<text transform="translate(16 {(T + H - B) / 2}) rotate(-90)" text-anchor="middle">events/s</text>')
+    for i, (side, name, color) in enumerate(series):
+        pts = points[side]
+        if pts:
+            s.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+                     + " ".join(f"{px(c):.1f},{py(v):.1f}" for c, v in pts) + '"/>')
+            for c, v in pts:
+                s.append(f'<circle cx="{px(c):.1f}" cy="{py(v):.1f}" r="3.5" fill="{color}"/>')
+        ly = T + 10 + i * 22
+        s.append(f'<line x1="{W - R + 15}" y1="{ly}" x2="{W - R + 40}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
+        s.append(f'<text x="{W - R + 46}" y="{ly + 4}">{name}</text>')
+    s.append("</svg>")
+    with open(os.path.join(out, "append-scaling.svg"), "w") as f:
+        f.write("\n".join(s) + "\n")

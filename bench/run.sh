@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 5): every hot path of pg_eventsource against what a
+# user would otherwise do (a bare INSERT, a hand-written plpgsql append or fold, a
+# plain SELECT), on one private PostgreSQL 15 server, in one run.
+#
+#   bash bench/run.sh            # full run: pgbench -T 15, two rounds (about 25 minutes)
+#   bash bench/run.sh --quick    # short run: -T 2, one round, smaller bank data set (under 3 minutes once built)
+#
+# Options: --no-build (use the library already installed in the private copy),
+#          --only REGEX (run only the scenarios whose name matches),
+#          --keep (leave the server running at the end).
+# Environment: BENCH_PGPORT (28830), BENCH_SECONDS, BENCH_ROUNDS, BENCH_STREAMS.
+#
+# Runs as root on a fresh machine: it calls setup_machine (scripts/common.sh). The
+# server is a private copy of the system PostgreSQL 15 under target/bench-pg, so
+# installs into the system PostgreSQL by anyone else never replace the library
+# under this server, and this run never replaces theirs. Its own data directory,
+# port and socket directory, default settings (synchronous commit on).
+#
+# Output: one table on stdout, and under target/bench/<stamp>/: results.csv (every
+# measurement), table.md, append-scaling.svg, the raw pgbench output. The chart is
+# also written to bench/append-scaling.svg.
+source "$(dirname "$0")/../scripts/common.sh"
+
+BENCH=$REPO/bench
+QUICK=0
+BUILD=1
+KEEP=0
+ONLY=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        --only) ONLY=$2; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ $QUICK = 1 ]; then
+    T=${BENCH_SECONDS:-2}; ROUNDS=${BENCH_ROUNDS:-1}; STREAMS=${BENCH_STREAMS:-100}
+else
+    T=${BENCH_SECONDS:-15}; ROUNDS=${BENCH_ROUNDS:-2}; STREAMS=${BENCH_STREAMS:-1000}
+fi
+
+# The private PostgreSQL: a copy of the system's, relocatable (pg_config and the
+# server find lib/ and share/ next to their own bin/). Headers are linked, not copied.
+BENCH_PG=$REPO/target/bench-pg
+PG_BIN=$BENCH_PG/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+ES_PGPORT=${BENCH_PGPORT:-28830}
+ES_PGDATA=$REPO/target/bench-cluster/data
+ES_PGSOCK=$REPO/target/bench-cluster/run
+ES_PGLOG=$REPO/target/bench-cluster/postgres.log
+ES_PGOPTS=
+unset RUST_BACKTRACE
+
+STAMP=$(date -u +%Y%m%d-%H%M%S)$([ $QUICK = 1 ] && echo -quick || true)
+OUT=$REPO/target/bench/$STAMP
+CSV=$OUT/results.csv
+mkdir -p "$OUT/raw"
+echo "scenario,side,round,clients,seconds,value,unit,transactions,retries,failed" >"$CSV"
+START=$SECONDS
+
+copy_postgres() {
+    local sys=/usr/lib/postgresql/$PG_MAJOR
+    if [ -x "$PG_CONFIG" ] && [ "$("$PG_CONFIG" --version)" = "$("$sys/bin/pg_config" --version)" ]; then
+        return 0
+    fi
+    log "copying PostgreSQL $PG_MAJOR to $BENCH_PG"
+    stop_cluster
+    rm -rf "$BENCH_PG"
+    mkdir -p "$BENCH_PG/lib/postgresql" "$BENCH_PG/share/postgresql" "$BENCH_PG/include"
+    cp -a "$sys" "$BENCH_PG/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$PG_MAJOR" "$BENCH_PG/share/postgresql/"
+    ln -sfn /usr/include/postgresql "$BENCH_PG/include/postgresql"
+}
+
+q() { es_psql "$1" -qAt -c "$2"; }
+
+# Record one measurement: rec SCENARIO SIDE ROUND CLIENTS SECONDS VALUE UNIT [TX RETRIES FAILED]
+rec() { echo "$1,$2,$3,$4,$5,$6,$7,${8:-},${9:-},${10:-}" >>"$CSV"; }
+
+# One pgbench run: pgb SCENARIO SIDE ROUND DB CLIENTS SCRIPT EVENTS_PER_TX UNIT [pgbench args...]
+# Records transactions/s times EVENTS_PER_TX.
+pgb() {
+    local scen=$1 side=$2 round=$3 db=$4 clients=$5 script=$6 mult=$7 unit=$8
+    shift 8
+    local raw=$OUT/raw/$scen.$side.$round.txt
+    q "$db" CHECKPOINT
+    if ! "$PG_BIN/pgbench" -n -M prepared -h "$ES_PGSOCK" -p "$ES_PGPORT" -U postgres \
+        -c "$clients" -T "$T" -f "$script" "$@" "$db" >"$raw" 2>&1; then
+        tail -5 "$raw" >&2
+        return 1
+    fi
+    local tps tx retries failed
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$raw")
+    tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$raw")
+    retries=$(sed -n 's/^total number of retries: \([0-9]*\).*/\1/p' "$raw")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$raw")
+    [ -n "$tps" ] || { echo "no tps in $raw" >&2; return 1; }
+    rec "$scen" "$side" "$round" "$clients" "$T" "$(awk -v t="$tps" -v m="$mult" 'BEGIN { printf "%.3f", t * m }')" \
+        "$unit" "$tx" "${retries:-0}" "${failed:-0}"
+    printf '    %-22s %-8s round %s: %12.1f %s\n' "$scen" "$side" "$round" "$(awk -v t="$tps" -v m="$mult" 'BEGIN { print t * m }')" "$unit"
+}
+
+# Alternate sides round by round (A B A B ...) so drift hits every side alike:
+# alternate SCENARIO DB CLIENTS UNIT "side script events_per_tx" ... [-- pgbench args]
+alternate() {
+    local scen=$1 db=$2 clients=$3 unit=$4
+    shift 4
+    local sides=() extra=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do sides+=("$1"); shift; done
+    [ $# -gt 0 ] && shift && extra=("$@")
+    local r s side script mult
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for s in "${sides[@]}"; do
+            read -r side script mult <<<"$s"
+            pgb "$scen" "$side" "$r" "$db" "$clients" "$BENCH/pgbench/$script" "$mult" "$unit" "${extra[@]}"
+        done
+    done
+}
+
+has_function() { [ "$(q es_append "SELECT count(*) FROM pg_proc WHERE proname = '$1' AND pronamespace = 'es'::regnamespace")" != 0 ]; }
+
+# ---------------------------------------------------------------- data sets
+new_db() {
+    recreate_db "$1"
+    es_psql "$1" -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/baselines.sql"
+}
+
+load_append_db() {
+    log "database es_append: empty store and baselines, 1,000 streams each"
+    new_db es_append
+    # streams of a type with snapshots every 100 (issue 3's snapshot-trigger cost)
+    es_psql es_append -q <<'SQL'
+SELECT es.define_aggregate('snap', reducers => '{"MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "n"}]}',
+                           snapshot_every => 100);
+-- every stream exists before the runs (its first append creates it)
+SELECT count(es.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
+SELECT count(es.append_event('snap-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
+SELECT count(pl.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
+VACUUM ANALYZE;
+SQL
+}
+
+load_bank_db() {
+    log "database es_bank: $STREAMS accounts x 1,000 bank events"
+    new_db es_bank
+    es_psql es_bank -q -v streams="$STREAMS" -f "$BENCH/sql/data_bank.sql"
+}
+
+load_load_db() {
+    log "database es_load: a 100,050-event and a 150-event stream, snapshot_every 100"
+    new_db es_load
+    es_psql es_load -q -f "$BENCH/sql/data_load.sql"
+}
+
+# ---------------------------------------------------------------- scenarios
+EV="events/s"
+
+sc_append_1c() {
+    alternate append_1c es_append 1 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1"
+}
+sc_append_8c() {
+    alternate append_8c es_append 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1"
+}
+sc_append_ev_1c() {
+    alternate append_ev_1c es_append 1 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
+        -- --max-tries=1000
+}
+sc_append_ev_8c() {
+    alternate append_ev_8c es_append 8 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
+        -- --max-tries=1000
+}
+sc_append_batch() {
+    # 100 events per call: the same 100 events as one jsonb array for es.append_events
+    # and as a 100-row VALUES list for the bare INSERT; both scripts are written here.
+    local payload='{"amount": 12.50, "currency": "EUR", "note": "salary"}'
+    local gen=$OUT/gen
+    mkdir -p "$gen"
+    {
+        echo '\set s random(1, 1000)'
+        printf "SELECT es.append_events('acct-' || :s, '["
+        for ((i = 1; i <= 100; i++)); do
+            printf '{"type": "MoneyDeposited", "data": %s}%s' "$payload" "$([ $i -lt 100 ] && echo ', ' || true)"
+        done
+        echo "]');"
+    } >"$gen/batch_es.sql"
+    {
+        echo '\set s random(1, 1000)'
+        echo "INSERT INTO bare.events (global_position, stream_id, stream_type, version, event_type, data, event_id) VALUES"
+        for ((i = 1; i <= 100; i++)); do
+            printf "(nextval('bare.position'), 'acct-' || :s, 'acct', nextval('bare.version'), 'MoneyDeposited', '%s', bl.uuid_v7())%s\n" \
+                "$payload" "$([ $i -lt 100 ] && echo , || echo ';')"
+        done
+    } >"$gen/batch_bare.sql"
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        pgb append_batch es "$r" es_append 1 "$gen/batch_es.sql" 100 "$EV"
+        pgb append_batch bare "$r" es_append 1 "$gen/batch_bare.sql" 100 "$EV"
+    done
+}
+sc_hot_stream() {
+    q es_append "SELECT es.append_event('hot-1', 'Opened', '{}'), pl.append_event('hot-1', 'Opened', '{}')" >/dev/null
+    alternate hot_stream es_append 8 "$EV" "es hot_es.sql 1" "pl hot_pl.sql 1" -- --max-tries=1000
+}
+sc_snapshot_trigger() {
+    alternate snapshot_trigger es_append 1 "$EV" "snap append_snap.sql 1" "es append_es.sql 1"
+}
+sc_read_stream() {
+    alternate read_stream es_bank 1 "reads/s" "es read_stream_es.sql 1" "plain read_stream_plain.sql 1" -- -D streams="$STREAMS"
+}
+sc_read_all() {
+    local maxpos
+    maxpos=$(q es_bank "SELECT max(global_position) FROM es.events")
+    alternate read_all es_bank 1 "$EV" "es read_all_es.sql 1000" "plain read_all_plain.sql 1000" \
+        -- -D global_position=0 -D maxpos="$maxpos"
+}
+sc_fold() {
+    local n=$((STREAMS * 1000))
+    alternate fold es_bank 1 "$EV" "es fold_es.sql $n" "pl fold_pl.sql $n"
+}
+sc_fold_sorted() {
+    local n=$((STREAMS * 1000))
+    alternate fold_sorted es_bank 1 "$EV" "es fold_sorted_es.sql $n" "pl fold_sorted_pl.sql $n"
+}
+sc_load() {
+    alternate load es_load 1 "loads/s" "long load_long.sql 1" "short load_short.sql 1"
+}
+
+# Backend memory during the fold of the whole bank data set: VmRSS before, VmHWM
+# (peak) after, read from /proc/self/status by the backend itself; RssAnon sampled
+# from outside every 10 ms (private memory only; VmHWM also counts the shared
+# buffers the backend touched).
+sc_fold_rss() {
+    local rounds=$ROUNDS r
+    for ((r = 1; r <= rounds; r++)); do
+        local tmp=$OUT/raw/fold_rss.$r.txt sampler pid
+        es_psql es_bank -qAt -F ' ' >"$tmp" 2>&1 <<'SQL' &
+SET application_name = 'bench-fold-rss';
+SELECT count(*) FROM (SELECT es.fold(e ORDER BY version) FROM es.events e WHERE stream_id = 'account-1') w;
+SELECT 'before', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem):';
+SELECT 'sleep', pg_sleep(0.3);
+SELECT count(f) FROM (SELECT stream_id, es.fold(e ORDER BY version) AS f FROM es.events e GROUP BY stream_id) s;
+SELECT 'after', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem):';
+SQL
+        local psql_pid=$!
+        pid=
+        for _ in $(seq 1 100); do
+            pid=$(q postgres "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench-fold-rss'")
+            [ -n "$pid" ] && break
+            sleep 0.05
+        done
+        local peak=0 v
+        while kill -0 "$psql_pid" 2>/dev/null; do
+            v=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+            [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
+            sleep 0.01
+        done
+        wait "$psql_pid"
+        local rss_before hwm_after anon_before
+        rss_before=$(awk '$1 == "before" && $2 == "VmRSS:" { print $3 }' "$tmp")
+        anon_before=$(awk '$1 == "before" && $2 == "RssAnon:" { print $3 }' "$tmp")
+        hwm_after=$(awk '$1 == "after" && $2 == "VmHWM:" { print $3 }' "$tmp")
+        rec fold_rss hwm "$r" 1 0 "$(awk -v a="$hwm_after" -v b="$rss_before" 'BEGIN { printf "%.1f", (a - b) / 1024 }')" MB
+        rec fold_rss anon "$r" 1 0 "$(awk -v a="$peak" -v b="$anon_before" 'BEGIN { printf "%.1f", (a - b) / 1024 }')" MB
+        printf '    fold_rss round %s: VmHWM after - VmRSS before = %s kB, peak RssAnon - RssAnon before = %s kB\n' \
+            "$r" "$((hwm_after - rss_before))" "$((peak - anon_before))"
+    done
+}
+
+# Chart points that the 1- and 8-client scenarios do not give.
+sc_append_scaling() {
+    local c r
+    for c in 2 4 16; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            for s in "es append_es.sql" "bare append_bare.sql" "pl append_pl.sql"; do
+                read -r side script <<<"$s"
+                pgb "append_${c}c" "$side" "$r" es_append "$c" "$BENCH/pgbench/$script" 1 "$EV"
+            done
+        done
+    done
+}
+
+# ---------------------------------------------------------------- projections (issue 4)
+sc_proj_inline() {
+    if ! has_function create_projection; then
+        rec proj_inline na 0 0 0 "" "n/a: needs es.create_projection"
+        echo "    n/a: needs es.create_projection"
+        return 0
+    fi
+    recreate_db es_proj_inline
+    es_psql es_proj_inline -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=inline
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        pgb proj_inline proj "$r" es_proj_inline 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
+        pgb proj_inline es "$r" es_append 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
+    done
+}
+sc_proj_materialize() {
+    if ! has_function materialize_aggregate; then
+        rec proj_materialize na 0 0 0 "" "n/a: needs es.materialize_aggregate"
+        echo "    n/a: needs es.materialize_aggregate"
+        return 0
+    fi
+    recreate_db es_proj_mat
+    es_psql es_proj_mat -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=materialize
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        pgb proj_materialize mat "$r" es_proj_mat 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
+        pgb proj_materialize es "$r" es_append 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
+    done
+}
+sc_proj_async() {
+    if ! has_function create_projection || ! has_function run_projection; then
+        rec proj_async na 0 0 0 "" "n/a: needs es.create_projection"
+        echo "    n/a: needs es.create_projection and es.run_projection"
+        return 0
+    fi
+    local n=$((QUICK == 1 ? 20000 : 200000))
+    recreate_db es_proj_async
+    es_psql es_proj_async -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=async -v events="$n"
+    local r secs
+    for ((r = 1; r <= ROUNDS; r++)); do
+        # ours: a fresh async projection catches up over every event
+        secs=$(q es_proj_async "SELECT bench_async_catch_up()")
+        rec proj_async es "$r" 1 "$secs" "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
+        # baseline: a plpgsql loop over es.events in global order calling the same handler
+        secs=$(q es_proj_async "SELECT bench_plpgsql_loop()")
+        rec proj_async pl "$r" 1 "$secs" "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
+        printf '    proj_async round %s: done\n' "$r"
+    done
+}
+
+SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
+    read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling)
+
+# ---------------------------------------------------------------- main
+setup_machine
+copy_postgres
+if [ $BUILD = 1 ]; then
+    install_extension # stops this private server first; builds with $PG_CONFIG (the copy)
+fi
+[ -f "$BENCH_PG/lib/postgresql/$PG_MAJOR/lib/pg_eventsource.so" ] || {
+    echo "pg_eventsource is not installed in $BENCH_PG (run without --no-build)" >&2
+    exit 1
+}
+stop_cluster # a server started before this install would have the old library mapped
+start_cluster
+
+COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src sql bench 2>/dev/null || echo "+changes")
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit=$COMMIT"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+    echo "mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "pg=$(q postgres 'SHOW server_version')"
+    echo "command=bash bench/run.sh$([ $QUICK = 1 ] && echo ' --quick' || true)"
+    echo "seconds=$T"
+    echo "rounds=$ROUNDS"
+    echo "bank_events=$((STREAMS * 1000))"
+} >"$OUT/meta"
+
+wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
+need_append=0 need_bank=0 need_load=0
+for s in "${SCENARIOS[@]}"; do
+    wanted "$s" || continue
+    case $s in
+        read_*|fold*) need_bank=1 ;;
+        load) need_load=1 ;;
+        *) need_append=1 ;;
+    esac
+done
+# has_function asks es_append
+load_append_db
+[ $need_bank = 1 ] && load_bank_db
+[ $need_load = 1 ] && load_load_db
+
+set +e
+for s in "${SCENARIOS[@]}"; do
+    wanted "$s" || continue
+    log "scenario $s"
+    (set -e; "sc_$s")
+    rc=$?
+    if [ $rc != 0 ]; then
+        echo "    scenario $s failed (exit $rc); see $OUT/raw" >&2
+        rec "$s" error 0 0 0 "" "error"
+    fi
+done
+set -e
+
+echo "elapsed=$((SECONDS - START))" >>"$OUT/meta"
+log "results ($OUT)"
+python3 "$BENCH/report.py" "$OUT"
+# the committed chart comes from full runs only
+if [ $QUICK = 0 ] && [ -z "$ONLY" ] && [ -f "$OUT/append-scaling.svg" ]; then
+    cp "$OUT/append-scaling.svg" "$BENCH/append-scaling.svg"
+fi
+[ $KEEP = 1 ] || stop_cluster
