@@ -158,7 +158,8 @@ for label, ok, bk, blabel, kind, targets, unit in ROWS:
         summary["met" if ok_all else "missed"] += 1
     lines.append(f"| {label} | {ocell} | {bcell} | {rcell} | {target_text(targets, unit, kind)} | {met} |")
 lines.append("")
-lines.append(f"{summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s.")
+lines.append(f"{summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s; "
+             f"load average at start {meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}.")
 text = "\n".join(lines)
 print(text)
 with open(os.path.join(out, "table.md"), "w") as f:

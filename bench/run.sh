@@ -128,14 +128,14 @@ has_function() { [ "$(q es_append "SELECT count(*) FROM pg_proc WHERE proname = 
 # ---------------------------------------------------------------- data sets
 new_db() {
     recreate_db "$1"
-    es_psql "$1" -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/baselines.sql"
+    es_psql "$1" -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/baselines.sql" >/dev/null
 }
 
 load_append_db() {
     log "database es_append: empty store and baselines, 1,000 streams each"
     new_db es_append
     # streams of a type with snapshots every 100 (issue 3's snapshot-trigger cost)
-    es_psql es_append -q <<'SQL'
+    es_psql es_append -q >/dev/null <<'SQL'
 SELECT es.define_aggregate('snap', reducers => '{"MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "n"}]}',
                            snapshot_every => 100);
 -- every stream exists before the runs (its first append creates it)
@@ -149,13 +149,20 @@ SQL
 load_bank_db() {
     log "database es_bank: $STREAMS accounts x 1,000 bank events"
     new_db es_bank
-    es_psql es_bank -q -v streams="$STREAMS" -f "$BENCH/sql/data_bank.sql"
+    es_psql es_bank -q -v streams="$STREAMS" -f "$BENCH/sql/data_bank.sql" >/dev/null
+    # both folds must agree before their speeds are compared
+    local bad
+    bad=$(q es_bank "SELECT count(*) FROM (SELECT stream_id, es.fold(e ORDER BY version) AS a, pl.bank_fold_agg(e ORDER BY version) AS b
+                                           FROM es.events e GROUP BY stream_id) s
+                     WHERE (a->>'balance')::numeric <> (b->>'balance')::numeric OR a->'transactionCount' <> b->'transactionCount'
+                        OR a->'owner' <> b->'owner' OR a->'isActive' <> b->'isActive'")
+    [ "$bad" = 0 ] || { echo "native and plpgsql folds disagree on $bad streams" >&2; exit 1; }
 }
 
 load_load_db() {
     log "database es_load: a 100,050-event and a 150-event stream, snapshot_every 100"
     new_db es_load
-    es_psql es_load -q -f "$BENCH/sql/data_load.sql"
+    es_psql es_load -q -f "$BENCH/sql/data_load.sql" >/dev/null
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -293,7 +300,7 @@ sc_proj_inline() {
         return 0
     fi
     recreate_db es_proj_inline
-    es_psql es_proj_inline -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=inline
+    es_psql es_proj_inline -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=inline >/dev/null
     local r
     for ((r = 1; r <= ROUNDS; r++)); do
         pgb proj_inline proj "$r" es_proj_inline 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
@@ -307,7 +314,7 @@ sc_proj_materialize() {
         return 0
     fi
     recreate_db es_proj_mat
-    es_psql es_proj_mat -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=materialize
+    es_psql es_proj_mat -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=materialize >/dev/null
     local r
     for ((r = 1; r <= ROUNDS; r++)); do
         pgb proj_materialize mat "$r" es_proj_mat 1 "$BENCH/pgbench/append_es.sql" 1 "$EV"
@@ -322,7 +329,7 @@ sc_proj_async() {
     fi
     local n=$((QUICK == 1 ? 20000 : 200000))
     recreate_db es_proj_async
-    es_psql es_proj_async -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=async -v events="$n"
+    es_psql es_proj_async -q -c "CREATE EXTENSION pg_eventsource" -f "$BENCH/sql/projections.sql" -v mode=async -v events="$n" >/dev/null
     local r secs
     for ((r = 1; r <= ROUNDS; r++)); do
         # ours: a fresh async projection catches up over every event
@@ -363,6 +370,7 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
     echo "seconds=$T"
     echo "rounds=$ROUNDS"
     echo "bank_events=$((STREAMS * 1000))"
+    echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta"
 
 wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
@@ -394,6 +402,7 @@ done
 set -e
 
 echo "elapsed=$((SECONDS - START))" >>"$OUT/meta"
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta"
 log "results ($OUT)"
 python3 "$BENCH/report.py" "$OUT"
 # the committed chart comes from full runs only
