@@ -32,6 +32,20 @@ with open(os.path.join(out, "results.csv")) as f:
                 extra[key][i] += int(r[col])
 
 
+# Derived: events/s of the fold work alone, the time per event of the query less the
+# time per event of the same query with count(e) (no fold).
+for scen in ("fold", "fold_sorted"):
+    c = vals.get((scen, "count"))
+    if c:
+        tc = 1.0 / (sum(c) / len(c))
+        for side in ("es", "pl"):
+            v = vals.get((scen, side))
+            if v:
+                t = 1.0 / (sum(v) / len(v)) - tc
+                if t > 0:
+                    vals[(scen, side + "-net")] = [1.0 / t]
+
+
 def mean(key):
     v = vals.get(key)
     return sum(v) / len(v) if v else None
@@ -83,6 +97,8 @@ ROWS = [
      "plpgsql fold, same query", "thr", [("ours", ">=", 1000000), ("ratio", ">=", 10)], E),
     (f"`es.fold` of {bank_s} bank events fed in (stream, version) order", ("fold_sorted", "es"), ("fold_sorted", "pl"),
      "plpgsql fold, same query", "thr", [("ours", ">=", 1000000), ("ratio", ">=", 10)], E),
+    ("fold work alone: the row above less the same query with `count(e)` (scan, sort, row building)",
+     ("fold", "es-net"), ("fold", "pl-net"), "plpgsql fold body", "thr", [], E),
     ("`es.load`, 100,050-event stream vs 150-event stream, `snapshot_every` 100", ("load", "long"), ("load", "short"),
      "`es.load` of the 150-event stream", "cost", [("ratio", "<=", 1.5)], "loads/s"),
     (f"backend memory growth during the {bank_s}-event fold (VmHWM; baseline column: private RssAnon peak)",

@@ -228,11 +228,12 @@ sc_read_all() {
 }
 sc_fold() {
     local n=$((STREAMS * 1000))
-    alternate fold es_bank 1 "$EV" "es fold_es.sql $n" "pl fold_pl.sql $n"
+    alternate fold es_bank 1 "$EV" "es fold_es.sql $n" "pl fold_pl.sql $n" "count fold_count.sql $n"
 }
 sc_fold_sorted() {
     local n=$((STREAMS * 1000))
-    alternate fold_sorted es_bank 1 "$EV" "es fold_sorted_es.sql $n" "pl fold_sorted_pl.sql $n"
+    alternate fold_sorted es_bank 1 "$EV" "es fold_sorted_es.sql $n" "pl fold_sorted_pl.sql $n" \
+        "count fold_sorted_count.sql $n"
 }
 sc_load() {
     alternate load es_load 1 "loads/s" "long load_long.sql 1" "short load_short.sql 1"
