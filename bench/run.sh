@@ -9,7 +9,8 @@
 # Options: --no-build (use the library already installed in the private copy),
 #          --only REGEX (run only the scenarios whose name matches),
 #          --keep (leave the server running at the end).
-# Environment: BENCH_PGPORT (28830), BENCH_SECONDS, BENCH_ROUNDS, BENCH_STREAMS.
+# Environment: BENCH_PGPORT (28830), BENCH_SECONDS, BENCH_ROUNDS, BENCH_STREAMS,
+#   BENCH_ATTEMPTS and BENCH_MAX_FOREIGN (see pgb below).
 #
 # Runs as root on a fresh machine: it calls setup_machine (scripts/common.sh). The
 # server is a private copy of the system PostgreSQL 15 under target/bench-pg, so
@@ -40,9 +41,9 @@ while [ $# -gt 0 ]; do
 done
 
 if [ $QUICK = 1 ]; then
-    T=${BENCH_SECONDS:-2}; ROUNDS=${BENCH_ROUNDS:-1}; STREAMS=${BENCH_STREAMS:-100}
+    T=${BENCH_SECONDS:-2}; ROUNDS=${BENCH_ROUNDS:-1}; STREAMS=${BENCH_STREAMS:-100}; ATTEMPTS=${BENCH_ATTEMPTS:-1}
 else
-    T=${BENCH_SECONDS:-15}; ROUNDS=${BENCH_ROUNDS:-2}; STREAMS=${BENCH_STREAMS:-1000}
+    T=${BENCH_SECONDS:-15}; ROUNDS=${BENCH_ROUNDS:-2}; STREAMS=${BENCH_STREAMS:-1000}; ATTEMPTS=${BENCH_ATTEMPTS:-3}
 fi
 
 # The private PostgreSQL: a copy of the system's, relocatable (pg_config and the
@@ -61,7 +62,7 @@ STAMP=$(date -u +%Y%m%d-%H%M%S)$([ $QUICK = 1 ] && echo -quick || true)
 OUT=$REPO/target/bench/$STAMP
 CSV=$OUT/results.csv
 mkdir -p "$OUT/raw"
-echo "scenario,side,round,clients,seconds,value,unit,transactions,retries,failed" >"$CSV"
+echo "scenario,side,round,clients,seconds,value,unit,transactions,retries,failed,foreign_cpu" >"$CSV"
 START=$SECONDS
 
 copy_postgres() {
@@ -80,21 +81,60 @@ copy_postgres() {
 
 q() { es_psql "$1" -qAt -c "$2"; }
 
-# Record one measurement: rec SCENARIO SIDE ROUND CLIENTS SECONDS VALUE UNIT [TX RETRIES FAILED]
-rec() { echo "$1,$2,$3,$4,$5,$6,$7,${8:-},${9:-},${10:-}" >>"$CSV"; }
+# Record one measurement: rec SCENARIO SIDE ROUND CLIENTS SECONDS VALUE UNIT [TX RETRIES FAILED FOREIGN_CPU]
+rec() { echo "$1,$2,$3,$4,$5,$6,$7,${8:-},${9:-},${10:-},${11:-}" >>"$CSV"; }
+
+# CPU used by the whole machine (non-idle jiffies, steal included) and by this
+# server (the postmaster, the backends it has reaped, and its live children).
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+server_jiffies() {
+    local pm c t
+    pm=$(head -1 "$ES_PGDATA/postmaster.pid")
+    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
 
 # One pgbench run: pgb SCENARIO SIDE ROUND DB CLIENTS SCRIPT EVENTS_PER_TX UNIT [pgbench args...]
-# Records transactions/s times EVENTS_PER_TX.
+# Records transactions/s times EVENTS_PER_TX, and the share of the machine's CPU
+# that processes other than this server and pgbench took during the run (the
+# machine may be shared). A run where that share is over BENCH_MAX_FOREIGN
+# (default 0.15) is repeated, up to BENCH_ATTEMPTS times in all (3 in a full run,
+# 1 with --quick); the attempt with the least foreign CPU is kept.
 pgb() {
     local scen=$1 side=$2 round=$3 db=$4 clients=$5 script=$6 mult=$7 unit=$8
     shift 8
-    local raw=$OUT/raw/$scen.$side.$round.txt
-    q "$db" CHECKPOINT
-    if ! "$PG_BIN/pgbench" -n -M prepared -h "$ES_PGSOCK" -p "$ES_PGPORT" -U postgres \
-        -c "$clients" -T "$T" -f "$script" "$@" "$db" >"$raw" 2>&1; then
-        tail -5 "$raw" >&2
-        return 1
-    fi
+    local raw=$OUT/raw/$scen.$side.$round.txt attempt best_foreign= best_raw=
+    local max_foreign=${BENCH_MAX_FOREIGN:-0.15} attempts=$ATTEMPTS
+    for ((attempt = 1; attempt <= attempts; attempt++)); do
+        local try=$raw.try$attempt
+        q "$db" CHECKPOINT
+        local b0 s0 t0 b1 s1 t1 pgb_cpu foreign
+        b0=$(busy_jiffies) s0=$(server_jiffies) t0=$EPOCHREALTIME
+        if ! bash -c '"$@"; rc=$?; times >"'"$try"'.times"; exit $rc' _ \
+            "$PG_BIN/pgbench" -n -M prepared -h "$ES_PGSOCK" -p "$ES_PGPORT" -U postgres \
+            -c "$clients" -T "$T" -f "$script" "$@" "$db" >"$try" 2>&1; then
+            tail -5 "$try" >&2
+            return 1
+        fi
+        b1=$(busy_jiffies) s1=$(server_jiffies) t1=$EPOCHREALTIME
+        # `times` prints the children's user and system time on its second line
+        pgb_cpu=$(awk 'NR == 2 { n = split($0, a, " "); s = 0
+                       for (i = 1; i <= n; i++) { split(a[i], p, "m"); s += p[1] * 60 + p[2] } print s }' "$try.times")
+        foreign=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v p="$pgb_cpu" -v t0="$t0" -v t1="$t1" \
+            -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+            'BEGIN { f = (b - s) / hz - p; if (f < 0) f = 0; printf "%.3f", f / ((t1 - t0) * n) }')
+        if [ -z "$best_foreign" ] || awk -v a="$foreign" -v b="$best_foreign" 'BEGIN { exit !(a < b) }'; then
+            best_foreign=$foreign best_raw=$try
+        fi
+        awk -v a="$best_foreign" -v m="$max_foreign" 'BEGIN { exit !(a <= m) }' && break
+        [ "$attempt" -lt "$attempts" ] &&
+            printf '    %-22s %-8s round %s: other processes took %.0f%% of the CPU, again\n' \
+                "$scen" "$side" "$round" "$(awk -v f="$foreign" 'BEGIN { print f * 100 }')"
+    done
+    cp "$best_raw" "$raw"
     local tps tx retries failed
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$raw")
     tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$raw")
@@ -102,8 +142,9 @@ pgb() {
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$raw")
     [ -n "$tps" ] || { echo "no tps in $raw" >&2; return 1; }
     rec "$scen" "$side" "$round" "$clients" "$T" "$(awk -v t="$tps" -v m="$mult" 'BEGIN { printf "%.3f", t * m }')" \
-        "$unit" "$tx" "${retries:-0}" "${failed:-0}"
-    printf '    %-22s %-8s round %s: %12.1f %s\n' "$scen" "$side" "$round" "$(awk -v t="$tps" -v m="$mult" 'BEGIN { print t * m }')" "$unit"
+        "$unit" "$tx" "${retries:-0}" "${failed:-0}" "$best_foreign"
+    printf '    %-22s %-8s round %s: %12.1f %-8s (other processes: %.0f%% CPU)\n' "$scen" "$side" "$round" \
+        "$(awk -v t="$tps" -v m="$mult" 'BEGIN { print t * m }')" "$unit" "$(awk -v f="$best_foreign" 'BEGIN { print f * 100 }')"
 }
 
 # Alternate sides round by round (A B A B ...) so drift hits every side alike:
@@ -239,25 +280,25 @@ sc_load() {
     alternate load es_load 1 "loads/s" "long load_long.sql 1" "short load_short.sql 1"
 }
 
-# Backend memory during the fold of the whole bank data set: VmRSS before, VmHWM
-# (peak) after, read from /proc/self/status by the backend itself; RssAnon sampled
-# from outside every 10 ms (private memory only; VmHWM also counts the shared
-# buffers the backend touched).
+# Backend memory during the fold of the whole bank data set, read by the backend
+# itself from /proc/self/status before and after (VmRSS, VmHWM = peak RSS, and
+# RSS split into RssAnon = private memory, RssShmem = shared buffers mapped,
+# RssFile = mapped files such as the JIT's LLVM library), and RssAnon sampled
+# from outside every 10 ms for its peak.
 sc_fold_rss() {
-    local rounds=$ROUNDS r
-    for ((r = 1; r <= rounds; r++)); do
-        local tmp=$OUT/raw/fold_rss.$r.txt sampler pid
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        local tmp=$OUT/raw/fold_rss.$r.txt pid=
         es_psql es_bank -qAt -F ' ' >"$tmp" 2>&1 <<'SQL' &
 SET application_name = 'bench-fold-rss';
 SELECT count(*) FROM (SELECT es.fold(e ORDER BY version) FROM es.events e WHERE stream_id = 'account-1') w;
-SELECT 'before', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem):';
+SELECT 'before', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem|RssFile):';
 SELECT 'sleep', pg_sleep(0.3);
 SELECT count(f) FROM (SELECT stream_id, es.fold(e ORDER BY version) AS f FROM es.events e GROUP BY stream_id) s;
-SELECT 'after', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem):';
+SELECT 'after', s FROM regexp_split_to_table(pg_read_file('/proc/self/status'), '\n') s WHERE s ~ '^(VmRSS|VmHWM|RssAnon|RssShmem|RssFile):';
 SQL
         local psql_pid=$!
-        pid=
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 200); do
             pid=$(q postgres "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench-fold-rss'")
             [ -n "$pid" ] && break
             sleep 0.05
@@ -269,14 +310,15 @@ SQL
             sleep 0.01
         done
         wait "$psql_pid"
-        local rss_before hwm_after anon_before
-        rss_before=$(awk '$1 == "before" && $2 == "VmRSS:" { print $3 }' "$tmp")
-        anon_before=$(awk '$1 == "before" && $2 == "RssAnon:" { print $3 }' "$tmp")
-        hwm_after=$(awk '$1 == "after" && $2 == "VmHWM:" { print $3 }' "$tmp")
-        rec fold_rss hwm "$r" 1 0 "$(awk -v a="$hwm_after" -v b="$rss_before" 'BEGIN { printf "%.1f", (a - b) / 1024 }')" MB
-        rec fold_rss anon "$r" 1 0 "$(awk -v a="$peak" -v b="$anon_before" 'BEGIN { printf "%.1f", (a - b) / 1024 }')" MB
-        printf '    fold_rss round %s: VmHWM after - VmRSS before = %s kB, peak RssAnon - RssAnon before = %s kB\n' \
-            "$r" "$((hwm_after - rss_before))" "$((peak - anon_before))"
+        kb() { awk -v w="$1" -v k="$2:" '$1 == w && $2 == k { print $3 }' "$tmp"; }
+        local mb='BEGIN { printf "%.1f", (a - b) / 1024 }'
+        rec fold_rss anon "$r" 1 0 "$(awk -v a="$peak" -v b="$(kb before RssAnon)" "$mb")" MB
+        rec fold_rss hwm "$r" 1 0 "$(awk -v a="$(kb after VmHWM)" -v b="$(kb before VmRSS)" "$mb")" MB
+        rec fold_rss shmem "$r" 1 0 "$(awk -v a="$(kb after RssShmem)" -v b="$(kb before RssShmem)" "$mb")" MB
+        rec fold_rss file "$r" 1 0 "$(awk -v a="$(kb after RssFile)" -v b="$(kb before RssFile)" "$mb")" MB
+        printf '    fold_rss round %s: private (RssAnon) peak +%s kB; VmHWM +%s kB, of which shared buffers +%s kB, mapped files +%s kB\n' \
+            "$r" "$((peak - $(kb before RssAnon)))" "$(($(kb after VmHWM) - $(kb before VmRSS)))" \
+            "$(($(kb after RssShmem) - $(kb before RssShmem)))" "$(($(kb after RssFile) - $(kb before RssFile)))"
     done
 }
 
