@@ -13,7 +13,7 @@
 use crate::guc::MAX_EVENT_SIZE;
 use crate::jsonb::{self, Container};
 use crate::validate::{self, fail, fail_hint};
-use crate::{ids, kept_plan, position, spi};
+use crate::{ids, kept_plan, notify, position, spi};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::{fcinfo, IntoDatum};
@@ -66,7 +66,7 @@ macro_rules! insert_one {
         ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                           event_type, data, metadata, event_id)
                    SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s)
-           SELECT s.version FROM s"
+           SELECT s.version, s.stream_type FROM s"
     };
 }
 /// Inserts every element of the (already validated) events array.
@@ -80,7 +80,7 @@ macro_rules! insert_many {
                                ELSE '{}'::jsonb END,
                           COALESCE((e.v->>'id')::uuid, es.uuid_generate_v7())
                    FROM s, jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
-           SELECT s.version FROM s"
+           SELECT s.version, s.stream_type FROM s"
     };
 }
 macro_rules! cstr {
@@ -316,14 +316,22 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         {
             req.explain_refusal();
         }
-        spi::value_i64(0, 1).unwrap_or(0)
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        notify::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            vec![validate::text_datum_str(event_type).to_owned()],
+            pos,
+            1,
+        );
+        version
     });
     Datum::from(version)
 }
 
 /// Checks every element of an events array; returns how many there are and
 /// whether any carries an id.
-fn check_events(events: Datum) -> (u32, bool) {
+fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
     let arr = unsafe { Container::from_datum(events) };
     let bad = |msg: String| -> ! {
         fail_hint(
@@ -349,6 +357,7 @@ fn check_events(events: Datum) -> (u32, bool) {
         );
     }
     let mut ids: Vec<[u8; 16]> = Vec::new();
+    let mut types: Vec<String> = Vec::new();
     for i in 0..n {
         let Some(el) = arr
             .ith(i)
@@ -362,6 +371,9 @@ fn check_events(events: Datum) -> (u32, bool) {
             Some(None) => bad(format!("events[{i}].type must be a string")),
             Some(Some(t)) => {
                 validate::check_identifier(&format!("events[{i}].type"), t);
+                if !types.iter().any(|x| x == t) {
+                    types.push(t.to_owned());
+                }
             }
         }
         match el.get("data") {
@@ -383,7 +395,7 @@ fn check_events(events: Datum) -> (u32, bool) {
             ids.push(uuid);
         }
     }
-    (n, !ids.is_empty())
+    (n, !ids.is_empty(), types)
 }
 
 crate::v1_function_info!(pg_finfo_es_append_events);
@@ -399,7 +411,7 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             "events must not be NULL".into(),
         );
     };
-    let (n, any_id) = check_events(events);
+    let (n, any_id, types) = check_events(events);
 
     let version = spi::connected(|| {
         if any_id {
@@ -425,7 +437,15 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
         if plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
             req.explain_refusal();
         }
-        spi::value_i64(0, 1).unwrap_or(0)
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        notify::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            types,
+            first,
+            n as i64,
+        );
+        version
     });
     Datum::from(version)
 }
