@@ -14,14 +14,18 @@ pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10000);
 pub static WORKER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 pub fn init() {
-    GucRegistry::define_string_guc(
-        c"es.worker_databases",
-        c"Databases in which a background worker keeps async projections caught up (comma-separated).",
-        c"Takes effect at server start, with pg_eventsource in shared_preload_libraries. Empty: no worker.",
-        &WORKER_DATABASES,
-        GucContext::Postmaster,
-        GucFlags::default(),
-    );
+    // A server-start setting can only be defined while the server starts,
+    // i.e. when the library is preloaded; it means nothing otherwise.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_string_guc(
+            c"es.worker_databases",
+            c"Databases in which a background worker keeps async projections caught up (comma-separated).",
+            c"Takes effect at server start, with pg_eventsource in shared_preload_libraries. Empty: no worker.",
+            &WORKER_DATABASES,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_int_guc(
         c"es.worker_batch_size",
         c"Events the background worker hands to a projection per transaction.",

@@ -33,6 +33,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_aggregates;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_projections;
 #[cfg(test)]
 pub use tests::pg_test;
 

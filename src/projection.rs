@@ -10,6 +10,7 @@
 //! the batch is rolled back, the events before it are handled again, and the
 //! projection is marked failed at the failing event.
 
+use crate::event::RowReader;
 use crate::roles::{self, as_user, with_search_path};
 use crate::validate::{self, fail, fail_hint};
 use crate::{kept_plan, materialize, spi};
@@ -213,10 +214,12 @@ pub fn names_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'static str {
 }
 
 /// Inline projections are handed each event by the appending transaction;
-/// replaying history into them must not race those appends. A SHARE lock
-/// on es.events waits for transactions that appended and holds new appends
-/// until this transaction ends; a READ COMMITTED statement run after it
-/// sees every committed event.
+/// replaying history into them must not race those appends. A SHARE ROW
+/// EXCLUSIVE lock on es.events waits for transactions that appended and
+/// holds new appends until this transaction ends, so a READ COMMITTED
+/// statement run after it sees every event there will be until then. (It
+/// conflicts with itself, so two such transactions that also append queue
+/// up rather than deadlock.)
 pub fn lock_out_appends(what: &str) {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -226,7 +229,7 @@ pub fn lock_out_appends(what: &str) {
                 "Under REPEATABLE READ its snapshot could miss events that commit while it waits for appends to finish.",
             );
         }
-        pg_sys::LockRelationOid(events_oid(), pg_sys::ShareLock as i32);
+        pg_sys::LockRelationOid(events_oid(), pg_sys::ShareRowExclusiveLock as i32);
     }
 }
 
@@ -640,9 +643,12 @@ pub fn run(name: &str, max: i64) -> i64 {
                 false,
             )
         });
-        if let (Some(e), Some(at)) = (&error, failed_at) {
+        if let Some(e) = &error {
+            let ev = unsafe { RowReader::for_row(rows[done]).read(rows[done]) };
             pgrx::warning!(
-                "projection \"{name}\" failed at global_position {at}: {e}; it stays at {position} until es.run_projection succeeds"
+                "projection \"{name}\" failed on event {} of stream \"{}\": {e}; es.run_projection resumes there once the handler is fixed",
+                ev.version,
+                ev.stream_id
             );
         }
         done as i64
