@@ -212,6 +212,21 @@ fn subscriptions_installed(c: &mut Client) -> bool {
     .get(0)
 }
 
+/// Whether the extension's SQL sources (sql/*.sql of this repository)
+/// define es.subscribe: then the subscriber half must run.
+fn source_defines_subscriptions() -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                e.path().extension().is_some_and(|x| x == "sql")
+                    && std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.contains("FUNCTION es.subscribe("))
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// Checks that `got` (in arrival order) is exactly `all`, once each, in
 /// global order.
 fn check_delivery(who: &str, got: &[Ev], all: &[Ev], held: &[Ev]) {
@@ -304,6 +319,11 @@ fn run_scenario(db_name: &str) -> Delivered {
         ),
     );
     let with_subscriber = subscriptions_installed(&mut c);
+    assert!(
+        with_subscriber || !source_defines_subscriptions(),
+        "the repository's sql/ defines es.subscribe but the installed extension has no \
+         es.subscribe/es.poll/es.ack: install the current build"
+    );
     if with_subscriber {
         ok(
             "es.subscribe",
@@ -311,8 +331,8 @@ fn run_scenario(db_name: &str) -> Delivered {
         );
     } else {
         println!(
-            "SKIPPED (subscriber half only): es.subscribe/es.poll/es.ack are not in the installed \
-             extension; the projection half runs"
+            "SKIPPED (subscriber half only): es.subscribe/es.poll/es.ack are neither in the \
+             installed extension nor in sql/; the projection half runs"
         );
     }
 
