@@ -23,6 +23,13 @@ mod tests {
         ));
     }
 
+    /// Takes the lock that creating an inline projection takes, before this
+    /// test appends: two transactions that append and then ask for it would
+    /// deadlock (tests run in parallel).
+    fn lock_out_appends() {
+        run("LOCK TABLE es.events IN SHARE ROW EXCLUSIVE MODE");
+    }
+
     fn total(prefix: &str, stream: &str) -> String {
         opt_text(&format!(
             "SELECT (SELECT total::text || '/' || n FROM {prefix}_bal WHERE stream_id = '{stream}')"
@@ -33,6 +40,7 @@ mod tests {
     #[pg_test]
     fn inline_projection_replays_history_then_follows_appends() {
         balance_model("pj1");
+        lock_out_appends();
         run("SELECT es.append_event('pj1acc-1', 'Deposited', '{\"amount\": 10}')");
         run("SELECT es.create_projection('pj1', 'pj1_h(es.events)', 'inline', ARRAY['Deposited'], ARRAY['pj1acc'])");
         // history was handed over at creation
@@ -360,6 +368,7 @@ mod tests {
     #[pg_test]
     fn materializer_creates_fills_and_follows_each_append() {
         define_bank("pm1", 3);
+        lock_out_appends();
         run("SELECT es.append_events('pm1-a', '[{\"type\": \"Deposited\", \"data\": {\"amount\": 0.1}},
                                                {\"type\": \"Deposited\", \"data\": {\"amount\": 0.2}}]')");
         run("SELECT es.materialize_aggregate('pm1', 'pm1_state')");
@@ -438,6 +447,7 @@ mod tests {
         run("CREATE TABLE pm4_ok (stream_id text PRIMARY KEY, version bigint NOT NULL, state jsonb NOT NULL, note text);
              CREATE TABLE pm4_nokey (stream_id text, version bigint, state jsonb);
              CREATE TABLE pm4_types (stream_id text PRIMARY KEY, version int, state jsonb);");
+        lock_out_appends();
         run("SELECT es.append_event('pm4-a', 'Deposited', '{\"amount\": 2}')");
         assert_error(
             "PERFORM es.materialize_aggregate('pm4', 'pm4_nokey')",

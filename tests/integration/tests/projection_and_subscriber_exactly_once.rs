@@ -664,7 +664,7 @@ fn projection_and_subscriber_get_every_committed_event_exactly_once() {
 /// lower position, so es.read_all, es.poll and async projections hand out
 /// version n+1 before version n. Run with `cargo test -- --ignored`.
 #[test]
-#[ignore = "known bug: a stream's versions can get positions out of order (position from an xid taken before the stream's row lock)"]
+
 fn each_stream_arrives_in_version_order() {
     let d = run_scenario("projection_subscriber_version_order");
     for (who, got) in [
