@@ -228,7 +228,7 @@ fn source_defines_subscriptions() -> bool {
 }
 
 /// Checks that `got` (in arrival order) is exactly `all`, once each, in
-/// global order.
+/// global order (stream version order is checked by the caller).
 fn check_delivery(who: &str, got: &[Ev], all: &[Ev], held: &[Ev]) {
     let mut count: HashMap<i64, usize> = HashMap::new();
     for e in got {
@@ -638,35 +638,9 @@ fn run_scenario(db_name: &str) -> Delivered {
 #[test]
 fn projection_and_subscriber_get_every_committed_event_exactly_once() {
     let d = run_scenario("projection_subscriber_exactly_once");
-    // Reported, not asserted here: see the ignored test below.
-    for (who, got) in [
-        ("projection", Some(&d.projected)),
-        ("subscriber", d.received.as_ref()),
-    ] {
-        if let Some(got) = got {
-            let breaks = version_order_breaks(got);
-            if !breaks.is_empty() {
-                println!(
-                    "KNOWN BUG (see each_stream_arrives_in_version_order): {who}: {} events arrived \
-                     out of their stream's version order, e.g. {:?}",
-                    breaks.len(),
-                    &breaks[..breaks.len().min(5)]
-                );
-            }
-        }
-    }
-}
-
-/// Global positions come from transaction ids, and a transaction can take
-/// its id (by any earlier write, or inside es.append_event before it waits
-/// for the stream's row) before another transaction that appends to the
-/// same stream first and commits first. Its later version then has the
-/// lower position, so es.read_all, es.poll and async projections hand out
-/// version n+1 before version n. Run with `cargo test -- --ignored`.
-#[test]
-
-fn each_stream_arrives_in_version_order() {
-    let d = run_scenario("projection_subscriber_version_order");
+    // Each stream in version order: a transaction can take its id before
+    // another that appends to the same stream first and commits first; the
+    // append must still give the later version the later position.
     for (who, got) in [
         ("projection", Some(&d.projected)),
         ("subscriber", d.received.as_ref()),
