@@ -82,6 +82,11 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
         }
         unsafe { ProcessNotifyInterrupt(false) };
     }
+    // Asked to stop (pg_terminate_backend, DROP DATABASE ... FORCE, or
+    // shutdown). A worker that returns exits with 0, which the postmaster
+    // takes as "done for good"; exit 1 has it restarted after its restart
+    // time (at shutdown nothing is restarted).
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 fn installed() -> bool {

@@ -41,7 +41,6 @@ fn worker_pids(c: &mut Client) -> Vec<i32> {
 }
 
 #[test]
-#[ignore = "known bug: a worker terminated by pg_terminate_backend (or DROP DATABASE ... WITH (FORCE)) exits with code 0 and is never restarted"]
 fn worker_restarts_after_being_terminated() {
     let mut admin = connect("postgres");
     if !preloaded(&mut admin) {
