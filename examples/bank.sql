@@ -387,7 +387,7 @@ SELECT * FROM bank.close_account('bob');
 
 \echo '=== 5. Commands that break the rules are rejected, with a SQLSTATE, and write nothing'
 -- (a helper for this demo: runs a command and reports how it ended)
-CREATE FUNCTION pg_temp.attempt(command text, OUT outcome text, OUT code text, OUT message text)
+CREATE FUNCTION pg_temp.attempt(command text, OUT outcome text, OUT code text, OUT message text, OUT hint text)
 LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE command;
@@ -396,6 +396,7 @@ EXCEPTION WHEN OTHERS THEN
     outcome := 'rejected';
     code := SQLSTATE;
     message := SQLERRM;
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
 END
 $$;
 SELECT c.command, r.* FROM (VALUES
