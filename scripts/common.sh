@@ -58,8 +58,17 @@ install_extension() {
     (cd "$REPO" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
 }
 
+# The private cluster preloads the library (once it is installed) so that the
+# background worker keeps async projections caught up in database es_worker
+# (and in ES_WORKER_DATABASES, comma-separated).
+ES_WORKER_DATABASES=${ES_WORKER_DATABASES:-es_worker}
+
 # Start the private cluster as the postgres user, creating it if needed.
 start_cluster() {
+    local preload=""
+    if [ -f "$("$PG_CONFIG" --pkglibdir)/pg_eventsource.so" ]; then
+        preload="-c shared_preload_libraries=pg_eventsource -c es.worker_databases=$ES_WORKER_DATABASES -c es.worker_interval=200"
+    fi
     mkdir -p "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
     chown postgres: "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
     if [ ! -f "$ES_PGDATA/PG_VERSION" ]; then
@@ -78,8 +87,14 @@ start_cluster() {
             [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
         done
         as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -l "$ES_PGLOG" -w -t 60 \
-            -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1 ${ES_PGOPTS:-}" start >/dev/null
+            -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1 $preload ${ES_PGOPTS:-}" start >/dev/null
     )
+    # The worker's database (it retries every few seconds until it exists).
+    local db
+    for db in ${ES_WORKER_DATABASES//,/ }; do
+        es_psql postgres -qtA -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+            || es_psql postgres -q -c "CREATE DATABASE \"$db\""
+    done
 }
 
 stop_cluster() {

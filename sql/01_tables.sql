@@ -35,6 +35,9 @@ CREATE TABLE es.streams (
     stream_id   text        NOT NULL PRIMARY KEY,
     stream_type text        NOT NULL,
     version     bigint      NOT NULL CHECK (version > 0),
+    -- global_position of the stream's last event: an append must place its
+    -- events after it (see src/position.rs, "order within a stream")
+    last_position bigint    NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 70);

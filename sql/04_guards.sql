@@ -60,3 +60,8 @@ ALTER TABLE es.position_base ENABLE ALWAYS TRIGGER position_base_merge;
 REVOKE ALL ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.append_events(text, jsonb, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_aggregate(text, regprocedure, jsonb, jsonb, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.rebuild_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.drop_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.materialize_aggregate(text, text) FROM PUBLIC;

@@ -13,7 +13,7 @@
 use crate::guc::MAX_EVENT_SIZE;
 use crate::jsonb::{self, Container};
 use crate::validate::{self, fail, fail_hint};
-use crate::{ids, kept_plan, position, spi};
+use crate::{ids, kept_plan, notify, position, spi};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::{fcinfo, IntoDatum};
@@ -38,25 +38,28 @@ const ARGS: [pg_sys::Oid; 10] = [
 /// Moves the stream forward, by expected-version mode.
 macro_rules! stream_any {
     () => {
-        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version)
-                   VALUES ($1, COALESCE($2, $3), $10)
-                   ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $10, updated_at = now()
-                   WHERE $2 IS NULL OR s.stream_type = $2
+        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1)
+                   ON CONFLICT (stream_id) DO UPDATE
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
+                   WHERE ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
 }
 macro_rules! stream_new {
     () => {
-        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version)
-                   VALUES ($1, COALESCE($2, $3), $10)
+        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version, last_position)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1)
                    ON CONFLICT (stream_id) DO NOTHING
                    RETURNING version, stream_type)"
     };
 }
 macro_rules! stream_exact {
     () => {
-        "WITH s AS (UPDATE es.streams s SET version = s.version + $10, updated_at = now()
+        "WITH s AS (UPDATE es.streams s
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
                    WHERE s.stream_id = $1 AND s.version = $9 AND ($2 IS NULL OR s.stream_type = $2)
+                     AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
 }
@@ -66,7 +69,7 @@ macro_rules! insert_one {
         ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                           event_type, data, metadata, event_id)
                    SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s)
-           SELECT s.version FROM s"
+           SELECT s.version, s.stream_type FROM s"
     };
 }
 /// Inserts every element of the (already validated) events array.
@@ -80,7 +83,7 @@ macro_rules! insert_many {
                                ELSE '{}'::jsonb END,
                           COALESCE((e.v->>'id')::uuid, es.uuid_generate_v7())
                    FROM s, jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
-           SELECT s.version FROM s"
+           SELECT s.version, s.stream_type FROM s"
     };
 }
 macro_rules! cstr {
@@ -125,7 +128,7 @@ kept_plan!(
 
 kept_plan!(
     STREAM_STATE,
-    c"SELECT version, stream_type FROM es.streams WHERE stream_id = $1",
+    c"SELECT version, stream_type, last_position FROM es.streams WHERE stream_id = $1",
     [pg_sys::TEXTOID]
 );
 kept_plan!(
@@ -178,14 +181,29 @@ impl Request<'_> {
         ]
     }
 
-    /// The statement returned no row: say why (wrong version, or wrong type).
-    fn explain_refusal(&self) -> ! {
-        let (actual, recorded_type) = if STREAM_STATE.run(&[Some(self.stream_id_datum)], false) == 1
-        {
-            (spi::value_i64(0, 1).unwrap_or(0), spi::value_string(0, 2))
-        } else {
-            (0, None)
+    /// The statement returned no row. Returns when the only reason is that
+    /// the stream's last event has a position at or after `first` (the
+    /// caller then takes later positions and tries again); otherwise fails,
+    /// saying why (wrong version, or wrong type).
+    fn explain_refusal(&self, first: i64) {
+        let (actual, recorded_type, last) =
+            if STREAM_STATE.run(&[Some(self.stream_id_datum)], false) == 1 {
+                (
+                    spi::value_i64(0, 1).unwrap_or(0),
+                    spi::value_string(0, 2),
+                    spi::value_i64(0, 3).unwrap_or(0),
+                )
+            } else {
+                (0, None, 0)
+            };
+        let type_ok = self.stream_type.is_none() || recorded_type.as_deref() == self.stream_type;
+        let version_ok = match self.expected {
+            None => true,
+            Some(e) => e == actual && (e > 0 || recorded_type.is_none()),
         };
+        if type_ok && version_ok && last >= first {
+            return;
+        }
         if let Some(expected) = self.expected {
             if expected != actual {
                 fail_hint(
@@ -302,28 +320,37 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             }
         }
         let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
-        let pos = position::reserve(1);
+        let mut pos = position::reserve(1);
         let plan = match req.expected {
             None => &ONE_ANY,
             Some(0) => &ONE_NEW,
             Some(_) => &ONE_EXACT,
         };
         let _scope = crate::snapshot::AppendScope::enter();
-        if plan.run(
+        while plan.run(
             &req.args(Some(event_type), data, metadata, id, pos, 1),
             false,
         ) != 1
         {
-            req.explain_refusal();
+            req.explain_refusal(pos);
+            pos = position::reserve_after_lock(1);
         }
-        spi::value_i64(0, 1).unwrap_or(0)
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        notify::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            vec![validate::text_datum_str(event_type).to_owned()],
+            pos,
+            1,
+        );
+        version
     });
     Datum::from(version)
 }
 
 /// Checks every element of an events array; returns how many there are and
 /// whether any carries an id.
-fn check_events(events: Datum) -> (u32, bool) {
+fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
     let arr = unsafe { Container::from_datum(events) };
     let bad = |msg: String| -> ! {
         fail_hint(
@@ -349,6 +376,7 @@ fn check_events(events: Datum) -> (u32, bool) {
         );
     }
     let mut ids: Vec<[u8; 16]> = Vec::new();
+    let mut types: Vec<String> = Vec::new();
     for i in 0..n {
         let Some(el) = arr
             .ith(i)
@@ -362,6 +390,9 @@ fn check_events(events: Datum) -> (u32, bool) {
             Some(None) => bad(format!("events[{i}].type must be a string")),
             Some(Some(t)) => {
                 validate::check_identifier(&format!("events[{i}].type"), t);
+                if !types.iter().any(|x| x == t) {
+                    types.push(t.to_owned());
+                }
             }
         }
         match el.get("data") {
@@ -383,7 +414,7 @@ fn check_events(events: Datum) -> (u32, bool) {
             ids.push(uuid);
         }
     }
-    (n, !ids.is_empty())
+    (n, !ids.is_empty(), types)
 }
 
 crate::v1_function_info!(pg_finfo_es_append_events);
@@ -399,7 +430,7 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             "events must not be NULL".into(),
         );
     };
-    let (n, any_id) = check_events(events);
+    let (n, any_id, types) = check_events(events);
 
     let version = spi::connected(|| {
         if any_id {
@@ -415,17 +446,26 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
                 ));
             }
         }
-        let first = position::reserve(n as u64);
+        let mut first = position::reserve(n as u64);
         let plan = match req.expected {
             None => &MANY_ANY,
             Some(0) => &MANY_NEW,
             Some(_) => &MANY_EXACT,
         };
         let _scope = crate::snapshot::AppendScope::enter();
-        if plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
-            req.explain_refusal();
+        while plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
+            req.explain_refusal(first);
+            first = position::reserve_after_lock(n as u64);
         }
-        spi::value_i64(0, 1).unwrap_or(0)
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        notify::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            types,
+            first,
+            n as i64,
+        );
+        version
     });
     Datum::from(version)
 }

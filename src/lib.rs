@@ -13,13 +13,19 @@ mod event;
 mod fold;
 mod guc;
 mod ids;
+mod inline;
 mod jsonb;
+mod materialize;
+mod notify;
 mod position;
+mod projection;
 mod reducer;
+mod roles;
 mod snapshot;
 mod spi;
 mod validate;
 mod value;
+mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
@@ -27,6 +33,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_aggregates;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_projections;
 #[cfg(test)]
 pub use tests::pg_test;
 
@@ -63,9 +71,16 @@ extension_sql_file!(
         validate::check_time
     ]
 );
+extension_sql_file!(
+    "../sql/06_projections.sql",
+    name = "projections",
+    requires = ["tables", "read", "aggregates"]
+);
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    notify::init();
+    worker::register();
 }

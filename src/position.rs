@@ -18,6 +18,18 @@
 //! `sql/04_guards.sql`); the first append after that raises our offset above
 //! every restored position, under a table lock so concurrent first appends
 //! agree on it. Until then `es.read_horizon()` hands out all restored events.
+//!
+//! Order within a stream. A transaction may take its id early (an earlier
+//! write) and then wait for a stream's row behind a younger transaction that
+//! appends to the same stream and commits first; its own positions would
+//! then be lower than those of the stream's previous version. So every
+//! append also requires the stream's `last_position` to be below its first
+//! position; when it is not, `reserve_after_lock` moves the transaction's
+//! positions onto the id of a subtransaction started there and then, which
+//! is newer than that of every transaction that has ended (the previous
+//! writer among them). Positions above the transaction's own id keep the
+//! horizon argument intact: they are handed out only after every id below
+//! them, the transaction's own included, has ended.
 
 use crate::kept_plan;
 use crate::spi;
@@ -144,6 +156,33 @@ pub fn reserve(n: u64) -> i64 {
     }
     TXN.with(|t| t.set((cur_xid, next + n, base)));
     base | next as i64
+}
+
+/// Reserves `n` positions after every position of every transaction that
+/// has ended: from the id of a subtransaction started now. The rest of the
+/// transaction's positions follow on from there. Must be called inside an
+/// SPI connection, after `reserve` in the same transaction.
+pub fn reserve_after_lock(n: u64) -> i64 {
+    let xid = unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let x = pg_sys::GetCurrentFullTransactionId().value;
+        pg_sys::ReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        x
+    };
+    let top = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    let b = xid as i128 + offset() as i128;
+    if b >= MAX_BASE as i128 {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("transaction id {xid} is beyond the range of global positions"),
+        );
+    }
+    TXN.with(|t| t.set((top, 1, (b as i64) << COUNTER_BITS)));
+    reserve(n)
 }
 
 /// This cluster's system identifier, which keys `es.position_base`.

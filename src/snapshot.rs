@@ -32,6 +32,11 @@ impl AppendScope {
     }
 }
 
+/// Whether an append made by the extension's functions is under way.
+pub fn in_append() -> bool {
+    APPEND_DEPTH.with(|d| d.get()) > 0
+}
+
 impl Drop for AppendScope {
     fn drop(&mut self) {
         APPEND_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));

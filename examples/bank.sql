@@ -1,0 +1,444 @@
+-- The bank: accounts as event streams, commands as SQL functions, read models
+-- as projections. Run by `bash scripts/run.sh` in a fresh database; runs in any
+-- database where you may CREATE EXTENSION (psql -X -v ON_ERROR_STOP=1 -f examples/bank.sql).
+--
+-- What a backend team usually writes as an HTTP service over its own event table
+-- is here a handful of statements:
+--   * an aggregate type `account` folded by native reducers (exact decimals),
+--     with a snapshot every 10 events;
+--   * command functions bank.open_account / deposit / withdraw / close_account
+--     that load the account, check the rules, and append with the loaded
+--     version as the expected version, so concurrent commands can never
+--     overdraw an account: the loser gets SQLSTATE 40001 and retries;
+--   * read models: bank.account_balances (inline projection), and
+--     bank.transaction_history and bank.daily_summary (async projections).
+--
+-- Errors raised by the commands (catch them by SQLSTATE):
+--   22004 null_value_not_allowed           an argument is NULL
+--   22023 invalid_parameter_value          amount not positive or with more than 2 decimals,
+--                                          a malformed account id, an empty owner
+--   P0002 no_data_found                    no such account
+--   23505 unique_violation                 open_account: the account already exists
+--   55000 object_not_in_prerequisite_state the account is closed; close_account with money left
+--   23514 check_violation                  withdraw: more than the balance (insufficient funds)
+--   40001 serialization_failure            another command changed the account since it was
+--                                          loaded: run the command again (nothing was written)
+
+\set ON_ERROR_STOP 1
+\set QUIET 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_eventsource;
+RESET client_min_messages;
+-- set-up statements print nothing (errors still show)
+\o /dev/null
+
+\echo '=== 1. The account aggregate: native reducers, snapshot every 10 events'
+-- Every money event's data is {"type", "amount", "time"}, so the reducers can
+-- append it to the account's list of transactions as it is.
+SELECT es.define_aggregate('account',
+  reducers => $json${
+    "AccountOpened":  [{"set": "accountId", "from": "$.accountId"},
+                       {"set": "owner", "from": "$.owner"},
+                       {"set": "balance", "from": "$.initialBalance"},
+                       {"set": "isActive", "value": true},
+                       {"set": "openedAt", "from": "$recorded_at"}],
+    "MoneyDeposited": [{"add": "balance", "from": "$.amount"},
+                       {"inc": "transactionCount"},
+                       {"append": "transactions", "from": "$"}],
+    "MoneyWithdrawn": [{"sub": "balance", "from": "$.amount"},
+                       {"inc": "transactionCount"},
+                       {"append": "transactions", "from": "$"}],
+    "AccountClosed":  [{"set": "isActive", "value": false},
+                       {"set": "closedAt", "from": "$recorded_at"}]
+  }$json$,
+  initial_state => '{"balance": 0, "isActive": false, "transactionCount": 0, "transactions": []}',
+  snapshot_every => 10);
+
+\echo '=== 2. Commands: schema bank'
+CREATE SCHEMA bank;
+
+-- 'alice' -> stream 'account-alice'
+CREATE FUNCTION bank.stream_id(account_id text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF account_id !~ '^[A-Za-z0-9_.-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid account id "%"', account_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An account id is 1 to 100 letters, digits, "_", "." or "-".';
+    END IF;
+    RETURN 'account-' || account_id;
+END
+$$;
+
+-- A positive amount with at most 2 decimals, returned with exactly 2.
+CREATE FUNCTION bank.check_amount(amount numeric, allow_zero boolean DEFAULT false) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF amount IS NULL THEN
+        RAISE EXCEPTION 'amount must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF amount < 0 OR (amount = 0 AND NOT allow_zero) OR amount = 'NaN' THEN
+        RAISE EXCEPTION 'amount must be % than 0, got %', CASE WHEN allow_zero THEN 'at least' ELSE 'more' END, amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF amount <> round(amount, 2) THEN
+        RAISE EXCEPTION 'amount % has more than 2 decimal places', amount
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Amounts are in units of 0.01.';
+    END IF;
+    IF amount >= 1e15 THEN
+        RAISE EXCEPTION 'amount % is too large', amount USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN round(amount, 2);
+END
+$$;
+
+-- An account's current state, for a command: raises P0002 when it does not
+-- exist and, unless allow_closed, 55000 when it is closed.
+CREATE TYPE bank.loaded_account AS (stream_id text, version bigint, balance numeric, is_active boolean, state jsonb);
+
+CREATE FUNCTION bank.load_account(account_id text, allow_closed boolean DEFAULT false)
+RETURNS bank.loaded_account
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a bank.loaded_account;
+BEGIN
+    SELECT l.stream_id, l.version, (l.state->>'balance')::numeric, (l.state->>'isActive')::boolean, l.state
+      INTO a
+      FROM es.load(bank.stream_id(load_account.account_id)) l;
+    IF a.version = 0 THEN
+        RAISE EXCEPTION 'account "%" does not exist', account_id
+            USING ERRCODE = 'no_data_found', HINT = 'Open it with bank.open_account first.';
+    END IF;
+    IF NOT a.is_active AND NOT allow_closed THEN
+        RAISE EXCEPTION 'account "%" is closed', account_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN a;
+END
+$$;
+
+CREATE FUNCTION bank.open_account(account_id text, owner text, initial_balance numeric DEFAULT 0,
+                                  metadata jsonb DEFAULT NULL)
+RETURNS TABLE (version bigint, balance numeric)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sid constant text    := bank.stream_id(open_account.account_id);
+    amt constant numeric := bank.check_amount(initial_balance, allow_zero => true);
+BEGIN
+    IF owner IS NULL THEN
+        RAISE EXCEPTION 'owner must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(owner) = '' THEN
+        RAISE EXCEPTION 'owner must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF es.stream_version(sid) > 0 THEN
+        RAISE EXCEPTION 'account "%" already exists', account_id
+            USING ERRCODE = 'unique_violation', HINT = 'Account ids are never reused, not even after closing.';
+    END IF;
+    -- expected version 0: if another transaction opens the same account
+    -- first, this append fails with 40001, and the retry reports 23505.
+    version := es.append_event(sid, 'AccountOpened',
+                               jsonb_build_object('accountId', account_id, 'owner', btrim(owner),
+                                                  'initialBalance', amt),
+                               expected_version => 0, metadata => open_account.metadata,
+                               stream_type => 'account');
+    balance := amt;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION bank.deposit(account_id text, amount numeric, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (version bigint, balance numeric)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amt constant numeric := bank.check_amount(amount);
+    a bank.loaded_account := bank.load_account(deposit.account_id);
+BEGIN
+    version := es.append_event(a.stream_id, 'MoneyDeposited',
+                               jsonb_build_object('type', 'deposit', 'amount', amt, 'time', now()),
+                               expected_version => a.version, metadata => deposit.metadata);
+    balance := a.balance + amt;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION bank.withdraw(account_id text, amount numeric, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (version bigint, balance numeric)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amt constant numeric := bank.check_amount(amount);
+    a bank.loaded_account := bank.load_account(withdraw.account_id);
+BEGIN
+    IF amt > a.balance THEN
+        RAISE EXCEPTION 'insufficient funds: account "%" has %, cannot withdraw %', account_id, a.balance, amt
+            USING ERRCODE = 'check_violation';
+    END IF;
+    -- The balance checked above is the one at a.version: if anyone appended
+    -- since, this fails with 40001 and writes nothing.
+    version := es.append_event(a.stream_id, 'MoneyWithdrawn',
+                               jsonb_build_object('type', 'withdrawal', 'amount', amt, 'time', now()),
+                               expected_version => a.version, metadata => withdraw.metadata);
+    balance := a.balance - amt;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION bank.close_account(account_id text, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (version bigint, balance numeric)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a bank.loaded_account := bank.load_account(close_account.account_id);
+BEGIN
+    IF a.balance <> 0 THEN
+        RAISE EXCEPTION 'account "%" still holds %', account_id, a.balance
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Withdraw the remaining %s before closing it.', a.balance);
+    END IF;
+    version := es.append_event(a.stream_id, 'AccountClosed', '{}'::jsonb,
+                               expected_version => a.version, metadata => close_account.metadata);
+    balance := a.balance;
+    RETURN NEXT;
+END
+$$;
+
+-- Reading the aggregate (always current, folded from the newest snapshot).
+CREATE FUNCTION bank.balance(account_id text) RETURNS numeric
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (bank.load_account(balance.account_id, allow_closed => true)).balance;
+
+\echo '=== 3. Read models: account_balances (inline), transaction_history and daily_summary (async)'
+CREATE TABLE bank.account_balances (
+    account_id text          PRIMARY KEY,
+    owner      text          NOT NULL,
+    -- a second guard: an overdraft that got past the commands would fail its append here
+    balance    numeric(20,2) NOT NULL CHECK (balance >= 0),
+    is_active  boolean       NOT NULL,
+    version    bigint        NOT NULL,
+    updated_at timestamptz   NOT NULL
+);
+
+CREATE FUNCTION bank.project_balance(e es.events) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF e.event_type = 'AccountOpened' THEN
+        INSERT INTO bank.account_balances
+        VALUES (e.data->>'accountId', e.data->>'owner', (e.data->>'initialBalance')::numeric,
+                true, e.version, e.recorded_at);
+    ELSE
+        UPDATE bank.account_balances b
+           SET balance = b.balance + CASE e.event_type
+                                        WHEN 'MoneyDeposited' THEN (e.data->>'amount')::numeric
+                                        WHEN 'MoneyWithdrawn' THEN -(e.data->>'amount')::numeric
+                                        ELSE 0 END,
+               is_active = (e.event_type <> 'AccountClosed'),
+               version = e.version,
+               updated_at = e.recorded_at
+         WHERE b.account_id = substr(e.stream_id, length('account-') + 1);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION bank.reset_balances() RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM bank.account_balances;
+END;
+
+SELECT es.create_projection('account_balances', 'bank.project_balance(es.events)', 'inline',
+                            stream_types => ARRAY['account'], reset => 'bank.reset_balances()');
+
+-- Every event of every account, with the balance after it.
+CREATE TABLE bank.transaction_history (
+    global_position bigint        PRIMARY KEY,
+    account_id      text          NOT NULL,
+    version         bigint        NOT NULL,
+    type            text          NOT NULL CHECK (type IN ('open', 'deposit', 'withdrawal', 'close')),
+    amount          numeric(20,2) NOT NULL,
+    balance_after   numeric(20,2) NOT NULL,
+    recorded_at     timestamptz   NOT NULL,
+    UNIQUE (account_id, version)
+);
+
+CREATE FUNCTION bank.project_history(e es.events) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    acct   constant text := substr(e.stream_id, length('account-') + 1);
+    kind   text;
+    amount numeric;
+    delta  numeric;
+BEGIN
+    CASE e.event_type
+        WHEN 'AccountOpened'  THEN kind := 'open';       amount := (e.data->>'initialBalance')::numeric; delta := amount;
+        WHEN 'MoneyDeposited' THEN kind := 'deposit';    amount := (e.data->>'amount')::numeric;         delta := amount;
+        WHEN 'MoneyWithdrawn' THEN kind := 'withdrawal'; amount := (e.data->>'amount')::numeric;         delta := -amount;
+        WHEN 'AccountClosed'  THEN kind := 'close';      amount := 0;                                     delta := 0;
+        ELSE RETURN;
+    END CASE;
+    -- async projections see each stream's events in version order, exactly once
+    INSERT INTO bank.transaction_history
+    SELECT e.global_position, acct, e.version, kind, amount,
+           COALESCE((SELECT h.balance_after FROM bank.transaction_history h
+                      WHERE h.account_id = acct ORDER BY h.version DESC LIMIT 1), 0) + delta,
+           e.recorded_at;
+END
+$$;
+
+CREATE FUNCTION bank.reset_history() RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM bank.transaction_history;
+END;
+
+SELECT es.create_projection('transaction_history', 'bank.project_history(es.events)', 'async',
+                            stream_types => ARRAY['account'], reset => 'bank.reset_history()');
+
+-- Money in and out per day (UTC). An opening balance counts as money in;
+-- net_change is how much the bank's holdings changed that day.
+CREATE TABLE bank.daily_summary (
+    day              date          PRIMARY KEY,
+    accounts_opened  integer       NOT NULL DEFAULT 0,
+    opening_balances numeric(20,2) NOT NULL DEFAULT 0,
+    deposit_count    integer       NOT NULL DEFAULT 0,
+    deposits         numeric(20,2) NOT NULL DEFAULT 0,
+    withdrawal_count integer       NOT NULL DEFAULT 0,
+    withdrawals      numeric(20,2) NOT NULL DEFAULT 0,
+    accounts_closed  integer       NOT NULL DEFAULT 0,
+    net_change       numeric(20,2) GENERATED ALWAYS AS (opening_balances + deposits - withdrawals) STORED
+);
+
+CREATE FUNCTION bank.project_daily(e es.events) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d   constant date    := (e.recorded_at AT TIME ZONE 'UTC')::date;
+    amt constant numeric := COALESCE(e.data->>'amount', e.data->>'initialBalance', '0')::numeric;
+    o int := 0; ob numeric := 0; dc int := 0; da numeric := 0; wc int := 0; wa numeric := 0; c int := 0;
+BEGIN
+    CASE e.event_type
+        WHEN 'AccountOpened'  THEN o := 1; ob := amt;
+        WHEN 'MoneyDeposited' THEN dc := 1; da := amt;
+        WHEN 'MoneyWithdrawn' THEN wc := 1; wa := amt;
+        WHEN 'AccountClosed'  THEN c := 1;
+        ELSE RETURN;
+    END CASE;
+    INSERT INTO bank.daily_summary AS s
+           (day, accounts_opened, opening_balances, deposit_count, deposits, withdrawal_count, withdrawals, accounts_closed)
+    VALUES (d, o, ob, dc, da, wc, wa, c)
+    ON CONFLICT (day) DO UPDATE
+       SET accounts_opened  = s.accounts_opened  + EXCLUDED.accounts_opened,
+           opening_balances = s.opening_balances + EXCLUDED.opening_balances,
+           deposit_count    = s.deposit_count    + EXCLUDED.deposit_count,
+           deposits         = s.deposits         + EXCLUDED.deposits,
+           withdrawal_count = s.withdrawal_count + EXCLUDED.withdrawal_count,
+           withdrawals      = s.withdrawals      + EXCLUDED.withdrawals,
+           accounts_closed  = s.accounts_closed  + EXCLUDED.accounts_closed;
+END
+$$;
+
+CREATE FUNCTION bank.reset_daily() RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM bank.daily_summary;
+END;
+
+SELECT es.create_projection('daily_summary', 'bank.project_daily(es.events)', 'async',
+                            stream_types => ARRAY['account'], reset => 'bank.reset_daily()');
+
+\o
+\echo '=== 4. A day at the bank'
+SELECT * FROM bank.open_account('alice', 'Alice Liddell', 100.00);
+SELECT * FROM bank.open_account('bob', 'Bob Dylan');
+SELECT * FROM bank.deposit('bob', 70);
+SELECT * FROM bank.deposit('alice', 0.10);
+SELECT * FROM bank.deposit('alice', 0.20);           -- exact: 100.30, not 100.30000000000001
+SELECT * FROM bank.withdraw('alice', 30.30);
+-- a busy afternoon for alice: 10 more transactions (a snapshot is taken at version 10)
+SELECT (SELECT version FROM bank.deposit('alice', 12.5 * i)) AS deposit_version,
+       (SELECT version FROM bank.withdraw('alice', 10 * i)) AS withdraw_version
+  FROM generate_series(1, 5) i;
+SELECT * FROM bank.withdraw('bob', 70);
+SELECT * FROM bank.close_account('bob');
+
+\echo '=== 5. Commands that break the rules are rejected, with a SQLSTATE, and write nothing'
+-- (a helper for this demo: runs a command and reports how it ended)
+CREATE FUNCTION pg_temp.attempt(command text, OUT outcome text, OUT code text, OUT message text, OUT hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE command;
+    outcome := 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    outcome := 'rejected';
+    code := SQLSTATE;
+    message := SQLERRM;
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+END
+$$;
+SELECT c.command, r.* FROM (VALUES
+    ($$bank.withdraw('alice', 1000)$$),
+    ($$bank.withdraw('alice', -5)$$),
+    ($$bank.deposit('alice', 0.001)$$),
+    ($$bank.deposit('carol', 10)$$),
+    ($$bank.deposit('bob', 10)$$),
+    ($$bank.open_account('alice', 'Alice again')$$),
+    ($$bank.close_account('alice')$$)
+) c(command), LATERAL pg_temp.attempt('SELECT ' || c.command) r;
+SELECT count(*) AS events_in_store FROM es.events;
+
+\echo '=== 6. Current state: the aggregate (folded from the snapshot at version 10) and the inline read model'
+SELECT version, state->>'owner' AS owner, state->>'balance' AS balance,
+       state->>'isActive' AS active, state->>'transactionCount' AS transactions
+  FROM es.load('account-alice');
+SELECT jsonb_pretty(state->'transactions'->-1) AS last_transaction FROM es.load('account-alice');
+SELECT stream_id, version, state->>'balance' AS balance FROM es.snapshots ORDER BY stream_id, version;
+SELECT account_id, owner, balance, is_active, version FROM bank.account_balances ORDER BY account_id;
+
+\echo '=== 7. Async read models, caught up by es.run_projection (the background worker does it where it runs)'
+SELECT name, mode, lag, status FROM es.projections ORDER BY name;
+SELECT es.run_projection('transaction_history') AS history_events,
+       es.run_projection('daily_summary') AS summary_events;
+SELECT account_id, version, type, amount, balance_after FROM bank.transaction_history ORDER BY global_position;
+SELECT day, accounts_opened, opening_balances, deposit_count, deposits, withdrawal_count, withdrawals,
+       accounts_closed, net_change
+  FROM bank.daily_summary ORDER BY day;
+
+\echo '=== 8. A read model damaged by hand is rebuilt from the events'
+UPDATE bank.account_balances SET balance = 1000000 WHERE account_id = 'alice';
+SELECT es.rebuild_projection('account_balances') AS events_replayed;
+SELECT account_id, balance FROM bank.account_balances ORDER BY account_id;
+
+\echo '=== 9. Alice''s history, and her account as it was at version 3 and at opening time (time travel)'
+SELECT version, event_type, COALESCE(data->>'amount', data->>'initialBalance') AS amount, recorded_at
+  FROM es.read_stream('account-alice');
+SELECT version, state->>'balance' AS balance, state->>'transactionCount' AS transactions
+  FROM es.load('account-alice', 3);
+SELECT version, state->>'balance' AS balance
+  FROM es.load_at('account-alice', (SELECT recorded_at FROM es.read_stream('account-alice', 1, 1)));
+
+\echo '=== 10. The store at a glance: es.stats()'
+SELECT jsonb_pretty(es.stats() - 'horizon' - 'last_position') AS stats;

@@ -1,0 +1,212 @@
+//! Inline projections: run in the appending transaction, by an `AFTER INSERT`
+//! row trigger on `es.events` (`sql/06_projections.sql`).
+//!
+//! The trigger's `WHEN` clause asks `es._inline_due`, which answers from a
+//! per-backend copy of the inline projections, so an append that no inline
+//! projection wants queues no trigger event. The copy is dropped when the
+//! registry changes (a relcache invalidation sent by every registry write)
+//! or any function is replaced, and reloaded with the latest snapshot, so an
+//! append that waited for `es.create_projection` to commit sees the new
+//! projection even under REPEATABLE READ.
+
+use crate::event::RowReader;
+use crate::projection::Handler;
+use crate::roles::{self, as_user, with_search_path};
+use crate::validate::{fail_hint, text_datum_str};
+use crate::{kept_plan, materialize, snapshot, spi};
+use pgrx::fcinfo;
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::prelude::*;
+use pgrx::FromDatum;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+enum Action {
+    Handler(Handler),
+    Materialize(Oid),
+    /// The handler function or target table was dropped.
+    Broken(String),
+}
+
+struct Entry {
+    name: String,
+    owner: Oid,
+    search_path: std::ffi::CString,
+    event_types: Option<Vec<String>>,
+    stream_types: Option<Vec<String>>,
+    action: Action,
+}
+
+impl Entry {
+    fn wants(&self, stream_type: &str, event_type: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == event_type))
+            && self
+                .stream_types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|x| x == stream_type))
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Rc<Vec<Entry>>>> = const { RefCell::new(None) };
+    static REGISTRY_OID: Cell<Oid> = const { Cell::new(Oid::INVALID) };
+    static CALLBACKS: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: Datum, relid: Oid) {
+    if relid == Oid::INVALID || relid == REGISTRY_OID.with(|o| o.get()) {
+        CACHE.with(|c| c.borrow_mut().take());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn function_changed(_arg: Datum, _cacheid: i32, _hash: u32) {
+    CACHE.with(|c| c.borrow_mut().take());
+}
+
+kept_plan!(
+    LOAD,
+    c"SELECT p.name, p.owner::oid, p.kind, p.handler::oid, p.target::oid,
+             p.event_types, p.stream_types,
+             p.handler IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_proc f WHERE f.oid = p.handler),
+             p.target IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.target),
+             'es.projection_registry'::pg_catalog.regclass::oid, p.search_path
+        FROM es.projection_registry p WHERE p.mode = 'inline' ORDER BY p.name",
+    []
+);
+
+fn load() -> Rc<Vec<Entry>> {
+    if !CALLBACKS.with(|c| c.replace(true)) {
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), Datum::from(0usize));
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::PROCOID as i32,
+                Some(function_changed),
+                Datum::from(0usize),
+            );
+        }
+    }
+    let entries = spi::connected(|| unsafe {
+        pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+        let n = as_user(roles::extension_owner(), || LOAD.run(&[], true)) as usize;
+        pg_sys::PopActiveSnapshot();
+        let mut v = Vec::with_capacity(n);
+        for r in 0..n {
+            let name = spi::value_string(r, 1).unwrap_or_default();
+            let oid = |c| spi::value(r, c).map_or(Oid::INVALID, |d| Oid::from(d.value() as u32));
+            let arr = |c| spi::value(r, c).and_then(|d| Vec::<String>::from_datum(d, false));
+            if r == 0 {
+                REGISTRY_OID.with(|o| o.set(oid(10)));
+            }
+            let action = if spi::value_bool(r, 8) != Some(true) {
+                Action::Broken(format!(
+                    "the handler function of inline projection \"{name}\" was dropped"
+                ))
+            } else if spi::value_bool(r, 9) != Some(true) {
+                Action::Broken(format!(
+                    "the table of inline projection \"{name}\" was dropped"
+                ))
+            } else if spi::value_string(r, 3).as_deref() == Some("materializer") {
+                Action::Materialize(oid(5))
+            } else {
+                Action::Handler(Handler::new(oid(4)))
+            };
+            v.push(Entry {
+                owner: oid(2),
+                search_path: crate::projection::cstring(
+                    spi::value_string(r, 11).unwrap_or_default(),
+                ),
+                event_types: arr(6),
+                stream_types: arr(7),
+                action,
+                name,
+            });
+        }
+        v
+    });
+    if entries.is_empty() {
+        // Keep the registry's oid known so its invalidations still reach us.
+        REGISTRY_OID.with(|o| {
+            if o.get() == Oid::INVALID {
+                o.set(unsafe {
+                    let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
+                    pg_sys::get_relname_relid(c"projection_registry".as_ptr(), es)
+                })
+            }
+        });
+    }
+    let rc = Rc::new(entries);
+    CACHE.with(|c| *c.borrow_mut() = Some(rc.clone()));
+    rc
+}
+
+fn entries() -> Rc<Vec<Entry>> {
+    match CACHE.with(|c| c.borrow().clone()) {
+        Some(e) => e,
+        None => load(),
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_inline_due);
+
+/// es._inline_due(stream_type text, event_type text) RETURNS boolean
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_inline_due(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    if !snapshot::in_append()
+        || fcinfo::pg_arg_is_null(fcinfo, 0)
+        || fcinfo::pg_arg_is_null(fcinfo, 1)
+    {
+        return Datum::from(false);
+    }
+    let entries = entries();
+    if entries.is_empty() {
+        return Datum::from(false);
+    }
+    let st = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 0));
+    let et = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 1));
+    Datum::from(entries.iter().any(|e| e.wants(st, et)))
+}
+
+crate::v1_function_info!(pg_finfo_es_run_inline);
+
+/// Trigger function es._run_inline(): AFTER INSERT ... FOR EACH ROW. Hands
+/// the event to every inline projection that wants it, in name order, each
+/// handler as its projection's owner. An error fails the append.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_run_inline(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let trigdata = (*fcinfo).context as *mut pg_sys::TriggerData;
+    if trigdata.is_null() || (*trigdata).tg_trigtuple.is_null() {
+        pgrx::error!("es._run_inline() must be called as a row trigger");
+    }
+    let row = pg_sys::heap_copy_tuple_as_datum(
+        (*trigdata).tg_trigtuple,
+        (*(*trigdata).tg_relation).rd_att,
+    );
+    let reader = RowReader::for_row(row);
+    let ev = reader.read(row);
+    for e in entries().iter() {
+        if !e.wants(ev.stream_type, ev.event_type) {
+            continue;
+        }
+        match &e.action {
+            Action::Handler(h) => as_user(e.owner, || {
+                with_search_path(&e.search_path, || h.call(&[row]))
+            }),
+            Action::Materialize(target) => materialize::step(*target, e.owner, row),
+            Action::Broken(msg) => fail_hint(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                msg.clone(),
+                &format!(
+                    "Drop the projection with es.drop_projection('{}') or restore what it needs.",
+                    e.name
+                ),
+            ),
+        }
+    }
+    Datum::from(0usize)
+}

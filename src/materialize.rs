@@ -1,0 +1,303 @@
+//! The built-in materializer: `es.materialize_aggregate(stream_type, table)`
+//! keeps a table with one row per stream (stream_id, version, state) current,
+//! inline. Each event is one fold step from the row's previous state; the
+//! stream is folded from its snapshot only when the row is missing or behind
+//! (a table adopted with gaps, or rows deleted by hand).
+//!
+//! The table is read and written as the role that materialized it; events
+//! and snapshots are read as the extension owner.
+
+use crate::definitions;
+use crate::event::RowReader;
+use crate::fold::{fold_stream, Folder};
+use crate::projection::{self, Projection};
+use crate::roles::{self, as_user};
+use crate::validate::{fail, fail_hint};
+use crate::{kept_plan, spi};
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::prelude::*;
+use pgrx::{fcinfo, IntoDatum};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+/// Statements on one target table, prepared once per backend. The plan
+/// cache re-plans them when the table changes.
+#[derive(Clone, Copy)]
+struct Plans {
+    select: pg_sys::SPIPlanPtr,
+    upsert: pg_sys::SPIPlanPtr,
+    delete: pg_sys::SPIPlanPtr,
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<Oid, Plans>> = RefCell::new(HashMap::new());
+}
+
+fn qualified_name(rel: Oid) -> String {
+    unsafe {
+        let name = pg_sys::get_rel_name(rel);
+        if name.is_null() {
+            fail(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("table with oid {} does not exist", u32::from(rel)),
+            );
+        }
+        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+        std::ffi::CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, name))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+fn prepare(sql: String, types: &[Oid]) -> pg_sys::SPIPlanPtr {
+    let sql = CString::new(sql).expect("no NUL in SQL");
+    unsafe {
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_ptr() as *mut _);
+        if plan.is_null() {
+            pgrx::error!("SPI_prepare failed for: {}", sql.to_string_lossy());
+        }
+        pg_sys::SPI_keepplan(plan);
+        plan
+    }
+}
+
+/// The statements for `target`; the table's name is quoted, never spliced raw.
+fn plans(target: Oid) -> Plans {
+    if let Some(p) = PLANS.with(|m| m.borrow().get(&target).copied()) {
+        return p;
+    }
+    let t = qualified_name(target);
+    let p = Plans {
+        select: prepare(
+            format!("SELECT version, state FROM {t} WHERE stream_id = $1"),
+            &[pg_sys::TEXTOID],
+        ),
+        upsert: prepare(
+            format!(
+                "INSERT INTO {t} AS t (stream_id, version, state) VALUES ($1, $2, $3)
+                 ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state"
+            ),
+            &[pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::JSONBOID],
+        ),
+        delete: prepare(format!("DELETE FROM {t}"), &[]),
+    };
+    PLANS.with(|m| m.borrow_mut().insert(target, p));
+    p
+}
+
+fn exec(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], read_only: bool) -> u64 {
+    let mut values = [Datum::from(0usize); 3];
+    let mut nulls = [b' ' as std::ffi::c_char; 3];
+    for (i, a) in args.iter().enumerate() {
+        match a {
+            Some(d) => values[i] = *d,
+            None => nulls[i] = b'n' as std::ffi::c_char,
+        }
+    }
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
+        if rc < 0 {
+            pgrx::error!("SPI_execute_plan failed ({rc}) on a materialized table");
+        }
+        pg_sys::SPI_processed
+    }
+}
+
+/// Applies one event (an `es.events` row) to its stream's row in `target`.
+pub fn step(target: Oid, owner: Oid, row: Datum) {
+    let outer = unsafe { pg_sys::CurrentMemoryContext };
+    let ev = unsafe { RowReader::for_row(row).read(row) };
+    let def = definitions::require(ev.stream_type);
+    let sid = ev.stream_id.into_datum();
+    spi::connected(|| {
+        let p = plans(target);
+        let previous = as_user(owner, || {
+            if exec(p.select, &[sid], false) == 1 {
+                let v = spi::value_i64(0, 1).unwrap_or(0);
+                let s = spi::value(0, 2).map(|d| unsafe {
+                    let old = pg_sys::MemoryContextSwitchTo(outer);
+                    let c = Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()));
+                    pg_sys::MemoryContextSwitchTo(old);
+                    c
+                });
+                Some((v, s))
+            } else {
+                None
+            }
+        });
+        let folder = match previous {
+            // Already folded in (the fill at creation, or a replay).
+            Some((v, _)) if v >= ev.version => return,
+            Some((v, Some(state))) if v == ev.version - 1 => {
+                let mut f = Folder::new(def, Some((v, state)));
+                f.apply_row(row);
+                f
+            }
+            None if ev.version == 1 => {
+                let mut f = Folder::new(def, None);
+                f.apply_row(row);
+                f
+            }
+            // Missing or behind: fold the stream from its newest snapshot.
+            _ => fold_stream(outer, sid.expect("stream id"), def, ev.version, false),
+        };
+        let state = folder.result();
+        as_user(owner, || {
+            exec(
+                p.upsert,
+                &[sid, Some(Datum::from(folder.version)), Some(state)],
+                false,
+            )
+        });
+        folder.free();
+    });
+}
+
+kept_plan!(
+    STREAMS_OF_TYPE,
+    c"SELECT stream_id FROM es.streams WHERE stream_type = $1 ORDER BY stream_id",
+    [pg_sys::TEXTOID]
+);
+
+/// Writes every stream's current state into the table. Returns the number
+/// of streams. Must run inside an SPI connection.
+fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
+    let def = definitions::require(stream_type);
+    let p = plans(target);
+    let ext = roles::extension_owner();
+    let mut count = 0i64;
+    let cxt = unsafe {
+        pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"es materialize fill".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        )
+    };
+    as_user(ext, || {
+        STREAMS_OF_TYPE.cursor(&[stream_type.into_datum()], false, |ids| {
+            for id in ids {
+                let old = unsafe { pg_sys::MemoryContextSwitchTo(cxt) };
+                let folder = fold_stream(cxt, *id, def.clone(), i64::MAX, false);
+                let state = folder.result();
+                as_user(owner, || {
+                    exec(
+                        p.upsert,
+                        &[Some(*id), Some(Datum::from(folder.version)), Some(state)],
+                        false,
+                    )
+                });
+                folder.free();
+                unsafe {
+                    pg_sys::MemoryContextSwitchTo(old);
+                    pg_sys::MemoryContextReset(cxt);
+                }
+                count += 1;
+            }
+        });
+    });
+    unsafe { pg_sys::MemoryContextDelete(cxt) };
+    count
+}
+
+/// Empties the table and fills it again; returns the number of streams.
+pub fn rebuild(p: &Projection) -> i64 {
+    let plans = plans(p.target);
+    as_user(p.owner, || exec(plans.delete, &[], false));
+    let stream_type = p
+        .stream_types
+        .as_ref()
+        .and_then(|t| t.first())
+        .cloned()
+        .unwrap_or_default();
+    fill(p.target, p.owner, &stream_type)
+}
+
+kept_plan!(
+    CHECK_TABLE,
+    c"SELECT c.relkind IN ('r', 'p'),
+             (SELECT count(*) FROM pg_catalog.pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 AND ((a.attname = 'stream_id' AND a.atttypid = 'text'::regtype)
+                   OR (a.attname = 'version' AND a.atttypid = 'int8'::regtype)
+                   OR (a.attname = 'state' AND a.atttypid = 'jsonb'::regtype))) = 3,
+             EXISTS (SELECT FROM pg_catalog.pg_index i
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
+                       AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = 'stream_id'),
+             pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE'),
+             pg_catalog.has_function_privilege('es.materialize_aggregate(text, text)', 'EXECUTE')
+        FROM pg_catalog.pg_class c WHERE c.oid = $1",
+    [pg_sys::OIDOID]
+);
+
+crate::v1_function_info!(pg_finfo_es_create_materializer);
+
+/// es._create_materializer(stream_type text, target regclass): checks the
+/// table, registers the inline projection (named after the table), fills it.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let (Some(stream_type), Some(target)) = (
+        fcinfo::pg_getarg::<&str>(fcinfo, 0),
+        fcinfo::pg_getarg::<Oid>(fcinfo, 1),
+    ) else {
+        fail(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "stream_type and table_name must not be NULL".into(),
+        );
+    };
+    let owner = roles::current();
+    spi::connected(|| {
+        if CHECK_TABLE.run(&[Some(Datum::from(target))], false) != 1 {
+            fail(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                "the table to materialize into does not exist".into(),
+            );
+        }
+        let flag = |c| spi::value_bool(0, c) == Some(true);
+        let (is_table, columns, unique, privileges, allowed) =
+            (flag(1), flag(2), flag(3), flag(4), flag(5));
+        let name = qualified_name(target);
+        if !allowed {
+            fail(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "permission denied for function es.materialize_aggregate".into(),
+            );
+        }
+        if !is_table || !columns || !unique {
+            fail_hint(
+                PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+                format!("table {name} cannot hold materialized states"),
+                "It needs columns stream_id text, version bigint and state jsonb, and a unique index (or primary key) on stream_id alone. Or pass the name of a table that does not exist yet.",
+            );
+        }
+        if !privileges {
+            fail(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "SELECT, INSERT, UPDATE and DELETE on {name} are needed to materialize into it"
+                ),
+            );
+        }
+        projection::lock_out_appends("materializing an aggregate");
+        let p = Projection {
+            name,
+            kind: "materializer".into(),
+            mode: "inline".into(),
+            handler: Oid::INVALID,
+            reset: Oid::INVALID,
+            target,
+            event_types: None,
+            stream_types: Some(vec![stream_type.to_owned()]),
+            owner,
+            position: 0,
+            search_path: c"pg_catalog".into(),
+        };
+        as_user(roles::extension_owner(), || projection::register(&p));
+        fill(target, owner, stream_type);
+    });
+    Datum::from(0usize)
+}

@@ -1,0 +1,122 @@
+//! The background worker: keeps async projections caught up without a
+//! client loop, when the library is in `shared_preload_libraries`.
+//!
+//! One worker per database named in `es.worker_databases`. It `LISTEN`s on
+//! `es_events`, so a committed append wakes it at once; it also wakes every
+//! `es.worker_interval` milliseconds (the fallback: notifications are not
+//! sent for restored events, for instance). Each wake runs every async
+//! projection whose status is running, one `es.run_projection` call per
+//! transaction, until a call returns less than a full batch. Failed
+//! projections wait for `es.run_projection` after the fix.
+
+use crate::guc::{WORKER_BATCH_SIZE, WORKER_DATABASES, WORKER_INTERVAL};
+use crate::{projection, spi};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::time::Duration;
+
+unsafe extern "C-unwind" {
+    /// commands/async.c: reads notifications that arrived (outside a
+    /// transaction), so the shared queue can move on past them.
+    fn ProcessNotifyInterrupt(flush: bool);
+    /// commands/async.c: what LISTEN does. The LISTEN command itself is
+    /// refused in background processes only because they do not usually
+    /// read their notifications; this one does (ProcessNotifyInterrupt).
+    fn Async_Listen(channel: *const std::ffi::c_char);
+}
+
+/// Registers one worker per database in `es.worker_databases` (from `_PG_init`).
+pub fn register() {
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    let dbs = WORKER_DATABASES
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for db in dbs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        BackgroundWorkerBuilder::new(&format!("pg_eventsource projections ({db})"))
+            .set_type("pg_eventsource projections")
+            .set_library("pg_eventsource")
+            .set_function("es_worker_main")
+            .set_extra(db)
+            .enable_spi_access()
+            .set_restart_time(Some(Duration::from_secs(5)))
+            .load();
+    }
+}
+
+fn interval() -> Duration {
+    Duration::from_millis(WORKER_INTERVAL.get().max(10) as u64)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = BackgroundWorker::get_extra().to_owned();
+    BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    let mut listening = false;
+    loop {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        // Start listening once the extension is there; catch up.
+        if !listening {
+            listening = BackgroundWorker::transaction(|| {
+                installed() && {
+                    unsafe {
+                        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Listen(c"es_events".as_ptr()))
+                    };
+                    true
+                }
+            });
+        }
+        if listening {
+            catch_up();
+        }
+        unsafe { ProcessNotifyInterrupt(false) };
+        if !BackgroundWorker::wait_latch(Some(interval())) {
+            break;
+        }
+        unsafe { ProcessNotifyInterrupt(false) };
+    }
+    // Asked to stop (pg_terminate_backend, DROP DATABASE ... FORCE, or
+    // shutdown). A worker that returns exits with 0, which the postmaster
+    // takes as "done for good"; exit 1 has it restarted after its restart
+    // time (at shutdown nothing is restarted).
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn installed() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_eventsource')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Runs every running async projection until it has no full batch left.
+fn catch_up() {
+    let names = BackgroundWorker::transaction(|| {
+        if installed() {
+            spi::connected(projection::running_async)
+        } else {
+            Vec::new()
+        }
+    });
+    let batch = WORKER_BATCH_SIZE.get().max(1) as i64;
+    for name in names {
+        loop {
+            if BackgroundWorker::sigterm_received() {
+                return;
+            }
+            let n = BackgroundWorker::transaction(|| projection::run(&name, batch));
+            if n < batch {
+                break;
+            }
+        }
+    }
+}
