@@ -10,7 +10,7 @@
 #          --only REGEX (run only the scenarios whose name matches),
 #          --keep (leave the server running at the end).
 # Environment: BENCH_PGPORT (28830), BENCH_SECONDS, BENCH_ROUNDS, BENCH_STREAMS,
-#   BENCH_ATTEMPTS and BENCH_MAX_FOREIGN (see pgb below).
+#   BENCH_ATTEMPTS, BENCH_MAX_FOREIGN and BENCH_QUIET_WAIT (see quiet_wait and pgb below).
 #
 # Runs as root on a fresh machine: it calls setup_machine (scripts/common.sh). The
 # server is a private copy of the system PostgreSQL 15 under target/bench-pg, so
@@ -42,8 +42,10 @@ done
 
 if [ $QUICK = 1 ]; then
     T=${BENCH_SECONDS:-2}; ROUNDS=${BENCH_ROUNDS:-1}; STREAMS=${BENCH_STREAMS:-100}; ATTEMPTS=${BENCH_ATTEMPTS:-1}
+    QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 else
     T=${BENCH_SECONDS:-15}; ROUNDS=${BENCH_ROUNDS:-2}; STREAMS=${BENCH_STREAMS:-1000}; ATTEMPTS=${BENCH_ATTEMPTS:-3}
+    QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 fi
 
 # The private PostgreSQL: a copy of the system's, relocatable (pg_config and the
@@ -97,6 +99,23 @@ server_jiffies() {
     echo "$t"
 }
 
+# Wait (at most BENCH_QUIET_WAIT seconds: 120 in a full run, 0 with --quick) until
+# other processes take at most BENCH_MAX_FOREIGN of the CPU over 3 seconds.
+quiet_wait() {
+    local waited=0 b0 s0 b1 s1 share
+    while [ "$waited" -lt "$QUIET_WAIT" ]; do
+        b0=$(busy_jiffies) s0=$(server_jiffies)
+        sleep 3
+        b1=$(busy_jiffies) s1=$(server_jiffies)
+        share=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+            'BEGIN { printf "%.3f", (b - s) / hz / (3 * n) }')
+        awk -v a="$share" -v m="${BENCH_MAX_FOREIGN:-0.15}" 'BEGIN { exit !(a <= m) }' && return 0
+        [ "$waited" = 0 ] && printf '    waiting for other processes to quieten (they take %.0f%% of the CPU)\n' \
+            "$(awk -v f="$share" 'BEGIN { print f * 100 }')"
+        waited=$((waited + 3))
+    done
+}
+
 # One pgbench run: pgb SCENARIO SIDE ROUND DB CLIENTS SCRIPT EVENTS_PER_TX UNIT [pgbench args...]
 # Records transactions/s times EVENTS_PER_TX, and the share of the machine's CPU
 # that processes other than this server and pgbench took during the run (the
@@ -111,6 +130,7 @@ pgb() {
     for ((attempt = 1; attempt <= attempts; attempt++)); do
         local try=$raw.try$attempt
         q "$db" CHECKPOINT
+        quiet_wait
         local b0 s0 t0 b1 s1 t1 pgb_cpu foreign
         b0=$(busy_jiffies) s0=$(server_jiffies) t0=$EPOCHREALTIME
         if ! bash -c '"$@"; rc=$?; times >"'"$try"'.times"; exit $rc' _ \
