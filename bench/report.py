@@ -108,9 +108,11 @@ ROWS = [
      ("fold_rss", "anon"), None, "", "none", [("ours", "<", 50)], "MB"),
     ("async projection catch-up, trivial SQL handler", ("proj_async", "es"), ("proj_async", "pl"),
      "plpgsql loop calling the handler", "thr", [("ours", ">=", 50000)], E),
-    ("inline projection, one-row upsert handler: append cost", ("proj_inline", "proj"), ("proj_inline", "es"),
-     "append, no projection", "cost", [("ratio", "<=", 1.5)], E),
-    ("built-in materializer `es.materialize_aggregate`: append cost", ("proj_materialize", "mat"),
+    ("inline projection, one-row upsert handler in SQL: append cost, 1 client", ("proj_inline", "sql"),
+     ("proj_inline", "es"), "append, no projection", "cost", [("ratio", "<=", 1.5)], E),
+    ("inline projection, the same handler in plpgsql: append cost, 1 client", ("proj_inline", "plpgsql"),
+     ("proj_inline", "es"), "append, no projection", "cost", [("ratio", "<=", 1.5)], E),
+    ("built-in materializer `es.materialize_aggregate`: append cost, 1 client", ("proj_materialize", "mat"),
      ("proj_materialize", "es"), "append, no materializer", "cost", [("ratio", "<=", 1.3)], E),
 ]
 

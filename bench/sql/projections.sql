@@ -1,16 +1,34 @@
 -- Projection scenarios (issue 4), one database per mode; bench/run.sh loads this
--- after CREATE EXTENSION with -v mode=inline|materialize|async (and -v events=N
--- for async). The appends they are compared with run in es_append, a database
--- with no projection at all, to the same 'acct-1' .. 'acct-1000' streams.
+-- after CREATE EXTENSION with -v mode=inline|materialize|async, -v lang=sql|plpgsql
+-- (inline: the handler's language) and -v events=N (async). The appends they are
+-- compared with run in es_append, a database with no projection at all, to the
+-- same 'acct-1' .. 'acct-1000' streams.
 SELECT :'mode' = 'inline' AS is_inline, :'mode' = 'materialize' AS is_mat, :'mode' = 'async' AS is_async \gset
+\if :{?lang}
+\else
+\set lang sql
+\endif
+SELECT :'lang' = 'plpgsql' AS is_plpgsql \gset
 
 \if :is_inline
 -- A read model with one row per stream, written by a one-row upsert per event.
+-- In SQL, PostgreSQL 15 parses and plans the handler's body again in every
+-- transaction (SQL functions keep no plan across transactions); in plpgsql the
+-- plan is kept for the session.
 CREATE TABLE rm_counts (stream_id text PRIMARY KEY, n bigint NOT NULL);
+\if :is_plpgsql
+CREATE FUNCTION rm_upsert(e es.events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rm_counts VALUES (e.stream_id, 1)
+    ON CONFLICT (stream_id) DO UPDATE SET n = rm_counts.n + 1;
+END
+$$;
+\else
 CREATE FUNCTION rm_upsert(e es.events) RETURNS void LANGUAGE sql AS $$
     INSERT INTO rm_counts VALUES (e.stream_id, 1)
     ON CONFLICT (stream_id) DO UPDATE SET n = rm_counts.n + 1
 $$;
+\endif
 SELECT es.create_projection('counts', 'rm_upsert(es.events)'::regprocedure, 'inline');
 SELECT count(es.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
 VACUUM ANALYZE;
