@@ -3,8 +3,8 @@
 # user would otherwise do (a bare INSERT, a hand-written plpgsql append or fold, a
 # plain SELECT), on one private PostgreSQL 15 server, in one run.
 #
-#   bash bench/run.sh            # full run: pgbench -T 15, two rounds (about 25 minutes)
-#   bash bench/run.sh --quick    # short run: -T 2, one round, smaller bank data set (under 3 minutes once built)
+#   bash bench/run.sh            # full run: pgbench -T 15, two rounds (25 to 40 minutes)
+#   bash bench/run.sh --quick    # short run: -T 2, one round, smaller bank data set (under 2 minutes once built)
 #
 # Options: --no-build (use the library already installed in the private copy),
 #          --only REGEX (run only the scenarios whose name matches),
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --only) ONLY=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
