@@ -136,10 +136,10 @@ def check(op, a, b):
 
 
 lines = []
-lines.append(f"pg_eventsource benchmarks, {meta.get('date')}, commit {meta.get('commit')}")
-lines.append(f"machine: {meta.get('nproc')} cores ({meta.get('cpu')}), {meta.get('mem')}, "
+lines.append(f"- pg_eventsource benchmarks, {meta.get('date')}, commit {meta.get('commit')}")
+lines.append(f"- machine: {meta.get('nproc')} cores ({meta.get('cpu')}), {meta.get('mem')}, "
              f"PostgreSQL {meta.get('pg')}, default settings")
-lines.append(f"command: `{meta.get('command')}` (pgbench -M prepared -T {meta.get('seconds')}, "
+lines.append(f"- command: `{meta.get('command')}` (pgbench -M prepared -T {meta.get('seconds')}, "
              f"{meta.get('rounds')} round(s) per side, sides alternated; each figure is the best of its rounds)")
 lines.append("")
 lines.append("| scenario | ours | baseline | ratio | target | met? |")
@@ -189,10 +189,10 @@ for label, ok, bk, blabel, kind, targets, unit in ROWS:
 lines.append("")
 if foreign:
     foreign.sort()
-    lines.append(f"Other processes on the machine took a median {100 * foreign[len(foreign) // 2]:.0f}% "
+    lines.append(f"- Other processes on the machine took a median {100 * foreign[len(foreign) // 2]:.0f}% "
                  f"(at most {100 * foreign[-1]:.0f}%) of its CPU during the pgbench runs kept "
                  f"(a run over 15% is repeated, up to 3 times, keeping the quietest).")
-lines.append(f"{summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s; "
+lines.append(f"- {summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s; "
              f"load average at start {meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}.")
 text = "\n".join(lines)
 print(text)
