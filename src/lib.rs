@@ -27,6 +27,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_aggregates;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_subscriptions;
 #[cfg(test)]
 pub use tests::pg_test;
 
@@ -62,6 +64,11 @@ extension_sql_file!(
         definitions::definitions_changed,
         validate::check_time
     ]
+);
+extension_sql_file!(
+    "../sql/07_subscriptions.sql",
+    name = "subscriptions",
+    requires = ["tables", "read"]
 );
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 
