@@ -17,7 +17,8 @@ mod tests {
 
     use crate::test_support::*;
 
-    /// Writes events at positions base+1, base+2, ... as committed history.
+    /// Writes events at positions base+1, base+2, ... as committed history,
+    /// with their streams' rows (streams must be new).
     /// Each item is (stream_id, event_type); the stream type is the part of
     /// stream_id before its first '-'. Returns their positions.
     fn history(base: i64, events: &[(&str, &str)]) -> Vec<i64> {
@@ -38,6 +39,14 @@ mod tests {
             "INSERT INTO es.events (global_position, stream_id, stream_type, version, event_type, data, event_id)
              VALUES {}",
             rows.join(", ")
+        ));
+        // and the streams' rows, so that appends after them get the next version
+        run(&format!(
+            "INSERT INTO es.streams (stream_id, stream_type, version)
+             SELECT stream_id, min(stream_type), max(version) FROM es.events
+              WHERE global_position BETWEEN {} AND {} GROUP BY stream_id",
+            base + 1,
+            base + events.len() as i64
         ));
         positions
     }
