@@ -151,8 +151,16 @@ mod tests {
     fn subscribe_rejects_bad_input_and_writes_nothing() {
         let long = "x".repeat(201);
         let cases: Vec<(String, &str, &str)> = vec![
-            ("es.subscribe(NULL)".into(), "22004", "consumer must not be NULL"),
-            ("es.subscribe('')".into(), "22023", "consumer must not be empty"),
+            (
+                "es.subscribe(NULL)".into(),
+                "22004",
+                "consumer must not be NULL",
+            ),
+            (
+                "es.subscribe('')".into(),
+                "22023",
+                "consumer must not be empty",
+            ),
             (
                 format!("es.subscribe('s04-{long}')"),
                 "22001",
@@ -212,7 +220,10 @@ mod tests {
         let ok = "é".repeat(196);
         run(&format!("SELECT es.subscribe('s04-{ok}')"));
         assert_eq!(subscriptions_named("s04-%"), 1);
-        assert_eq!(hint_of("PERFORM es.subscribe('s04-c', ARRAY[]::text[])"), "Pass NULL to match every type.");
+        assert_eq!(
+            hint_of("PERFORM es.subscribe('s04-c', ARRAY[]::text[])"),
+            "Pass NULL to match every type."
+        );
     }
 
     // ---- poll and ack -------------------------------------------------------
@@ -302,24 +313,71 @@ mod tests {
     fn poll_and_ack_reject_bad_input() {
         run("SELECT es.subscribe('s08-c', from_position => 50000)");
         for (stmt, state, message) in [
-            ("PERFORM es.poll('s08-nope')", "42704", "consumer \"s08-nope\" does not exist"),
-            ("PERFORM es.poll(NULL)", "22004", "consumer must not be NULL"),
+            (
+                "PERFORM es.poll('s08-nope')",
+                "42704",
+                "consumer \"s08-nope\" does not exist",
+            ),
+            (
+                "PERFORM es.poll(NULL)",
+                "22004",
+                "consumer must not be NULL",
+            ),
             ("PERFORM es.poll('')", "22023", "consumer must not be empty"),
-            ("PERFORM es.poll('s08-c', 0)", "22023", "max_count must be a positive number of events, got 0"),
+            (
+                "PERFORM es.poll('s08-c', 0)",
+                "22023",
+                "max_count must be a positive number of events, got 0",
+            ),
             ("PERFORM es.poll('s08-c', -5)", "22023", "got -5"),
             ("PERFORM es.poll('s08-c', NULL)", "22023", "got NULL"),
-            ("PERFORM es.ack('s08-nope', 1)", "42704", "consumer \"s08-nope\" does not exist"),
-            ("PERFORM es.ack(NULL, 1)", "22004", "consumer must not be NULL"),
-            ("PERFORM es.ack('s08-c', NULL)", "22004", "global_position must not be NULL"),
-            ("PERFORM es.ack('s08-c', -1)", "22023", "global_position must not be negative"),
-            ("PERFORM es.ack('s08-c', es.read_horizon())", "22023", "at or above the read horizon"),
-            ("PERFORM es.ack('s08-c', 9223372036854775807)", "22023", "at or above the read horizon"),
-            ("PERFORM es.unsubscribe('s08-nope')", "42704", "consumer \"s08-nope\" does not exist"),
-            ("PERFORM es.unsubscribe(NULL)", "22004", "consumer must not be NULL"),
+            (
+                "PERFORM es.ack('s08-nope', 1)",
+                "42704",
+                "consumer \"s08-nope\" does not exist",
+            ),
+            (
+                "PERFORM es.ack(NULL, 1)",
+                "22004",
+                "consumer must not be NULL",
+            ),
+            (
+                "PERFORM es.ack('s08-c', NULL)",
+                "22004",
+                "global_position must not be NULL",
+            ),
+            (
+                "PERFORM es.ack('s08-c', -1)",
+                "22023",
+                "global_position must not be negative",
+            ),
+            (
+                "PERFORM es.ack('s08-c', es.read_horizon())",
+                "22023",
+                "at or above the read horizon",
+            ),
+            (
+                "PERFORM es.ack('s08-c', 9223372036854775807)",
+                "22023",
+                "at or above the read horizon",
+            ),
+            (
+                "PERFORM es.unsubscribe('s08-nope')",
+                "42704",
+                "consumer \"s08-nope\" does not exist",
+            ),
+            (
+                "PERFORM es.unsubscribe(NULL)",
+                "22004",
+                "consumer must not be NULL",
+            ),
         ] {
             assert_error(stmt, state, message);
         }
-        assert_eq!(hint_of("PERFORM es.poll('s08-nope')"), "Create it with es.subscribe.");
+        assert_eq!(
+            hint_of("PERFORM es.poll('s08-nope')"),
+            "Create it with es.subscribe."
+        );
         assert_eq!(position_of("s08-c"), 50000);
         assert_eq!(subscriptions_named("s08-%"), 1);
     }
@@ -390,10 +448,7 @@ mod tests {
         }
         history(70_000, &evs);
         run("SELECT es.subscribe('s10-c', from_position => 70000)");
-        assert_eq!(
-            polled("es.poll('s10-c', 1000)").split(' ').count(),
-            36
-        );
+        assert_eq!(polled("es.poll('s10-c', 1000)").split(' ').count(), 36);
         for size in 1..=4 {
             check_group("s10-c", size);
         }
@@ -432,12 +487,18 @@ mod tests {
             polled("es.poll('s11-c', 10, 0, 2)"),
             format!("{s0}/1 {s0}/2 {s0}/3")
         );
-        assert_eq!(polled("es.poll('s11-c', 10, 1, 2)"), format!("{s1}/1 {s1}/2"));
+        assert_eq!(
+            polled("es.poll('s11-c', 10, 1, 2)"),
+            format!("{s1}/1 {s1}/2")
+        );
         // member 0 acks its second event: its own checkpoint moves, the
         // subscription's waits for member 1
         run(&format!("SELECT es.ack('s11-c', {}, 0, 2)", p[2]));
         assert_eq!(polled("es.poll('s11-c', 10, 0, 2)"), format!("{s0}/3"));
-        assert_eq!(polled("es.poll('s11-c', 10, 1, 2)"), format!("{s1}/1 {s1}/2"));
+        assert_eq!(
+            polled("es.poll('s11-c', 10, 1, 2)"),
+            format!("{s1}/1 {s1}/2")
+        );
         assert_eq!(position_of("s11-c"), 80000);
         assert_eq!(
             one_text("SELECT string_agg(concat_ws(':', group_size, member, position, owner = current_user::regrole), ',') FROM es.subscription_members WHERE consumer = 's11-c'"),
@@ -461,7 +522,11 @@ mod tests {
         let three: Vec<String> = (0..3)
             .map(|m| polled(&format!("es.poll('s11-c', 10, {m}, 3)")))
             .collect();
-        let mut seen: Vec<&str> = three.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()).collect();
+        let mut seen: Vec<&str> = three
+            .iter()
+            .flat_map(|s| s.split(' '))
+            .filter(|s| !s.is_empty())
+            .collect();
         seen.sort();
         let mut want = vec![format!("{s0}/3"), format!("{s1}/2")];
         want.sort();
@@ -490,7 +555,10 @@ mod tests {
         run("SELECT es.subscribe('s12-c', from_position => 90000)");
         // no member checkpoint yet: from the subscription's
         run(&format!("SELECT es.ack('s12-c', {})", p[0]));
-        assert_eq!(polled("es.poll('s12-c', 10, 0, 2)"), format!("{s0}/2 {s0}/3"));
+        assert_eq!(
+            polled("es.poll('s12-c', 10, 0, 2)"),
+            format!("{s0}/2 {s0}/3")
+        );
         // a member checkpoint older than the subscription's (a whole-subscription ack)
         run(&format!("SELECT es.ack('s12-c', {}, 0, 2)", p[0]));
         run(&format!("SELECT es.ack('s12-c', {})", p[1]));
@@ -507,20 +575,72 @@ mod tests {
     fn group_arguments_are_checked() {
         run("SELECT es.subscribe('s13-c', from_position => 100000)");
         for (stmt, state, message) in [
-            ("PERFORM es.poll('s13-c', 10, 2, 2)", "22023", "member must be between 0 and 1 for a group of size 2, got 2"),
+            (
+                "PERFORM es.poll('s13-c', 10, 2, 2)",
+                "22023",
+                "member must be between 0 and 1 for a group of size 2, got 2",
+            ),
             ("PERFORM es.poll('s13-c', 10, -1, 2)", "22023", "got -1"),
-            ("PERFORM es.poll('s13-c', 10, 0, 0)", "22023", "size must be at least 1, got 0"),
-            ("PERFORM es.poll('s13-c', 10, 0, -3)", "22023", "size must be at least 1"),
-            ("PERFORM es.poll('s13-c', 10, NULL, 2)", "22004", "member and size must not be NULL"),
-            ("PERFORM es.poll('s13-c', 10, 0, NULL)", "22004", "member and size must not be NULL"),
-            ("PERFORM es.poll('s13-c', 0, 0, 2)", "22023", "max_count must be a positive number"),
-            ("PERFORM es.poll('s13-nope', 10, 0, 2)", "42704", "consumer \"s13-nope\" does not exist"),
-            ("PERFORM es.ack('s13-c', 100000, 2, 2)", "22023", "member must be between 0 and 1"),
-            ("PERFORM es.ack('s13-c', 100000, 0, 0)", "22023", "size must be at least 1"),
-            ("PERFORM es.ack('s13-c', 100000, NULL, 1)", "22004", "must not be NULL"),
-            ("PERFORM es.ack('s13-c', -1, 0, 1)", "22023", "global_position must not be negative"),
-            ("PERFORM es.ack('s13-c', es.read_horizon(), 0, 1)", "22023", "read horizon"),
-            ("PERFORM es.ack('s13-nope', 1, 0, 1)", "42704", "consumer \"s13-nope\" does not exist"),
+            (
+                "PERFORM es.poll('s13-c', 10, 0, 0)",
+                "22023",
+                "size must be at least 1, got 0",
+            ),
+            (
+                "PERFORM es.poll('s13-c', 10, 0, -3)",
+                "22023",
+                "size must be at least 1",
+            ),
+            (
+                "PERFORM es.poll('s13-c', 10, NULL, 2)",
+                "22004",
+                "member and size must not be NULL",
+            ),
+            (
+                "PERFORM es.poll('s13-c', 10, 0, NULL)",
+                "22004",
+                "member and size must not be NULL",
+            ),
+            (
+                "PERFORM es.poll('s13-c', 0, 0, 2)",
+                "22023",
+                "max_count must be a positive number",
+            ),
+            (
+                "PERFORM es.poll('s13-nope', 10, 0, 2)",
+                "42704",
+                "consumer \"s13-nope\" does not exist",
+            ),
+            (
+                "PERFORM es.ack('s13-c', 100000, 2, 2)",
+                "22023",
+                "member must be between 0 and 1",
+            ),
+            (
+                "PERFORM es.ack('s13-c', 100000, 0, 0)",
+                "22023",
+                "size must be at least 1",
+            ),
+            (
+                "PERFORM es.ack('s13-c', 100000, NULL, 1)",
+                "22004",
+                "must not be NULL",
+            ),
+            (
+                "PERFORM es.ack('s13-c', -1, 0, 1)",
+                "22023",
+                "global_position must not be negative",
+            ),
+            (
+                "PERFORM es.ack('s13-c', es.read_horizon(), 0, 1)",
+                "22023",
+                "read horizon",
+            ),
+            (
+                "PERFORM es.ack('s13-nope', 1, 0, 1)",
+                "42704",
+                "consumer \"s13-nope\" does not exist",
+            ),
         ] {
             assert_error(stmt, state, message);
         }
@@ -537,7 +657,12 @@ mod tests {
     fn subscription_status_shows_position_and_lag() {
         let p = history(
             110_000,
-            &[("s14a-1", "A"), ("s14b-1", "A"), ("s14a-1", "B"), ("s14a-2", "A")],
+            &[
+                ("s14a-1", "A"),
+                ("s14b-1", "A"),
+                ("s14a-1", "B"),
+                ("s14a-2", "A"),
+            ],
         );
         run("SELECT es.subscribe('s14-a', stream_types => ARRAY['s14a'], from_position => 110000)");
         run("SELECT es.subscribe('s14-ab', ARRAY['A'], ARRAY['s14a', 's14b'], 110000)");
@@ -559,7 +684,9 @@ mod tests {
         run("CREATE ROLE es_s15_bob");
         run("CREATE ROLE es_s15_carol IN ROLE es_s15_alice");
         run("GRANT USAGE ON SCHEMA es TO es_s15_alice, es_s15_bob, es_s15_carol");
-        run("GRANT SELECT ON es.events, es.position_base TO es_s15_alice, es_s15_bob, es_s15_carol");
+        run(
+            "GRANT SELECT ON es.events, es.position_base TO es_s15_alice, es_s15_bob, es_s15_carol",
+        );
         history(120_000, &[("s15-1", "A")]);
 
         run("SET LOCAL ROLE es_s15_alice");
@@ -589,7 +716,11 @@ mod tests {
         );
         assert_error("PERFORM es.poll('s15-alice')", "42704", "does not exist");
         assert_error("PERFORM es.ack('s15-alice', 1)", "42704", "does not exist");
-        assert_error("PERFORM es.unsubscribe('s15-alice')", "42704", "does not exist");
+        assert_error(
+            "PERFORM es.unsubscribe('s15-alice')",
+            "42704",
+            "does not exist",
+        );
         assert_error(
             "PERFORM es.subscribe('s15-alice')",
             "42710",
