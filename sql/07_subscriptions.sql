@@ -377,18 +377,38 @@ $$;
 COMMENT ON FUNCTION es.unsubscribe(text) IS
     'Deletes the subscription with its checkpoints (group members included).';
 
--- lag counts the matching events between the checkpoint and the horizon, so
--- it costs as much as the consumer is behind. security_invoker: the caller's
--- row-level security applies.
-CREATE VIEW es.subscription_status WITH (security_invoker = true) AS
+-- How many matching events after a checkpoint es.poll could hand out now,
+-- for es.subscription_status; NULL for a caller who may not read es.events.
+-- PL/pgSQL, so that the count is planned only when it runs (the planner
+-- evaluates es.read_horizon() while estimating, which a CASE cannot stop).
+CREATE FUNCTION es._subscription_lag(after_position bigint, event_types text[], stream_types text[])
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT has_table_privilege('es.events', 'SELECT') THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT count(*) FROM es.events e
+             WHERE e.global_position > after_position
+               AND e.global_position < es.read_horizon()
+               AND (event_types IS NULL OR e.event_type = ANY (event_types))
+               AND (stream_types IS NULL OR e.stream_type = ANY (stream_types)));
+END
+$$;
+
+-- lag costs as much as the consumer is behind. The view runs with its
+-- owner's rights (security_invoker views need PostgreSQL 15), so it applies
+-- the row-level security rule itself (functions in it run as the caller), and
+-- is a security barrier so that no caller-supplied function sees rows before
+-- that rule.
+CREATE VIEW es.subscription_status WITH (security_barrier) AS
 SELECT s.consumer, s.owner, s.event_types, s.stream_types, s.position,
-       (SELECT count(*) FROM es.events e
-         WHERE e.global_position > s.position
-           AND e.global_position < es.read_horizon()
-           AND (s.event_types IS NULL OR e.event_type = ANY (s.event_types))
-           AND (s.stream_types IS NULL OR e.stream_type = ANY (s.stream_types))) AS lag,
+       es._subscription_lag(s.position, s.event_types, s.stream_types) AS lag,
        s.created_at, s.updated_at
-  FROM es.subscriptions s;
+  FROM es.subscriptions s
+ WHERE pg_catalog.pg_has_role(s.owner, 'USAGE');
 
 COMMENT ON VIEW es.subscription_status IS
     'Each visible subscription with its checkpoint and lag (matching events after it that es.poll can hand out now).';

@@ -156,7 +156,7 @@ SELECT es.ack('mailer', -5);
 -- a position no reader can have been handed yet (the message names positions,
 -- which differ from run to run: only the SQLSTATE is shown)
 \set VERBOSITY sqlstate
-SELECT es.ack('mailer', es.read_horizon() + 1000);
+SELECT es.ack('mailer', es.read_horizon() + (1::bigint << 40));
 \set VERBOSITY default
 SELECT es.poll('search-indexer', 10, 2, 2);
 \echo :LAST_ERROR_SQLSTATE
