@@ -62,8 +62,10 @@ CREATE POLICY subscription_members_by_owner ON es.subscription_members
     USING (pg_catalog.pg_has_role(owner, 'USAGE'))
     WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
 
--- Filters and owner are set by es.subscribe only; checkpoints may be moved
--- by hand (to replay, say), which is why position stays updatable.
+-- A row's filters and owner never change once made (es.subscribe compares
+-- the filters); checkpoints may be moved by hand (to replay, say), so
+-- position stays updatable. The CHECK constraints hold direct inserts to
+-- what es.subscribe would accept.
 GRANT SELECT, INSERT, DELETE ON es.subscriptions, es.subscription_members TO PUBLIC;
 GRANT UPDATE (position, updated_at) ON es.subscriptions, es.subscription_members TO PUBLIC;
 
