@@ -359,7 +359,8 @@ BEGIN
     IF to_status IS NULL THEN
         RAISE EXCEPTION 'status must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT FROM commerce.order_transitions t WHERE t.to_status = transition.to_status) THEN
+    IF NOT EXISTS (SELECT FROM commerce.order_transitions t
+                    WHERE transition.to_status IN (t.from_status, t.to_status)) THEN
         RAISE EXCEPTION 'unknown order status "%"', to_status
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Statuses: placed, paid, shipped, delivered, cancelled.';
