@@ -34,6 +34,8 @@ mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_aggregates;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_operations;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_projections;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_subscriptions;
