@@ -150,3 +150,6 @@ SELECT pg_temp.check_eq('es.stats(): totals and counts by type',
                                'a', (SELECT count(*) FROM es.streams WHERE stream_type = 'account'), 'p', 3)));
 
 SELECT pg_temp.check_search_paths('bank');
+SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
+                     count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))
+  FROM es.verify();

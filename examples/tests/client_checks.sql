@@ -38,3 +38,6 @@ SELECT pg_temp.check(:'client' || ': the balance never went below zero, at any v
                      AND (array_agg(balance_after ORDER BY version DESC))[1] = :'balance'::numeric,
                      format('%s rows, lowest %s', count(*), min(balance_after)))
   FROM bank.transaction_history WHERE account_id = :'account';
+SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
+                     count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))
+  FROM es.verify();

@@ -157,3 +157,6 @@ SELECT es.unsubscribe('audit') \gset
 SELECT pg_temp.rejects('subscription: polling an unknown consumer', $$SELECT * FROM es.poll('audit', 10)$$, '42704');
 
 SELECT pg_temp.check_search_paths('commerce');
+SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
+                     count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))
+  FROM es.verify();

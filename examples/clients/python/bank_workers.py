@@ -139,11 +139,11 @@ def main():
             return 2
         account = f"py-{os.getpid()}-{int(time.time() * 1000)}"
         stream_id = f"account-{account}"
-        listener = Listener(stream_id)
-        listener.start()
+        listener = Listener(stream_id)  # LISTENs now; notifications queue until it reads them
         conn.execute("SELECT bank.open_account(%s, %s, %s)", (account, "Python workers", args.initial))
         print(f"opened {account} with {args.initial}; {args.workers} workers x {args.operations} operations "
               f"(every 4th a deposit of 2.00, the others withdrawals of 1.25 to 5.00)", flush=True)
+        listener.start()
 
         totals = dict(withdrawn=Decimal(0), deposited=Decimal(0), withdrawals=0, deposits=0, rejected=0, retries=0)
         lock, failures = threading.Lock(), []
