@@ -29,6 +29,7 @@
 
 \set ON_ERROR_STOP 1
 \set QUIET 1
+\pset footer off
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_eventsource;
 RESET client_min_messages;
