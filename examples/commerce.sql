@@ -533,6 +533,17 @@ SELECT * FROM pg_temp.attempt($$SELECT commerce.pay_order('1004', '9004', 7.01, 
 -- What a consumer outside the database runs in a loop (after each NOTIFY es_events,
 -- or every few seconds): poll, act, ack, commit. A crash before the commit
 -- leaves the checkpoint where it was, and the batch is polled again.
+-- (es.poll, like es.read_all, hands out an event only once no older transaction
+-- anywhere in the cluster can still commit before it; so that this demo ships both
+-- orders in one batch even on a busy cluster, wait until that is so, at most 10 s)
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN es.read_horizon() > (SELECT max(global_position) FROM es.events);
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
 BEGIN;
 CREATE TEMP TABLE shipping_batch ON COMMIT DROP AS SELECT * FROM es.poll('shipping', 100);
 SELECT stream_id, data->>'from' AS "from", data->>'to' AS "to" FROM shipping_batch ORDER BY global_position;
