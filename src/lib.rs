@@ -36,6 +36,8 @@ mod tests_aggregates;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_operations;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_privileges;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_projections;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_subscriptions;
@@ -94,6 +96,11 @@ extension_sql_file!(
     "../sql/09_verify.sql",
     name = "verify",
     requires = ["projections", "subscriptions", "aggregates"]
+);
+extension_sql_file!(
+    "../sql/10_privileges.sql",
+    name = "privileges",
+    requires = ["append", "projections", "subscriptions", "stats"]
 );
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 
