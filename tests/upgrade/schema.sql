@@ -81,7 +81,7 @@ lines(section, key, body) AS (
     UNION ALL
     SELECT 'schemas', n.nspname::text,
            format('owner %s, acl %s, comment %L', pg_get_userbyid(n.nspowner),
-                  (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(n.nspacl) a),
+                  CASE WHEN n.nspacl IS NULL THEN 'default' ELSE COALESCE((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(n.nspacl) a)::text, '{}') END,
                   obj_description(n.oid, 'pg_namespace'))
       FROM pg_namespace n WHERE n.oid IN (SELECT oid FROM nsps)
     -- functions ------------------------------------------------------------
@@ -102,7 +102,7 @@ lines(section, key, body) AS (
                   FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
            ELSE rtrim(pg_get_functiondef(p.oid), E'\n') END
            || format(E'\n  owner %s, acl %s, comment %L', pg_get_userbyid(p.proowner),
-                     (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(p.proacl) a),
+                     CASE WHEN p.proacl IS NULL THEN 'default' ELSE COALESCE((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(p.proacl) a)::text, '{}') END,
                      obj_description(p.oid, 'pg_proc'))
            || mem.note
       FROM procs p JOIN mem ON mem.classid = 'pg_proc'::regclass AND mem.objid = p.oid
@@ -120,7 +120,7 @@ lines(section, key, body) AS (
                   c.reloptions, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
                   c.relispartition, c.reltype <> 0, (SELECT am.amname FROM pg_am am WHERE am.oid = c.relam),
                   pg_get_userbyid(c.relowner),
-                  (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(c.relacl) a),
+                  CASE WHEN c.relacl IS NULL THEN 'default' ELSE COALESCE((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(c.relacl) a)::text, '{}') END,
                   obj_description(c.oid, 'pg_class'))
            || CASE WHEN c.relkind = 'S' THEN
                   (SELECT format(E'\n  sequence %s start %s increment %s min %s max %s cache %s cycle %s',
@@ -139,7 +139,7 @@ lines(section, key, body) AS (
                   pg_get_expr(ad.adbin, ad.adrelid), a.attidentity, a.attgenerated,
                   CASE WHEN a.attcollation = t.typcollation THEN 'default' ELSE
                       (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation) END,
-                  (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(a.attacl) x),
+                  CASE WHEN a.attacl IS NULL THEN 'default' ELSE COALESCE((SELECT array_agg(x::text ORDER BY x::text) FROM unnest(a.attacl) x)::text, '{}') END,
                   col_description(c.oid, a.attnum)) END
       FROM rels c
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
@@ -191,7 +191,7 @@ lines(section, key, body) AS (
            format('type %s, category %s, relation %s, element %s, base %s, not null %s, default %L, owner %s, acl %s, comment %L',
                   t.typtype, t.typcategory, NULLIF(t.typrelid, 0)::regclass, NULLIF(t.typelem, 0)::regtype,
                   NULLIF(t.typbasetype, 0)::regtype, t.typnotnull, t.typdefault, pg_get_userbyid(t.typowner),
-                  (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(t.typacl) a),
+                  CASE WHEN t.typacl IS NULL THEN 'default' ELSE COALESCE((SELECT array_agg(a::text ORDER BY a::text) FROM unnest(t.typacl) a)::text, '{}') END,
                   obj_description(t.oid, 'pg_type'))
            || COALESCE((SELECT E'\n  labels ' || string_agg(quote_literal(en.enumlabel), ', ' ORDER BY en.enumsortorder)
                           FROM pg_enum en WHERE en.enumtypid = t.oid), '')
