@@ -17,7 +17,9 @@
 #  4. Stops, installs this version (`cargo pgrx install --release`, the same
 #     build as scripts/common.sh's install_extension, so $REPO/target is
 #     reused), starts with the library preloaded and the background worker on
-#     the upgraded database, runs ALTER EXTENSION pg_eventsource UPDATE.
+#     the upgraded database; checks the new library still answers the old
+#     schema as before (until the update runs, it serves it); runs
+#     ALTER EXTENSION pg_eventsource UPDATE.
 #  5. Compares the schema of the upgraded database with a fresh
 #     CREATE EXTENSION pg_eventsource, section by section
 #     (tests/upgrade/schema.sql), printing a unified diff of what differs.
@@ -28,11 +30,15 @@
 # Prints "ok - ..." / "FAILED - ..." per check and ends with one line
 # "upgrade: N passed, M failed"; exits non-zero on any failure. The cluster
 # is stopped at the end, also on failure. Logs: target/upgrade-logs/.
-# Environment: UPGRADE_PGPORT, UPGRADE_FROM (a git tag or commit; default v0.1.0).
+# Environment: UPGRADE_PGPORT (28819).
+#
+# Next release: point FROM_TAG/FROM_VERSION at the release before it, and add
+# tests/upgrade/write_<old>.sql and after_<new>.sql; the schema comparison and
+# data.sql stay as they are (data.sql may only use the old version's API).
 source "$(dirname "$0")/common.sh"
 set +e
 
-FROM_TAG=${UPGRADE_FROM:-v0.1.0}
+FROM_TAG=v0.1.0
 FROM_COMMIT_RECORDED=a165b3c2d19b92de5204f5bcb15bb82574a53631   # v0.1.0, in case the tag is missing
 FROM_VERSION=0.1.0
 NEW_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/Cargo.toml" | head -n 1)
