@@ -1697,7 +1697,7 @@ mod tests {
         run("SELECT es.define_aggregate('good_a21', 'public.es_a21_ok(jsonb, es.events)', initial_state => '[]', snapshot_every => 0)");
         assert_eq!(
             one_text(
-                "SELECT revision || ' ' || (fold = 'public.es_a21_ok(jsonb, es.events)'::regprocedure) || ' ' || (reducers IS NULL)
+                "SELECT revision || ' ' || (fold::regprocedure = 'public.es_a21_ok(jsonb, es.events)'::regprocedure) || ' ' || (reducers IS NULL)
                         || ' ' || initial_state::text || ' ' || snapshot_every
                    FROM es.aggregates WHERE stream_type = 'good_a21'"
             ),
@@ -2107,5 +2107,16 @@ mod tests {
             "define the type again",
         );
         assert_eq!(events_in("drop_a27-1"), 1);
+        // The definition names the function by signature: creating it again
+        // (as a restore or a deploy script does) brings the type back.
+        run(
+            r#"CREATE FUNCTION public.es_a27_fold(state jsonb, e es.events) RETURNS jsonb
+               LANGUAGE sql AS $f$ SELECT state || '{"back": true}' $f$"#,
+        );
+        run("SELECT es.append_event('drop_a27-1', 'E', '{}')");
+        assert_eq!(
+            one_text("SELECT state::text FROM es.load('drop_a27-1')"),
+            r#"{"back": true}"#
+        );
     }
 }

@@ -115,6 +115,24 @@ mod tests {
         );
     }
 
+    /// pg_upgrade refuses a cluster whose tables have columns of these types
+    /// (their oids do not survive it); the extension's tables must have none.
+    #[pg_test]
+    fn no_extension_table_blocks_pg_upgrade() {
+        assert_eq!(
+            one_text(
+                "SELECT coalesce(string_agg(c.relname || '.' || a.attname, ', '), '')
+                   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                  WHERE c.relnamespace = 'es'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+                    AND a.atttypid IN ('regproc'::regtype, 'regprocedure'::regtype, 'regoper'::regtype,
+                                       'regoperator'::regtype, 'regconfig'::regtype,
+                                       'regdictionary'::regtype, 'regnamespace'::regtype,
+                                       'regcollation'::regtype)"
+            ),
+            ""
+        );
+    }
+
     #[pg_test]
     fn verify_rejects_an_unknown_mode() {
         assert_error(
