@@ -41,7 +41,7 @@ kept_plan!(
     LOAD_DEFS,
     c"SELECT a.stream_type, p.oid, a.reducers, a.initial_state, a.snapshot_every, a.revision,
              a.fold
-        FROM es.aggregates a LEFT JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(a.fold)",
+        FROM es.aggregates a LEFT JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(a.fold::text)",
     []
 );
 
