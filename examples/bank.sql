@@ -34,8 +34,8 @@ RESET client_min_messages;
 \o /dev/null
 
 \echo '=== 1. The account aggregate: native reducers, snapshot every 10 events'
--- Every money event's data is {"type", "amount", "time"}, so the reducers can
--- append it to the account's list of transactions as it is.
+-- Money events carry {"amount"}; the reducers build each entry of the list of
+-- transactions from the event: its type, amount and the time it was recorded.
 SELECT es.define_aggregate('account',
   reducers => $json${
     "AccountOpened":  [{"set": "accountId", "from": "$.accountId"},
@@ -45,10 +45,12 @@ SELECT es.define_aggregate('account',
                        {"set": "openedAt", "from": "$recorded_at"}],
     "MoneyDeposited": [{"add": "balance", "from": "$.amount"},
                        {"inc": "transactionCount"},
-                       {"append": "transactions", "from": "$"}],
+                       {"append": "transactions",
+                        "from": {"type": "$event_type", "amount": "$.amount", "time": "$recorded_at"}}],
     "MoneyWithdrawn": [{"sub": "balance", "from": "$.amount"},
                        {"inc": "transactionCount"},
-                       {"append": "transactions", "from": "$"}],
+                       {"append": "transactions",
+                        "from": {"type": "$event_type", "amount": "$.amount", "time": "$recorded_at"}}],
     "AccountClosed":  [{"set": "isActive", "value": false},
                        {"set": "closedAt", "from": "$recorded_at"}]
   }$json$,
@@ -169,7 +171,7 @@ DECLARE
     a bank.loaded_account := bank.load_account(deposit.account_id);
 BEGIN
     version := es.append_event(a.stream_id, 'MoneyDeposited',
-                               jsonb_build_object('type', 'deposit', 'amount', amt, 'time', now()),
+                               jsonb_build_object('amount', amt),
                                expected_version => a.version, metadata => deposit.metadata);
     balance := a.balance + amt;
     RETURN NEXT;
@@ -192,7 +194,7 @@ BEGIN
     -- The balance checked above is the one at a.version: if anyone appended
     -- since, this fails with 40001 and writes nothing.
     version := es.append_event(a.stream_id, 'MoneyWithdrawn',
-                               jsonb_build_object('type', 'withdrawal', 'amount', amt, 'time', now()),
+                               jsonb_build_object('amount', amt),
                                expected_version => a.version, metadata => withdraw.metadata);
     balance := a.balance - amt;
     RETURN NEXT;

@@ -20,7 +20,7 @@ SELECT pg_temp.check_eq('alice: the transactions list is every money event''s {t
                         (SELECT jsonb_agg(jsonb_build_object('type', t->'type', 'amount', t->'amount',
                                                              'time', (t->>'time')::timestamptz) ORDER BY i)
                            FROM es.load('account-alice') l, jsonb_array_elements(l.state->'transactions') WITH ORDINALITY x(t, i)),
-                        (SELECT jsonb_agg(jsonb_build_object('type', CASE event_type WHEN 'MoneyDeposited' THEN 'deposit' ELSE 'withdrawal' END,
+                        (SELECT jsonb_agg(jsonb_build_object('type', event_type,
                                                              'amount', data->'amount', 'time', recorded_at)
                                           ORDER BY version)
                            FROM es.events WHERE stream_id = 'account-alice' AND event_type IN ('MoneyDeposited', 'MoneyWithdrawn')));
