@@ -26,6 +26,7 @@
 
 \set ON_ERROR_STOP 1
 \set QUIET 1
+\pset footer off
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_eventsource;
 RESET client_min_messages;
@@ -33,8 +34,8 @@ RESET client_min_messages;
 \o /dev/null
 
 \echo '=== 1. The account aggregate: native reducers, snapshot every 10 events'
--- Every money event's data is {"type", "amount", "time"}, so the reducers can
--- append it to the account's list of transactions as it is.
+-- Money events carry {"amount"}; the reducers build each entry of the list of
+-- transactions from the event: its type, amount and the time it was recorded.
 SELECT es.define_aggregate('account',
   reducers => $json${
     "AccountOpened":  [{"set": "accountId", "from": "$.accountId"},
@@ -44,10 +45,12 @@ SELECT es.define_aggregate('account',
                        {"set": "openedAt", "from": "$recorded_at"}],
     "MoneyDeposited": [{"add": "balance", "from": "$.amount"},
                        {"inc": "transactionCount"},
-                       {"append": "transactions", "from": "$"}],
+                       {"append": "transactions",
+                        "from": {"type": "$event_type", "amount": "$.amount", "time": "$recorded_at"}}],
     "MoneyWithdrawn": [{"sub": "balance", "from": "$.amount"},
                        {"inc": "transactionCount"},
-                       {"append": "transactions", "from": "$"}],
+                       {"append": "transactions",
+                        "from": {"type": "$event_type", "amount": "$.amount", "time": "$recorded_at"}}],
     "AccountClosed":  [{"set": "isActive", "value": false},
                        {"set": "closedAt", "from": "$recorded_at"}]
   }$json$,
@@ -168,7 +171,7 @@ DECLARE
     a bank.loaded_account := bank.load_account(deposit.account_id);
 BEGIN
     version := es.append_event(a.stream_id, 'MoneyDeposited',
-                               jsonb_build_object('type', 'deposit', 'amount', amt, 'time', now()),
+                               jsonb_build_object('amount', amt),
                                expected_version => a.version, metadata => deposit.metadata);
     balance := a.balance + amt;
     RETURN NEXT;
@@ -191,7 +194,7 @@ BEGIN
     -- The balance checked above is the one at a.version: if anyone appended
     -- since, this fails with 40001 and writes nothing.
     version := es.append_event(a.stream_id, 'MoneyWithdrawn',
-                               jsonb_build_object('type', 'withdrawal', 'amount', amt, 'time', now()),
+                               jsonb_build_object('amount', amt),
                                expected_version => a.version, metadata => withdraw.metadata);
     balance := a.balance - amt;
     RETURN NEXT;
@@ -372,20 +375,21 @@ SELECT es.create_projection('daily_summary', 'bank.project_daily(es.events)', 'a
 
 \o
 \echo '=== 4. A day at the bank'
-SELECT * FROM bank.open_account('alice', 'Alice Liddell', 100.00);
-SELECT * FROM bank.open_account('bob', 'Bob Dylan');
-SELECT * FROM bank.deposit('bob', 70);
-SELECT * FROM bank.deposit('alice', 0.10);
-SELECT * FROM bank.deposit('alice', 0.20);           -- exact: 100.30, not 100.30000000000001
-SELECT * FROM bank.withdraw('alice', 30.30);
+SELECT 'alice opens with 100.00' AS command, * FROM bank.open_account('alice', 'Alice Liddell', 100.00);
+SELECT 'bob opens with nothing' AS command, * FROM bank.open_account('bob', 'Bob Dylan');
+SELECT 'bob deposits 70' AS command, * FROM bank.deposit('bob', 70);
+SELECT 'alice deposits 0.10' AS command, * FROM bank.deposit('alice', 0.10);
+SELECT 'alice deposits 0.20 (exact: 100.30)' AS command, * FROM bank.deposit('alice', 0.20);
+SELECT 'alice withdraws 30.30' AS command, * FROM bank.withdraw('alice', 30.30);
 -- a busy afternoon for alice: 10 more transactions (a snapshot is taken at version 10)
-SELECT (SELECT version FROM bank.deposit('alice', 12.5 * i)) AS deposit_version,
-       (SELECT version FROM bank.withdraw('alice', 10 * i)) AS withdraw_version
+SELECT 12.5 * i AS deposit, (SELECT version FROM bank.deposit('alice', 12.5 * i)) AS deposit_version,
+       10 * i AS withdrawal, (SELECT version FROM bank.withdraw('alice', 10 * i)) AS withdrawal_version
   FROM generate_series(1, 5) i;
-SELECT * FROM bank.withdraw('bob', 70);
-SELECT * FROM bank.close_account('bob');
+SELECT 'bob withdraws 70' AS command, * FROM bank.withdraw('bob', 70);
+SELECT 'bob closes his account' AS command, * FROM bank.close_account('bob');
 
 \echo '=== 5. Commands that break the rules are rejected, with a SQLSTATE, and write nothing'
+SELECT count(*) AS events_before FROM es.events \gset
 -- (a helper for this demo: runs a command and reports how it ended)
 CREATE FUNCTION pg_temp.attempt(command text, OUT outcome text, OUT code text, OUT message text, OUT hint text)
 LANGUAGE plpgsql AS $$
@@ -408,7 +412,7 @@ SELECT c.command, r.* FROM (VALUES
     ($$bank.open_account('alice', 'Alice again')$$),
     ($$bank.close_account('alice')$$)
 ) c(command), LATERAL pg_temp.attempt('SELECT ' || c.command) r;
-SELECT count(*) AS events_in_store FROM es.events;
+SELECT :events_before AS events_before, count(*) AS events_after FROM es.events;
 
 \echo '=== 6. Current state: the aggregate (folded from the snapshot at version 10) and the inline read model'
 SELECT version, state->>'owner' AS owner, state->>'balance' AS balance,

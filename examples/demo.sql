@@ -1,4 +1,5 @@
--- A short tour of pg_eventsource: run by scripts/run.sh in a fresh database.
+-- A short tour of the low-level API (appends, reads, aggregates): `bash scripts/run.sh demo`
+-- runs it in a fresh database. The bank (examples/bank.sql) is the main demo.
 \echo '--- install'
 CREATE EXTENSION pg_eventsource;
 

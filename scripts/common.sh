@@ -7,8 +7,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGRX_VERSION=0.18.1
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
+# Overridable, to use a relocated copy of PostgreSQL.
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
+PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # The private cluster: its own data directory, port and socket directory.

@@ -2,7 +2,9 @@
 # Every test: set up the machine, then the three layers in turn
 #   1. in-backend #[pg_test] tests (cargo pgrx test, its own throwaway cluster),
 #   2. SQL regression files (pg_regress against the private cluster),
-#   3. out-of-process tests with a real driver (tests/integration).
+#   3. out-of-process tests with a real driver (tests/integration),
+#   4. the examples and the clients in three languages (scripts/test_examples.sh),
+#   5. the upgrade from the previous release (scripts/test_upgrade.sh).
 # Every layer runs even when an earlier one fails; the exit code is non-zero
 # if any failed. The runners' own summary lines close the output.
 source "$(dirname "$0")/common.sh"
@@ -42,6 +44,16 @@ ES_PGHOST=127.0.0.1 ES_PGPORT=$ES_PGPORT \
     cargo test --release --no-fail-fast --manifest-path "$REPO/tests/integration/Cargo.toml" 2>&1 | tee "$OUT/integration.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
 summary+=("$(grep -E '^test result: ' "$OUT/integration.log" | grep -vE ' 0 passed; 0 failed')")
+
+log "layer 4: the examples (bank.sql, commerce.sql, clients in Python, Node.js and Rust)"
+bash "$REPO/scripts/test_examples.sh" 2>&1 | tee "$OUT/examples.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(examples)
+summary+=("$(grep -E '^examples: [0-9]+ passed, [0-9]+ failed' "$OUT/examples.log" | tail -n 1)")
+
+log "layer 5: upgrade from the previous release (scripts/test_upgrade.sh, its own PostgreSQL copy)"
+bash "$REPO/scripts/test_upgrade.sh" 2>&1 | tee "$OUT/upgrade.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(upgrade)
+summary+=("$(grep -E '^upgrade: [0-9]+ passed, [0-9]+ failed' "$OUT/upgrade.log" | tail -n 1)")
 
 [ "${CI:-}" = "true" ] && stop_cluster
 

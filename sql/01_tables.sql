@@ -35,11 +35,12 @@ CREATE TABLE es.streams (
     stream_id   text        NOT NULL PRIMARY KEY,
     stream_type text        NOT NULL,
     version     bigint      NOT NULL CHECK (version > 0),
-    -- global_position of the stream's last event: an append must place its
-    -- events after it (see src/position.rs, "order within a stream")
-    last_position bigint    NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- global_position of the stream's last event: an append must place its
+    -- events after it (see src/position.rs, "order within a stream"). Last,
+    -- where the upgrade from 0.1.0 adds it.
+    last_position bigint    NOT NULL DEFAULT 0
 ) WITH (fillfactor = 70);
 CREATE INDEX streams_stream_type_idx ON es.streams (stream_type);
 

@@ -6,7 +6,10 @@
 -- that revision is current.
 CREATE TABLE es.aggregates (
     stream_type    text         NOT NULL PRIMARY KEY,
-    fold           regprocedure,
+    -- the fold function's signature, schema-qualified ('public.f(jsonb,es.events)'):
+    -- text, not regprocedure, because pg_upgrade refuses clusters whose
+    -- tables have regprocedure columns
+    fold           text,
     reducers       jsonb,
     initial_state  jsonb        NOT NULL DEFAULT '{}',
     snapshot_every integer      NOT NULL DEFAULT 100 CHECK (snapshot_every >= 0),
@@ -91,7 +94,7 @@ BEGIN
     END IF;
 
     INSERT INTO es.aggregates AS a (stream_type, fold, reducers, initial_state, snapshot_every)
-    VALUES (stream_type, fold, reducers, initial_state, snapshot_every)
+    VALUES (stream_type, fold::text, reducers, initial_state, snapshot_every)
     ON CONFLICT ON CONSTRAINT aggregates_pkey DO UPDATE
        SET fold = EXCLUDED.fold, reducers = EXCLUDED.reducers,
            initial_state = EXCLUDED.initial_state, snapshot_every = EXCLUDED.snapshot_every,

@@ -12,8 +12,10 @@ CREATE TABLE es.projection_registry (
     -- 'materializer': es.materialize_aggregate's table of states
     kind            text        NOT NULL CHECK (kind IN ('handler', 'materializer')),
     mode            text        NOT NULL CHECK (mode IN ('inline', 'async')),
-    handler         regprocedure,
-    reset           regprocedure,
+    -- function signatures, schema-qualified: text, not regprocedure, which
+    -- pg_upgrade refuses in tables
+    handler         text,
+    reset           text,
     target          regclass,
     event_types     text[],
     stream_types    text[],

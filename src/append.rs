@@ -283,6 +283,9 @@ crate::v1_function_info!(pg_finfo_es_append_event);
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    // 25006 in a read-only transaction (a hot standby's included), before
+    // anything asks for a transaction id.
+    pg_sys::PreventCommandIfReadOnly(c"es.append_event()".as_ptr());
     let req = request(fcinfo, 0, 3, 6);
     validate::identifier("event_type", arg_str(fcinfo, 1));
     let Some(data) = arg_datum(fcinfo, 2) else {
@@ -423,6 +426,7 @@ crate::v1_function_info!(pg_finfo_es_append_events);
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    pg_sys::PreventCommandIfReadOnly(c"es.append_events()".as_ptr());
     let req = request(fcinfo, 0, 2, 3);
     let Some(events) = arg_datum(fcinfo, 1) else {
         fail(

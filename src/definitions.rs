@@ -40,8 +40,8 @@ thread_local! {
 kept_plan!(
     LOAD_DEFS,
     c"SELECT a.stream_type, p.oid, a.reducers, a.initial_state, a.snapshot_every, a.revision,
-             a.fold::oid::text
-        FROM es.aggregates a LEFT JOIN pg_catalog.pg_proc p ON p.oid = a.fold",
+             a.fold
+        FROM es.aggregates a LEFT JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(a.fold::text)",
     []
 );
 
@@ -118,7 +118,7 @@ fn load_all() -> HashMap<String, Rc<Def>> {
                     }
                 }
                 (None, None) => Kind::Missing(format!(
-                    "the fold function (oid {}) of aggregate type \"{stream_type}\" no longer exists; \
+                    "the fold function {} of aggregate type \"{stream_type}\" no longer exists; \
                      define the type again with es.define_aggregate",
                     spi::value_string(row, 7).unwrap_or_default()
                 )),

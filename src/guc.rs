@@ -6,6 +6,9 @@ use std::ffi::CString;
 /// Largest event payload accepted, in bytes.
 pub static MAX_EVENT_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+/// Whether committing appends send NOTIFY es_events.
+pub static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// Databases the background worker serves (comma-separated; needs a restart).
 pub static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Events per es.run_projection call made by the worker.
@@ -26,6 +29,14 @@ pub fn init() {
             GucFlags::default(),
         );
     }
+    GucRegistry::define_bool_guc(
+        c"es.notify",
+        c"Whether a transaction that appended events sends NOTIFY es_events when it commits.",
+        c"PostgreSQL commits notifying transactions one at a time (a database-wide lock from queueing the notification until the commit is done), so with many concurrent writers this limits append throughput to about one commit flush at a time. Turn it off when consumers poll instead of listening.",
+        &NOTIFY,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"es.worker_batch_size",
         c"Events the background worker hands to a projection per transaction.",

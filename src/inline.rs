@@ -69,9 +69,9 @@ unsafe extern "C-unwind" fn function_changed(_arg: Datum, _cacheid: i32, _hash: 
 
 kept_plan!(
     LOAD,
-    c"SELECT p.name, p.owner::oid, p.kind, p.handler::oid, p.target::oid,
+    c"SELECT p.name, p.owner::oid, p.kind, pg_catalog.to_regprocedure(p.handler)::oid, p.target::oid,
              p.event_types, p.stream_types,
-             p.handler IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_proc f WHERE f.oid = p.handler),
+             p.handler IS NULL OR pg_catalog.to_regprocedure(p.handler) IS NOT NULL,
              p.target IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.target),
              'es.projection_registry'::pg_catalog.regclass::oid, p.search_path
         FROM es.projection_registry p WHERE p.mode = 'inline' ORDER BY p.name",

@@ -34,7 +34,13 @@ mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_aggregates;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_operations;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_privileges;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_projections;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_subscriptions;
 #[cfg(test)]
 pub use tests::pg_test;
 
@@ -75,6 +81,26 @@ extension_sql_file!(
     "../sql/06_projections.sql",
     name = "projections",
     requires = ["tables", "read", "aggregates"]
+);
+extension_sql_file!(
+    "../sql/07_subscriptions.sql",
+    name = "subscriptions",
+    requires = ["tables", "read"]
+);
+extension_sql_file!(
+    "../sql/08_stats.sql",
+    name = "stats",
+    requires = ["projections", "subscriptions"]
+);
+extension_sql_file!(
+    "../sql/09_verify.sql",
+    name = "verify",
+    requires = ["projections", "subscriptions", "aggregates"]
+);
+extension_sql_file!(
+    "../sql/10_privileges.sql",
+    name = "privileges",
+    requires = ["append", "projections", "subscriptions", "stats"]
 );
 extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 

@@ -295,6 +295,8 @@ pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionC
             owner,
             position: 0,
             search_path: c"pg_catalog".into(),
+            handler_name: None,
+            reset_name: None,
         };
         as_user(roles::extension_owner(), || projection::register(&p));
         fill(target, owner, stream_type);

@@ -48,7 +48,8 @@ pub fn init() {
     }
 }
 
-/// Notes an append of `count` events at positions `first..first + count`.
+/// Notes an append of `count` events at positions `first..first + count`
+/// (nothing when `es.notify` is off).
 pub fn record(
     stream_id: &str,
     stream_type: &str,
@@ -56,6 +57,9 @@ pub fn record(
     first: i64,
     count: i64,
 ) {
+    if !crate::guc::NOTIFY.get() {
+        return;
+    }
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
     RECORDS.with(|r| {
         r.borrow_mut().push(Record {

@@ -32,19 +32,45 @@ pub struct Projection {
     pub owner: Oid,
     pub position: i64,
     pub search_path: CString,
+    /// The recorded signatures (the oids above are invalid when a function
+    /// was dropped).
+    pub handler_name: Option<String>,
+    pub reset_name: Option<String>,
+}
+
+impl Projection {
+    /// The handler or reset function, or an error naming it when it was dropped.
+    fn function(&self, oid: Oid, name: &Option<String>, what: &str) -> Oid {
+        if oid == Oid::INVALID {
+            fail_hint(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+                format!(
+                    "the {what} function {} of projection \"{}\" no longer exists",
+                    name.as_deref().unwrap_or("?"),
+                    self.name
+                ),
+                "Create the function again (same name and arguments), or drop the projection.",
+            );
+        }
+        oid
+    }
 }
 
 kept_plan!(
     LOCK_NOWAIT,
-    c"SELECT name, kind, mode, handler::oid, reset::oid, target::oid,
-             event_types, stream_types, owner::oid, position, search_path
+    c"SELECT name, kind, mode, pg_catalog.to_regprocedure(handler)::oid,
+             pg_catalog.to_regprocedure(reset)::oid, target::oid,
+             event_types, stream_types, owner::oid, position, search_path,
+             handler, reset
         FROM es.projection_registry WHERE name = $1 FOR UPDATE SKIP LOCKED",
     [pg_sys::TEXTOID]
 );
 kept_plan!(
     LOCK_WAIT,
-    c"SELECT name, kind, mode, handler::oid, reset::oid, target::oid,
-             event_types, stream_types, owner::oid, position, search_path
+    c"SELECT name, kind, mode, pg_catalog.to_regprocedure(handler)::oid,
+             pg_catalog.to_regprocedure(reset)::oid, target::oid,
+             event_types, stream_types, owner::oid, position, search_path,
+             handler, reset
         FROM es.projection_registry WHERE name = $1 FOR UPDATE",
     [pg_sys::TEXTOID]
 );
@@ -113,7 +139,7 @@ kept_plan!(
     INSERT,
     c"INSERT INTO es.projection_registry
              (name, kind, mode, handler, reset, target, event_types, stream_types, owner, search_path)
-      VALUES ($1, $2, $3, $4::oid::regprocedure, $5::oid::regprocedure, $6::oid::regclass,
+      VALUES ($1, $2, $3, $4::oid::regprocedure::text, $5::oid::regprocedure::text, $6::oid::regclass,
               $7, $8, $9::oid::regrole, $10)",
     [
         pg_sys::TEXTOID,
@@ -179,6 +205,8 @@ fn read_row() -> Projection {
         owner: oid_at(0, 9),
         position: spi::value_i64(0, 10).unwrap_or(0),
         search_path: cstring(spi::value_string(0, 11).unwrap_or_default()),
+        handler_name: spi::value_string(0, 12),
+        reset_name: spi::value_string(0, 13),
     }
 }
 
@@ -420,6 +448,8 @@ pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCal
             owner,
             position: 0,
             search_path,
+            handler_name: None,
+            reset_name: None,
         };
         if p.mode == "inline" {
             lock_out_appends("creating an inline projection");
@@ -437,7 +467,7 @@ pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCal
 /// order, with no subtransaction: an error aborts the caller's transaction.
 /// Returns the number of events and the last position.
 fn replay(p: &Projection, upto: i64) -> (i64, i64) {
-    let handler = Handler::new(p.handler);
+    let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
     let mut count = 0i64;
     let args = [
         Some(Datum::from(upto)),
@@ -536,7 +566,7 @@ fn handle_batch(p: &Projection, rows: &[Datum]) -> (usize, Option<String>) {
         let r = in_subtransaction(|| {
             // Looked up in here: a dropped handler fails the projection,
             // not the caller.
-            let handler = Handler::new(p.handler);
+            let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
             as_user(p.owner, || {
                 with_search_path(&p.search_path, || {
                     for row in &rows[..upto] {
@@ -672,8 +702,8 @@ pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCa
         let (count, position) = if p.kind == "materializer" {
             (materialize::rebuild(&p), 0)
         } else {
-            if p.reset != Oid::INVALID {
-                let reset = Handler::new(p.reset);
+            if p.reset_name.is_some() {
+                let reset = Handler::new(p.function(p.reset, &p.reset_name, "reset"));
                 as_user(p.owner, || {
                     with_search_path(&p.search_path, || reset.call(&[]))
                 });

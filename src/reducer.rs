@@ -6,7 +6,9 @@
 //! ```
 //! Each event type maps to steps run in order on the state; `"*"` steps run
 //! for every event, after the type's own. A `from` path that the event does
-//! not have skips its step.
+//! not have skips its step. `from` may also be an object whose values are
+//! sources (`{"type": "$event_type", "amount": "$.amount"}`): it builds that
+//! object from the event, leaving out the fields the event does not have.
 
 use crate::decimal::Num;
 use crate::event::Event;
@@ -25,6 +27,8 @@ enum Source {
     StreamId,
     StreamType,
     EventId,
+    /// An object built from the event, field by field.
+    Object(Vec<(String, Source)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,6 +106,24 @@ fn parse_source(s: &str) -> Result<Source, String> {
     })
 }
 
+/// A `from` object template: every value a source string or a nested template.
+fn parse_template(fields: &[(String, Val)]) -> Result<Source, String> {
+    let mut out = Vec::with_capacity(fields.len());
+    for (k, v) in fields {
+        let src = match v {
+            Val::Str(s) => parse_source(s)?,
+            Val::Obj(inner) => parse_template(inner)?,
+            _ => {
+                return Err(format!(
+                    "\"from\" object: \"{k}\" must be a source string such as \"$.amount\" (or an object of them)"
+                ))
+            }
+        };
+        out.push((k.clone(), src));
+    }
+    Ok(Source::Object(out))
+}
+
 fn compile_step(v: &Val) -> Result<Step, String> {
     let Val::Obj(fields) = v else {
         return Err("a step must be a JSON object".into());
@@ -120,13 +142,14 @@ fn compile_step(v: &Val) -> Result<Step, String> {
             };
             op = Some((*o, parse_path(p, *o == Op::Merge)?));
         } else if k == "from" {
-            let Val::Str(s) = val else {
-                return Err("\"from\" must be a string".into());
-            };
             if src.is_some() {
                 return Err("a step has \"from\" or \"value\", not both".into());
             }
-            src = Some(parse_source(s)?);
+            src = Some(match val {
+                Val::Str(s) => parse_source(s)?,
+                Val::Obj(fields) => parse_template(fields)?,
+                _ => return Err("\"from\" must be a source string or an object of them".into()),
+            });
         } else if k == "value" {
             if src.is_some() {
                 return Err("a step has \"from\" or \"value\", not both".into());
@@ -154,6 +177,11 @@ fn compile_step(v: &Val) -> Result<Step, String> {
         (_, None) => return Err(format!("\"{name}\" needs \"from\" or \"value\"")),
         (Op::Add | Op::Sub, Some(Source::Const(v))) if !matches!(v, Val::Num(_)) => {
             return Err(format!("\"{name}\" needs a number as \"value\""))
+        }
+        (Op::Add | Op::Sub, Some(Source::Object(_))) => {
+            return Err(format!(
+                "\"{name}\" needs a number, not an object built by \"from\""
+            ))
         }
         (Op::Merge, Some(Source::Const(v))) if !matches!(v, Val::Obj(_)) => {
             return Err("\"merge\" needs an object as \"value\"".into())
@@ -223,6 +251,12 @@ fn source_value(src: &Source, ev: &Event) -> Option<Val> {
         Source::StreamId => Val::Str(ev.stream_id.to_owned()),
         Source::StreamType => Val::Str(ev.stream_type.to_owned()),
         Source::EventId => Val::Str(ev.event_id_text()),
+        Source::Object(fields) => Val::Obj(
+            fields
+                .iter()
+                .filter_map(|(k, s)| source_value(s, ev).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
     })
 }
 

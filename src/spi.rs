@@ -137,14 +137,19 @@ pub fn value_string(row: usize, col: i32) -> Option<String> {
     value(row, col).map(|d| unsafe { crate::validate::text_datum_str(d).to_owned() })
 }
 
-/// Runs `f` inside an SPI connection.
+/// Runs `f` inside an SPI connection, with `search_path` pinned to
+/// `pg_catalog, pg_temp`: the statements here name the extension's objects
+/// with their schema, but operators and functions like `=` or `now()` would
+/// otherwise resolve through the caller's search_path (kept plans are
+/// re-planned when it changes), where look-alikes could sit ahead of
+/// pg_catalog. Functions whose SQL definition already pins it pay nothing.
 pub fn connected<R>(f: impl FnOnce() -> R) -> R {
     unsafe {
         if pg_sys::SPI_connect() < 0 {
             pgrx::error!("SPI_connect failed");
         }
     }
-    let r = f();
+    let r = crate::roles::with_search_path(c"pg_catalog, pg_temp", f);
     unsafe {
         pg_sys::SPI_finish();
     }

@@ -367,6 +367,21 @@ mod tests {
     // ---- reading --------------------------------------------------------
 
     #[pg_test]
+    fn appends_in_a_read_only_transaction_fail_with_25006() {
+        run("SET LOCAL transaction_read_only = on");
+        assert_error(
+            "PERFORM es.append_event('ro-t30', 'A', '{}')",
+            "25006",
+            "read-only transaction",
+        );
+        assert_error(
+            "PERFORM es.append_events('ro-t30', '[{\"type\": \"A\", \"data\": 1}]')",
+            "25006",
+            "read-only transaction",
+        );
+    }
+
+    #[pg_test]
     fn read_stream_pages_by_version() {
         Spi::run(
             "SELECT es.append_events('read-t12', (SELECT jsonb_agg(jsonb_build_object('type', 'E', 'data', jsonb_build_object('i', i))) FROM generate_series(1, 10) i))",

@@ -587,6 +587,56 @@ mod tests {
     }
 
     #[pg_test]
+    fn from_objects_build_an_object_from_the_event() {
+        define_reducers(
+            "tpl_a30",
+            r#"{"Paid": [{"append": "log", "from": {"type": "$event_type", "amount": "$.amount",
+                                                    "at": {"v": "$version", "who": "$metadata.by"}}},
+                         {"merge": "", "from": {"last": "$.amount"}}]}"#,
+            r#"{"log": []}"#,
+            0,
+        );
+        let s = "tpl_a30-1";
+        run(&format!(
+            "SELECT es.append_event('{s}', 'Paid', '{{\"amount\": 1.50}}', metadata => '{{\"by\": \"ann\"}}')"
+        ));
+        // a field the event does not have is left out
+        append(s, "Paid", r#"{"note": "no amount"}"#);
+        assert_load(
+            s,
+            None,
+            2,
+            r#"{"log": [{"type": "Paid", "amount": 1.50, "at": {"v": 1, "who": "ann"}},
+                        {"type": "Paid", "at": {"v": 2}}],
+                "last": 1.50}"#,
+        );
+        for (bad, fragment) in [
+            (
+                r#"{"E": [{"append": "l", "from": {"x": 1}}]}"#,
+                "must be a source string",
+            ),
+            (
+                r#"{"E": [{"append": "l", "from": {"x": "amount"}}]}"#,
+                "is not a source",
+            ),
+            (
+                r#"{"E": [{"add": "n", "from": {"x": "$.a"}}]}"#,
+                "needs a number",
+            ),
+            (
+                r#"{"E": [{"set": "n", "from": [1]}]}"#,
+                "must be a source string or an object",
+            ),
+        ] {
+            assert_error(
+                &format!("PERFORM es.define_aggregate('tplbad_a30', reducers => '{bad}')"),
+                "22023",
+                fragment,
+            );
+        }
+    }
+
+    #[pg_test]
     fn fold_time_errors_are_data_exceptions() {
         define_reducers(
             "ferr_a11",
@@ -1619,7 +1669,7 @@ mod tests {
             ),
             (
                 r#"{"E": [{"set": "a", "from": 5}]}"#,
-                r#"reducers.E[0]: "from" must be a string"#,
+                r#"reducers.E[0]: "from" must be a source string or an object"#,
             ),
             (
                 r#"{"E": [{"add": "a", "value": "1"}]}"#,
@@ -1697,7 +1747,7 @@ mod tests {
         run("SELECT es.define_aggregate('good_a21', 'public.es_a21_ok(jsonb, es.events)', initial_state => '[]', snapshot_every => 0)");
         assert_eq!(
             one_text(
-                "SELECT revision || ' ' || (fold = 'public.es_a21_ok(jsonb, es.events)'::regprocedure) || ' ' || (reducers IS NULL)
+                "SELECT revision || ' ' || (fold::regprocedure = 'public.es_a21_ok(jsonb, es.events)'::regprocedure) || ' ' || (reducers IS NULL)
                         || ' ' || initial_state::text || ' ' || snapshot_every
                    FROM es.aggregates WHERE stream_type = 'good_a21'"
             ),
@@ -2107,5 +2157,16 @@ mod tests {
             "define the type again",
         );
         assert_eq!(events_in("drop_a27-1"), 1);
+        // The definition names the function by signature: creating it again
+        // (as a restore or a deploy script does) brings the type back.
+        run(
+            r#"CREATE FUNCTION public.es_a27_fold(state jsonb, e es.events) RETURNS jsonb
+               LANGUAGE sql AS $f$ SELECT state || '{"back": true}' $f$"#,
+        );
+        run("SELECT es.append_event('drop_a27-1', 'E', '{}')");
+        assert_eq!(
+            one_text("SELECT state::text FROM es.load('drop_a27-1')"),
+            r#"{"back": true}"#
+        );
     }
 }

@@ -337,9 +337,19 @@ mod tests {
             "handler function of inline projection \"pj11\" was dropped",
         );
         assert_eq!(events_in("pj11s-1"), 0);
+        // created again with the same signature, it is picked up
+        run(
+            "CREATE FUNCTION pj11_h(e es.events) RETURNS void LANGUAGE sql AS $$
+               INSERT INTO pj11_bal VALUES (e.stream_id, 0, 1)
+               ON CONFLICT (stream_id) DO UPDATE SET n = pj11_bal.n + 1 $$",
+        );
+        run("SELECT es.append_event('pj11s-1', 'Deposited', '{\"amount\": 1}')");
+        assert_eq!(total("pj11", "pj11s-1"), "0/1");
+        // dropped, it is no longer called
         run("SELECT es.drop_projection('pj11')");
         run("SELECT es.append_event('pj11s-1', 'Deposited', '{\"amount\": 1}')");
-        assert_eq!(events_in("pj11s-1"), 1);
+        assert_eq!(events_in("pj11s-1"), 2);
+        assert_eq!(total("pj11", "pj11s-1"), "0/1");
     }
 
     /// An aggregate type with native reducers for the materializer tests.

@@ -90,8 +90,11 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
 }
 
 fn installed() -> bool {
+    // The registry is checked too: a database still at 0.1.0 (between
+    // installing a new build and ALTER EXTENSION ... UPDATE) has none.
     Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_eventsource')",
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_eventsource')
+            AND pg_catalog.to_regclass('es.projection_registry') IS NOT NULL",
     )
     .ok()
     .flatten()

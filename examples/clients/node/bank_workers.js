@@ -30,6 +30,9 @@ function money(c) {
   return `${neg ? '-' : ''}${a / 100n}.${String(a % 100n).padStart(2, '0')}`;
 }
 
+// The lowest balance the account ever had, replaying its events in order.
+const LOWEST = "SELECT min(running)::text FROM (SELECT sum(CASE event_type WHEN 'AccountOpened' THEN (data->>'initialBalance')::numeric WHEN 'MoneyDeposited' THEN (data->>'amount')::numeric WHEN 'MoneyWithdrawn' THEN -(data->>'amount')::numeric ELSE 0 END) OVER (ORDER BY version) AS running FROM es.read_stream($1)) r";
+
 function connect() {
   const client = new Client({
     host: process.env.PGHOST || '127.0.0.1',
@@ -114,6 +117,9 @@ async function main() {
     const loaded = await client.query(
       "SELECT version, state->>'balance' AS balance FROM es.load($1)", [`account-${account}`]);
     const row = await client.query('SELECT balance FROM bank.account_balances WHERE account_id = $1', [account]);
+    // the balance after every event, not only the last one
+    const lowestRow = await client.query(LOWEST, [`account-${account}`]);
+    const lowest = cents(lowestRow.rows[0].min);
     const version = Number(loaded.rows[0].version);
     const balance = cents(loaded.rows[0].balance);
     const projected = row.rows.length ? cents(row.rows[0].balance) : null;
@@ -122,12 +128,13 @@ async function main() {
 
     console.log(`accepted: ${tot.withdrawals} withdrawals (${money(tot.withdrawn)}), ${tot.deposits} deposits ` +
                 `(${money(tot.deposited)}); rejected for insufficient funds: ${tot.rejected}; retries after 40001: ${tot.retries}`);
+    console.log(`lowest balance over the ${version} versions: ${money(lowest)}`);
     console.log(`final balance: ${money(balance)} (expected ${money(initial)} + ${money(tot.deposited)} - ` +
                 `${money(tot.withdrawn)} = ${money(expected)}; read model: ${projected === null ? 'none' : money(projected)}; version ${version})`);
     console.log(`RESULT client=node account=${account} balance=${money(balance)} withdrawn=${money(tot.withdrawn)} ` +
                 `deposited=${money(tot.deposited)} accepted=${commands - 1} rejected=${tot.rejected} retries=${tot.retries}`);
     const problems = [];
-    if (balance < 0n) problems.push('the balance is negative');
+    if (lowest < 0n) problems.push(`the balance went down to ${money(lowest)}`);
     if (balance !== expected) problems.push(`the balance ${money(balance)} is not ${money(expected)}`);
     if (projected !== balance) problems.push(`bank.account_balances says ${projected === null ? 'nothing' : money(projected)}`);
     if (version !== commands) problems.push(`the stream has ${version} events, not ${commands}`);

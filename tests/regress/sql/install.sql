@@ -53,7 +53,7 @@ SELECT p.proname,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p
  WHERE p.pronamespace = 'es'::regnamespace AND p.proname !~ '^_'
- ORDER BY 1;
+ ORDER BY 1, 2;
 
 -- Every object in schema es belongs to the extension.
 SELECT count(*) AS es_objects_not_in_extension

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Writes sql/pg_eventsource--0.1.0--0.2.0.sql from the SQL files, as long as
+# 0.2.0 is unreleased and they may still change: the new files in the order
+# of the extension_sql_file! graph (src/lib.rs), the new column of es.streams
+# with its backfill, es.aggregates.fold as text, es.define_aggregate's new
+# body, and the lines 04_guards.sql gained since v0.1.0.
+#
+#   bash tests/upgrade/assemble-0.1.0--0.2.0.sh      # then: bash scripts/test_upgrade.sh
+#
+# It refuses when a file that 0.1.0 already had changed in another way than
+# this upgrade knows: write that part of the upgrade by hand. Once 0.2.0 is
+# tagged, the upgrade script is frozen: never run this again.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+OLD=$(git rev-parse -q --verify 'v0.1.0^{commit}' || echo a165b3c2d19b92de5204f5bcb15bb82574a53631)
+OUT=sql/pg_eventsource--0.1.0--0.2.0.sql
+NEW_FILES=(06_projections 07_subscriptions 08_stats 09_verify 10_privileges)
+
+fail() { echo "assemble: $*" >&2; exit 1; }
+
+# Files 0.1.0 had: unchanged, or changed only as this script knows.
+for f in 02_append 03_read; do
+    git diff --quiet "$OLD" -- "sql/$f.sql" || fail "sql/$f.sql changed since 0.1.0: upgrade it by hand"
+done
+# 05_aggregates.sql: es.aggregates.fold regprocedure -> text (pg_upgrade
+# refuses reg* columns), and es.define_aggregate's body.
+strip_define() {   # the file without comments and without es.define_aggregate's CREATE
+    grep -v '^\s*--' | awk '/^CREATE FUNCTION es\.define_aggregate\(/ { skip = 1 } !skip { print } skip && /^\$\$;$/ { skip = 0 }'
+}
+aggregates_diff=$(diff <(git show "$OLD:sql/05_aggregates.sql" | strip_define) <(strip_define <sql/05_aggregates.sql) | grep '^[<>]' || true)
+fold_to_text=0
+case $aggregates_diff in
+    "") ;;
+    "<     fold           regprocedure,"$'\n'">     fold           text,") fold_to_text=1 ;;
+    *) echo "$aggregates_diff" >&2; fail "sql/05_aggregates.sql changed beyond es.aggregates.fold and es.define_aggregate" ;;
+esac
+define_aggregate=$(awk '/^CREATE FUNCTION es\.define_aggregate\(/ { p = 1 } p { print } p && /^\$\$;$/ { exit }' sql/05_aggregates.sql)
+old_define_aggregate=$(git show "$OLD:sql/05_aggregates.sql" | awk '/^CREATE FUNCTION es\.define_aggregate\(/ { p = 1 } p { print } p && /^\$\$;$/ { exit }')
+[ -n "$define_aggregate" ] || fail "es.define_aggregate not found in sql/05_aggregates.sql"
+# 01_tables.sql: only es.streams.last_position, as its last column.
+diff <(git show "$OLD:sql/01_tables.sql" | grep -v '^\s*--') <(grep -v '^\s*--' sql/01_tables.sql) \
+    | grep '^[<>]' >"${TMPDIR:-/tmp}/assemble.$$" || true
+expected='< '"$(git show "$OLD:sql/01_tables.sql" | grep -m1 '^\s*updated_at ')"'
+> '"$(grep -m1 '^\s*updated_at ' sql/01_tables.sql)"'
+> '"$(grep -m1 '^\s*last_position ' sql/01_tables.sql)"
+[ "$(cat "${TMPDIR:-/tmp}/assemble.$$")" = "$expected" ] \
+    || { cat "${TMPDIR:-/tmp}/assemble.$$" >&2; rm -f "${TMPDIR:-/tmp}/assemble.$$"; fail "sql/01_tables.sql changed beyond es.streams.last_position"; }
+rm -f "${TMPDIR:-/tmp}/assemble.$$"
+grep -Eq '^\s*last_position\s+bigint\s+NOT NULL DEFAULT 0$' sql/01_tables.sql \
+    || fail "es.streams.last_position is no longer 'bigint NOT NULL DEFAULT 0'"
+# 04_guards.sql: lines added at its end only.
+old_guards=$(git show "$OLD:sql/04_guards.sql")
+[ "$(head -c ${#old_guards} sql/04_guards.sql)" = "$old_guards" ] \
+    || fail "sql/04_guards.sql changed other than at its end"
+added_guards=$(tail -n +$(($(printf '%s\n' "$old_guards" | wc -l) + 1)) sql/04_guards.sql)
+
+{
+cat <<'EOF'
+-- pg_eventsource 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_eventsource UPDATE).
+--
+-- Made by tests/upgrade/assemble-0.1.0--0.2.0.sh from the SQL files of 0.2.0:
+--   1. tables of 0.1.0: es.streams gains last_position (its last column, as in
+--      a fresh install), backfilled with each stream's largest global_position;
+--      es.aggregates.fold becomes text (when 05_aggregates.sql says so);
+--   2. functions of 0.1.0 whose body changed, replaced (same signature, so
+--      their ACLs and comments stay);
+--   3. the files 0.1.0 did not have, verbatim, in the order of the
+--      extension_sql_file! graph in src/lib.rs: 06_projections, 07_subscriptions,
+--      08_stats, 09_verify, 10_privileges;
+--   4. what the finalize file 04_guards.sql gained: REVOKEs on the new functions.
+-- The Rust-generated objects (#[pg_extern]) are the same in both versions.
+--
+-- The result must equal a fresh CREATE EXTENSION of 0.2.0: functions, tables,
+-- columns in order, constraints, indexes, triggers (and ENABLE ALWAYS), views,
+-- policies and RLS flags, ACLs and pg_init_privs, config tables.
+-- scripts/test_upgrade.sh proves it (and prints what differs if not).
+
+\echo Use "ALTER EXTENSION pg_eventsource UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- 1. Tables of 0.1.0.
+--
+-- es.streams.last_position: the global_position of the stream's last
+-- event; an append must place its events after it. ALTER TABLE holds an
+-- ACCESS EXCLUSIVE lock on es.streams until the update commits, so no append
+-- runs between the backfill and the end of the upgrade.
+
+ALTER TABLE es.streams ADD COLUMN last_position bigint NOT NULL DEFAULT 0;
+
+UPDATE es.streams s
+   SET last_position = e.last_position
+  FROM (SELECT e.stream_id, max(e.global_position) AS last_position
+          FROM es.events e GROUP BY e.stream_id) e
+ WHERE e.stream_id = s.stream_id;
+EOF
+if [ $fold_to_text = 1 ]; then
+cat <<'EOF'
+
+-- es.aggregates.fold: regprocedure -> text, the signature schema-qualified as
+-- es.define_aggregate writes it (fold::text with search_path pg_catalog, pg_temp).
+DO $$
+DECLARE
+    caller_path constant text := pg_catalog.current_setting('search_path');
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    ALTER TABLE es.aggregates ALTER COLUMN fold TYPE text USING fold::text;
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+END
+$$;
+EOF
+fi
+if [ "$define_aggregate" != "$old_define_aggregate" ]; then
+    printf '\n-- ---------------------------------------------------------------------\n'
+    printf -- '-- 2. functions of 0.1.0 whose body changed (sql/05_aggregates.sql)\n\n'
+    printf '%s\n' "${define_aggregate/#CREATE FUNCTION/CREATE OR REPLACE FUNCTION}"
+fi
+for f in "${NEW_FILES[@]}"; do
+    printf '\n-- ---------------------------------------------------------------------\n'
+    printf -- '-- 3. sql/%s.sql\n\n' "$f"
+    cat "sql/$f.sql"
+done
+printf '\n-- ---------------------------------------------------------------------\n'
+printf -- '-- 4. added to sql/04_guards.sql (finalize) in 0.2.0\n\n'
+printf '%s\n' "$added_guards" | sed '/./,$!d'
+} >"$OUT"
+echo "wrote $OUT"
