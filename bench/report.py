@@ -82,12 +82,20 @@ ROWS = [
      "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
     ("`es.append_event`, 8 clients", ("append_8c", "es"), ("append_8c", "pl"),
      "plpgsql append", "thr", [("ratio", ">=", 2.0)], E),
+    ("`es.append_event` with `es.notify = off`, 1 client", ("append_1c", "esoff"), ("append_1c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
+    ("`es.append_event` with `es.notify = off`, 8 clients", ("append_8c", "esoff"), ("append_8c", "bare"),
+     "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
+    ("`es.append_event` with `es.notify = off`, 8 clients", ("append_8c", "esoff"), ("append_8c", "pl"),
+     "plpgsql append", "thr", [("ratio", ">=", 2.0)], E),
     ("expected version read and checked, 1 client", ("append_ev_1c", "es"), ("append_ev_1c", "bare"),
      "bare INSERT", "thr", [("ratio", ">=", 0.8)], E),
     ("expected version read and checked, 8 clients", ("append_ev_8c", "es"), ("append_ev_8c", "bare"),
      "bare INSERT", "thr", [("ratio", ">=", 0.8)], E),
     ("expected version read and checked, 8 clients", ("append_ev_8c", "es"), ("append_ev_8c", "pl"),
      "plpgsql append, same check", "thr", [], E),
+    ("expected version read and checked, 8 clients, `es.notify = off`", ("append_ev_8c", "esoff"),
+     ("append_ev_8c", "bare"), "bare INSERT", "thr", [("ratio", ">=", 0.8)], E),
     ("`es.append_events`, 100 events per call, 1 client", ("append_batch", "es"), ("append_batch", "bare"),
      "100-row multi-row INSERT", "thr", [("ratio", ">=", 0.7)], E),
     ("8 clients on one stream, expected versions, retry on 40001", ("hot_stream", "es"), ("hot_stream", "pl"),
@@ -201,10 +209,10 @@ with open(os.path.join(out, "table.md"), "w") as f:
 
 # ---------------------------------------------------------------- the chart
 clients = [1, 2, 4, 8, 16]
-series = [("es", "es.append_event", "#1f77b4"), ("bare", "bare INSERT", "#2ca02c"),
-          ("pl", "plpgsql append", "#d62728")]
+series = [("es", "es.append_event", "#1f77b4", ""), ("esoff", "… es.notify = off", "#1f77b4", "6 4"),
+          ("bare", "bare INSERT", "#2ca02c", ""), ("pl", "plpgsql append", "#d62728", "")]
 points = {}
-for side, _, _ in series:
+for side, _, _, _ in series:
     pts = []
     for c in clients:
         v = mean((f"append_{c}c", side))
@@ -247,15 +255,18 @@ if any(points.values()):
     s.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="#333"/>')
     s.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">pgbench clients</text>')
     s.append(f'<text transform="translate(16 {(T + H - B) / 2}) rotate(-90)" text-anchor="middle">events/s</text>')
-    for i, (side, name, color) in enumerate(series):
+    for i, (side, name, color, dash) in enumerate(series):
         pts = points[side]
+        if not pts:
+            continue
+        da = f' stroke-dasharray="{dash}"' if dash else ""
         if pts:
-            s.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
+            s.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{da} points="'
                      + " ".join(f"{px(c):.1f},{py(v):.1f}" for c, v in pts) + '"/>')
             for c, v in pts:
                 s.append(f'<circle cx="{px(c):.1f}" cy="{py(v):.1f}" r="3.5" fill="{color}"/>')
         ly = T + 10 + i * 22
-        s.append(f'<line x1="{W - R + 15}" y1="{ly}" x2="{W - R + 40}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
+        s.append(f'<line x1="{W - R + 15}" y1="{ly}" x2="{W - R + 40}" y2="{ly}" stroke="{color}" stroke-width="2"{da}/>')
         s.append(f'<text x="{W - R + 46}" y="{ly + 4}">{name}</text>')
     s.append("</svg>")
     with open(os.path.join(out, "append-scaling.svg"), "w") as f:

@@ -141,7 +141,7 @@ pgb() {
         quiet_wait
         local b0 s0 t0 b1 s1 t1 pgb_cpu foreign
         b0=$(busy_jiffies) s0=$(server_jiffies) t0=$EPOCHREALTIME
-        if ! bash -c '"$@"; rc=$?; times >"'"$try"'.times"; exit $rc' _ \
+        if ! PGOPTIONS=${PGB_OPTS:-} bash -c '"$@"; rc=$?; times >"'"$try"'.times"; exit $rc' _ \
             "$PG_BIN/pgbench" -n -M prepared -h "$ES_PGSOCK" -p "$ES_PGPORT" -U postgres \
             -c "$clients" -T "$T" -f "$script" "$@" "$db" >"$try" 2>&1; then
             tail -5 "$try" >&2
@@ -178,18 +178,19 @@ pgb() {
 }
 
 # Alternate sides round by round (A B A B ...) so drift hits every side alike:
-# alternate SCENARIO DB CLIENTS UNIT "side script events_per_tx" ... [-- pgbench args]
+# alternate SCENARIO DB CLIENTS UNIT "side script events_per_tx [server options]" ... [-- pgbench args]
+# (server options: what PGOPTIONS passes to each connection, e.g. -c es.notify=off)
 alternate() {
     local scen=$1 db=$2 clients=$3 unit=$4
     shift 4
     local sides=() extra=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do sides+=("$1"); shift; done
     [ $# -gt 0 ] && shift && extra=("$@")
-    local r s side script mult
+    local r s side script mult opts
     for ((r = 1; r <= ROUNDS; r++)); do
         for s in "${sides[@]}"; do
-            read -r side script mult <<<"$s"
-            pgb "$scen" "$side" "$r" "$db" "$clients" "$BENCH/pgbench/$script" "$mult" "$unit" "${extra[@]}"
+            read -r side script mult opts <<<"$s"
+            PGB_OPTS=$opts pgb "$scen" "$side" "$r" "$db" "$clients" "$BENCH/pgbench/$script" "$mult" "$unit" "${extra[@]}"
         done
     done
 }
@@ -240,10 +241,12 @@ load_load_db() {
 EV="events/s"
 
 sc_append_1c() {
-    alternate append_1c es_append 1 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1"
+    alternate append_1c es_append 1 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
+        "esoff append_es.sql 1 -c es.notify=off"
 }
 sc_append_8c() {
-    alternate append_8c es_append 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1"
+    alternate append_8c es_append 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
+        "esoff append_es.sql 1 -c es.notify=off"
 }
 sc_append_ev_1c() {
     alternate append_ev_1c es_append 1 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
@@ -251,7 +254,7 @@ sc_append_ev_1c() {
 }
 sc_append_ev_8c() {
     alternate append_ev_8c es_append 8 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
-        -- --max-tries=1000
+        "esoff append_ev_es.sql 1 -c es.notify=off" -- --max-tries=1000
 }
 sc_append_batch() {
     # 100 events per call: the same 100 events as one jsonb array for es.append_events
@@ -357,9 +360,9 @@ sc_append_scaling() {
     local c r
     for c in 2 4 16; do
         for ((r = 1; r <= ROUNDS; r++)); do
-            for s in "es append_es.sql" "bare append_bare.sql" "pl append_pl.sql"; do
-                read -r side script <<<"$s"
-                pgb "append_${c}c" "$side" "$r" es_append "$c" "$BENCH/pgbench/$script" 1 "$EV"
+            for s in "es append_es.sql" "bare append_bare.sql" "pl append_pl.sql" "esoff append_es.sql -c es.notify=off"; do
+                read -r side script opts <<<"$s"
+                PGB_OPTS=$opts pgb "append_${c}c" "$side" "$r" es_append "$c" "$BENCH/pgbench/$script" 1 "$EV"
             done
         done
     done
