@@ -209,7 +209,7 @@ with open(os.path.join(out, "table.md"), "w") as f:
 
 # ---------------------------------------------------------------- the chart
 clients = [1, 2, 4, 8, 16]
-series = [("es", "es.append_event", "#1f77b4", ""), ("esoff", "… es.notify = off", "#1f77b4", "6 4"),
+series = [("es", "es.append_event", "#1f77b4", ""), ("esoff", "… with es.notify = off", "#1f77b4", "6 4"),
           ("bare", "bare INSERT", "#2ca02c", ""), ("pl", "plpgsql append", "#d62728", "")]
 points = {}
 for side, _, _, _ in series:
@@ -220,7 +220,7 @@ for side, _, _, _ in series:
             pts.append((c, v))
     points[side] = pts
 if any(points.values()):
-    W, H, L, R, T, B = 640, 400, 80, 170, 50, 50
+    W, H, L, R, T, B = 700, 400, 80, 210, 50, 50
     ymax = max(v for pts in points.values() for _, v in pts)
     step = 10 ** len(str(int(ymax))) / 10
     for m in (1, 2, 5, 10):
@@ -240,7 +240,7 @@ if any(points.values()):
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{W / 2 - R / 2 + L / 2}" y="22" text-anchor="middle" font-size="14">'
          f'Append throughput by client count (1 event per transaction)</text>',
-         f'<text x="{W / 2 - R / 2 + L / 2}" y="38" text-anchor="middle" fill="#555" font-size="11">'
+         f'<text x="{W / 2}" y="38" text-anchor="middle" fill="#555" font-size="10">'
          f'{meta.get("date")}, commit {meta.get("commit")}, {meta.get("nproc")} cores, PostgreSQL '
          f'{meta.get("pg", "").split(" ")[0]}, synchronous_commit on</text>']
     y = 0.0
