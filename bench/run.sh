@@ -458,6 +458,7 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
     echo "command=bash bench/run.sh$([ $QUICK = 1 ] && echo ' --quick' || true)"
     echo "seconds=$T"
     echo "rounds=$ROUNDS"
+    echo "attempts=$ATTEMPTS"
     echo "bank_events=$((STREAMS * 1000))"
     echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta"
