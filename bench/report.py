@@ -199,7 +199,8 @@ if foreign:
     foreign.sort()
     lines.append(f"- Other processes on the machine took a median {100 * foreign[len(foreign) // 2]:.0f}% "
                  f"(at most {100 * foreign[-1]:.0f}%) of its CPU during the pgbench runs kept "
-                 f"(a run over 15% is repeated, up to 3 times, keeping the quietest).")
+                 + (f"(a run over 15% is repeated, up to {meta.get('attempts', '3')} times, keeping the quietest)."
+                    if meta.get("attempts", "3") != "1" else "(runs are not repeated with --quick)."))
 lines.append(f"- {summary['met']} targets met, {summary['missed']} missed; run took {meta.get('elapsed', '?')} s; "
              f"load average at start {meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}.")
 text = "\n".join(lines)

@@ -90,11 +90,12 @@ rec() { echo "$1,$2,$3,$4,$5,$6,$7,${8:-},${9:-},${10:-},${11:-}" >>"$CSV"; }
 # CPU used by the whole machine (non-idle jiffies, steal included) and by this
 # server (the postmaster, the backends it has reaped, and its live children).
 busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+server_children() { cat "/proc/$(head -1 "$ES_PGDATA/postmaster.pid")/task/"*/children 2>/dev/null || true; }
 server_jiffies() {
     local pm c t
     pm=$(head -1 "$ES_PGDATA/postmaster.pid")
     t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
-    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do
+    for c in $(server_children); do
         t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0)))
     done
     echo "$t"
@@ -140,6 +141,8 @@ pgb() {
         q "$db" CHECKPOINT
         quiet_wait
         local b0 s0 t0 b1 s1 t1 pgb_cpu foreign
+        local nchildren
+        nchildren=$(server_children | wc -w)
         b0=$(busy_jiffies) s0=$(server_jiffies) t0=$EPOCHREALTIME
         if ! PGOPTIONS=${PGB_OPTS:-} bash -c '"$@"; rc=$?; times >"'"$try"'.times"; exit $rc' _ \
             "$PG_BIN/pgbench" -n -M prepared -h "$ES_PGSOCK" -p "$ES_PGPORT" -U postgres \
@@ -147,6 +150,12 @@ pgb() {
             tail -5 "$try" >&2
             return 1
         fi
+        # the run's backends count once the postmaster has reaped them (their CPU
+        # then moves to its cutime); until then they are in neither place
+        for _ in $(seq 1 40); do
+            [ "$(server_children | wc -w)" -le "$nchildren" ] && break
+            sleep 0.05
+        done
         b1=$(busy_jiffies) s1=$(server_jiffies) t1=$EPOCHREALTIME
         # `times` prints the children's user and system time on its second line
         pgb_cpu=$(awk 'NR == 2 { n = split($0, a, " "); s = 0
@@ -449,6 +458,7 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
     echo "command=bash bench/run.sh$([ $QUICK = 1 ] && echo ' --quick' || true)"
     echo "seconds=$T"
     echo "rounds=$ROUNDS"
+    echo "attempts=$ATTEMPTS"
     echo "bank_events=$((STREAMS * 1000))"
     echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta"
