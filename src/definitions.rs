@@ -46,10 +46,7 @@ kept_plan!(
 );
 
 fn aggregates_oid() -> pg_sys::Oid {
-    unsafe {
-        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-        pg_sys::get_relname_relid(c"aggregates".as_ptr(), es)
-    }
+    crate::catalog::relation(c"aggregates")
 }
 
 #[pg_guard]

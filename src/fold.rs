@@ -144,7 +144,8 @@ impl Folder {
     }
 }
 
-fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
+/// A copy of varlena datum `d` (detoasted) in memory context `cxt`.
+pub fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(cxt);
         let c = pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr());

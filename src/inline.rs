@@ -73,7 +73,7 @@ kept_plan!(
              p.event_types, p.stream_types,
              p.handler IS NULL OR pg_catalog.to_regprocedure(p.handler) IS NOT NULL,
              p.target IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.target),
-             'es.projection_registry'::pg_catalog.regclass::oid, p.search_path
+             p.search_path
         FROM es.projection_registry p WHERE p.mode = 'inline' ORDER BY p.name",
     []
 );
@@ -89,6 +89,7 @@ fn load() -> Rc<Vec<Entry>> {
             );
         }
     }
+    REGISTRY_OID.with(|o| o.set(crate::catalog::relation(c"projection_registry")));
     let entries = spi::connected(|| unsafe {
         pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
         let n = as_user(roles::extension_owner(), || LOAD.run(&[], true)) as usize;
@@ -98,9 +99,6 @@ fn load() -> Rc<Vec<Entry>> {
             let name = spi::value_string(r, 1).unwrap_or_default();
             let oid = |c| spi::value(r, c).map_or(Oid::INVALID, |d| Oid::from(d.value() as u32));
             let arr = |c| spi::value(r, c).and_then(|d| Vec::<String>::from_datum(d, false));
-            if r == 0 {
-                REGISTRY_OID.with(|o| o.set(oid(10)));
-            }
             let action = if spi::value_bool(r, 8) != Some(true) {
                 Action::Broken(format!(
                     "the handler function of inline projection \"{name}\" was dropped"
@@ -117,7 +115,7 @@ fn load() -> Rc<Vec<Entry>> {
             v.push(Entry {
                 owner: oid(2),
                 search_path: crate::projection::cstring(
-                    spi::value_string(r, 11).unwrap_or_default(),
+                    spi::value_string(r, 10).unwrap_or_default(),
                 ),
                 event_types: arr(6),
                 stream_types: arr(7),
@@ -127,17 +125,6 @@ fn load() -> Rc<Vec<Entry>> {
         }
         v
     });
-    if entries.is_empty() {
-        // Keep the registry's oid known so its invalidations still reach us.
-        REGISTRY_OID.with(|o| {
-            if o.get() == Oid::INVALID {
-                o.set(unsafe {
-                    let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-                    pg_sys::get_relname_relid(c"projection_registry".as_ptr(), es)
-                })
-            }
-        });
-    }
     let rc = Rc::new(entries);
     CACHE.with(|c| *c.borrow_mut() = Some(rc.clone()));
     rc
@@ -197,7 +184,7 @@ pub unsafe extern "C-unwind" fn es_run_inline(fcinfo: pg_sys::FunctionCallInfo) 
             Action::Handler(h) => as_user(e.owner, || {
                 with_search_path(&e.search_path, || h.call(&[row]))
             }),
-            Action::Materialize(target) => materialize::step(*target, e.owner, row),
+            Action::Materialize(target) => materialize::step(*target, e.owner, row, &ev),
             Action::Broken(msg) => fail_hint(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 msg.clone(),

@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod append;
+mod catalog;
 mod decimal;
 mod definitions;
 mod event;

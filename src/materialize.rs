@@ -8,8 +8,8 @@
 //! and snapshots are read as the extension owner.
 
 use crate::definitions;
-use crate::event::RowReader;
-use crate::fold::{fold_stream, Folder};
+use crate::event::Event;
+use crate::fold::{copy_into, fold_stream, Folder};
 use crate::projection::{self, Projection};
 use crate::roles::{self, as_user};
 use crate::validate::{fail, fail_hint};
@@ -87,27 +87,14 @@ fn plans(target: Oid) -> Plans {
 }
 
 fn exec(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], read_only: bool) -> u64 {
-    let mut values = [Datum::from(0usize); 3];
-    let mut nulls = [b' ' as std::ffi::c_char; 3];
-    for (i, a) in args.iter().enumerate() {
-        match a {
-            Some(d) => values[i] = *d,
-            None => nulls[i] = b'n' as std::ffi::c_char,
-        }
-    }
-    unsafe {
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
-        if rc < 0 {
-            pgrx::error!("SPI_execute_plan failed ({rc}) on a materialized table");
-        }
-        pg_sys::SPI_processed
-    }
+    spi::execute(plan, args, read_only)
+        .unwrap_or_else(|rc| pgrx::error!("SPI_execute_plan failed ({rc}) on a materialized table"))
 }
 
-/// Applies one event (an `es.events` row) to its stream's row in `target`.
-pub fn step(target: Oid, owner: Oid, row: Datum) {
+/// Applies one event (an `es.events` row, already read as `ev`) to its
+/// stream's row in `target`.
+pub fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
     let outer = unsafe { pg_sys::CurrentMemoryContext };
-    let ev = unsafe { RowReader::for_row(row).read(row) };
     let def = definitions::require(ev.stream_type);
     let sid = ev.stream_id.into_datum();
     spi::connected(|| {
@@ -115,12 +102,7 @@ pub fn step(target: Oid, owner: Oid, row: Datum) {
         let previous = as_user(owner, || {
             if exec(p.select, &[sid], false) == 1 {
                 let v = spi::value_i64(0, 1).unwrap_or(0);
-                let s = spi::value(0, 2).map(|d| unsafe {
-                    let old = pg_sys::MemoryContextSwitchTo(outer);
-                    let c = Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()));
-                    pg_sys::MemoryContextSwitchTo(old);
-                    c
-                });
+                let s = spi::value(0, 2).map(|d| copy_into(outer, d));
                 Some((v, s))
             } else {
                 None

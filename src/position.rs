@@ -195,11 +195,5 @@ fn system_identifier_sql() -> i64 {
 /// trigger on it; its own updates would not reach cached offsets).
 #[pg_extern(volatile, schema = "es", name = "_position_base_changed")]
 fn position_base_changed() {
-    unsafe {
-        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(c"position_base".as_ptr(), es);
-        if oid != pg_sys::InvalidOid {
-            pg_sys::CacheInvalidateRelcacheByRelid(oid);
-        }
-    }
+    crate::catalog::changed(c"position_base");
 }

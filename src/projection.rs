@@ -11,6 +11,7 @@
 //! projection is marked failed at the failing event.
 
 use crate::event::RowReader;
+use crate::fold::copy_into;
 use crate::roles::{self, as_user, with_search_path};
 use crate::validate::{self, fail, fail_hint};
 use crate::{kept_plan, materialize, spi};
@@ -257,26 +258,16 @@ pub fn lock_out_appends(what: &str) {
                 "Under REPEATABLE READ its snapshot could miss events that commit while it waits for appends to finish.",
             );
         }
-        pg_sys::LockRelationOid(events_oid(), pg_sys::ShareRowExclusiveLock as i32);
-    }
-}
-
-pub fn events_oid() -> Oid {
-    unsafe {
-        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-        pg_sys::get_relname_relid(c"events".as_ptr(), es)
+        pg_sys::LockRelationOid(
+            crate::catalog::relation(c"events"),
+            pg_sys::ShareRowExclusiveLock as i32,
+        );
     }
 }
 
 /// Makes every backend reload its inline projections at its next statement.
 pub fn registry_changed() {
-    unsafe {
-        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-        let oid = pg_sys::get_relname_relid(c"projection_registry".as_ptr(), es);
-        if oid != Oid::INVALID {
-            pg_sys::CacheInvalidateRelcacheByRelid(oid);
-        }
-    }
+    crate::catalog::changed(c"projection_registry");
 }
 
 /// A projection's handler, ready to call.
@@ -641,12 +632,7 @@ pub fn run(name: &str, max: i64) -> i64 {
             let mut positions = Vec::with_capacity(n);
             for r in 0..n {
                 let row = spi::value(r, 1).expect("event row");
-                rows.push(unsafe {
-                    let old = pg_sys::MemoryContextSwitchTo(outer);
-                    let c = Datum::from(pg_sys::pg_detoast_datum_copy(row.cast_mut_ptr()));
-                    pg_sys::MemoryContextSwitchTo(old);
-                    c
-                });
+                rows.push(copy_into(outer, row));
                 positions.push(spi::value_i64(r, 2).unwrap_or(0));
             }
             (rows, positions)

@@ -17,8 +17,7 @@ pub fn current() -> Oid {
 /// The owner of the extension (who owns `es.events`).
 pub fn extension_owner() -> Oid {
     unsafe {
-        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
-        let rel = pg_sys::get_relname_relid(c"events".as_ptr(), es);
+        let rel = crate::catalog::relation(c"events");
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as i32,
             pg_sys::Datum::from(rel),

@@ -56,19 +56,12 @@ impl KeptPlan {
     /// the number of rows it processed. The rows are in `SPI_tuptable`.
     pub fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
         debug_assert_eq!(args.len(), self.types.len());
-        let plan = self.get();
-        let (mut values, nulls) = pack(args);
-        unsafe {
-            let rc =
-                pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
-            if rc < 0 {
-                pgrx::error!(
-                    "SPI_execute_plan failed ({rc}) for: {}",
-                    self.sql.to_string_lossy()
-                );
-            }
-            pg_sys::SPI_processed
-        }
+        execute(self.get(), args, read_only).unwrap_or_else(|rc| {
+            pgrx::error!(
+                "SPI_execute_plan failed ({rc}) for: {}",
+                self.sql.to_string_lossy()
+            )
+        })
     }
 }
 
@@ -103,6 +96,24 @@ impl KeptPlan {
                 pg_sys::SPI_freetuptable(table);
             }
             pg_sys::SPI_cursor_close(portal);
+        }
+    }
+}
+
+/// Runs a prepared plan with the given arguments (`None` is SQL NULL);
+/// returns the number of rows processed, or SPI's error code.
+pub fn execute(
+    plan: pg_sys::SPIPlanPtr,
+    args: &[Option<pg_sys::Datum>],
+    read_only: bool,
+) -> Result<u64, i32> {
+    let (mut values, nulls) = pack(args);
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(pg_sys::SPI_processed)
         }
     }
 }
