@@ -12,7 +12,7 @@ CREATE TABLE es.events (
     global_position bigint      NOT NULL PRIMARY KEY,
     stream_id       text        NOT NULL,
     stream_type     text        NOT NULL,
-    version         bigint      NOT NULL CHECK (version > 0),
+    version         bigint      NOT NULL,
     event_type      text        NOT NULL,
     data            jsonb       NOT NULL,
     metadata        jsonb       NOT NULL DEFAULT '{}',
@@ -34,7 +34,7 @@ CREATE INDEX events_stream_type_position_idx ON es.events (stream_type, global_p
 CREATE TABLE es.streams (
     stream_id   text        NOT NULL PRIMARY KEY,
     stream_type text        NOT NULL,
-    version     bigint      NOT NULL CHECK (version > 0),
+    version     bigint      NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     -- global_position of the stream's last event: an append must place its

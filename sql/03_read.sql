@@ -63,12 +63,12 @@ END;
 COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[]) IS
     'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
 
+-- In C (src/version.rs): called before every optimistic write, and a SQL
+-- body here would be planned on every call. It reads with the caller's
+-- rights and pins its own search_path.
 CREATE FUNCTION es.stream_version(stream_id text) RETURNS bigint
-LANGUAGE sql STABLE
-BEGIN ATOMIC
-    SELECT COALESCE((SELECT s.version FROM es.streams s
-                     WHERE s.stream_id = es._check_stream_id(stream_version.stream_id)), 0);
-END;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_stream_version';
 
 COMMENT ON FUNCTION es.stream_version(text) IS 'The stream''s current version; 0 when it has no events.';
 

@@ -153,17 +153,6 @@ CREATE AGGREGATE es.fold(es.events) (
 COMMENT ON AGGREGATE es.fold(es.events) IS
     'Folds events with their stream type''s definition: es.fold(e ORDER BY version).';
 
--- Snapshot trigger.
-CREATE FUNCTION es._snapshot_due(stream_type text, version bigint) RETURNS boolean
-LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'es_snapshot_due';
-
-CREATE FUNCTION es._take_snapshot() RETURNS trigger
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'es_take_snapshot';
-
-CREATE TRIGGER events_snapshot
-    AFTER INSERT ON es.events
-    FOR EACH ROW WHEN (es._snapshot_due(NEW.stream_type, NEW.version))
-    EXECUTE FUNCTION es._take_snapshot();
-ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_snapshot;
+-- Snapshots are taken by the AFTER INSERT trigger on es.events that
+-- sql/06_projections.sql creates (one trigger for snapshots and inline
+-- projections, src/after_insert.rs).

@@ -35,6 +35,12 @@ UPDATE es.streams s
           FROM es.events e GROUP BY e.stream_id) e
  WHERE e.stream_id = s.stream_id;
 
+-- The CHECK (version > 0) of es.events and es.streams: versions come only
+-- from the append path (es.verify checks them), and PostgreSQL read each
+-- CHECK back and compiled it on every append.
+ALTER TABLE es.events DROP CONSTRAINT events_version_check;
+ALTER TABLE es.streams DROP CONSTRAINT streams_version_check;
+
 -- es.aggregates.fold: regprocedure -> text, the signature schema-qualified as
 -- es.define_aggregate writes it (fold::text with search_path pg_catalog, pg_temp).
 DO $$
@@ -48,8 +54,9 @@ END
 $$;
 
 -- ---------------------------------------------------------------------
--- 2. functions of 0.1.0 whose body changed (sql/05_aggregates.sql)
+-- 2. functions and triggers of 0.1.0 that changed
 
+-- sql/05_aggregates.sql
 CREATE OR REPLACE FUNCTION es.define_aggregate(
     stream_type    text,
     fold           regprocedure DEFAULT NULL,
@@ -107,6 +114,17 @@ BEGIN
     PERFORM es._definitions_changed();
 END
 $$;
+
+-- sql/03_read.sql
+CREATE OR REPLACE FUNCTION es.stream_version(stream_id text) RETURNS bigint
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_stream_version';
+
+-- The snapshot trigger of 0.1.0: sql/06_projections.sql (below) creates the one
+-- AFTER INSERT trigger that takes snapshots and runs inline projections.
+DROP TRIGGER events_snapshot ON es.events;
+DROP FUNCTION es._take_snapshot();
+DROP FUNCTION es._snapshot_due(text, bigint);
 
 -- ---------------------------------------------------------------------
 -- 3. sql/06_projections.sql
@@ -266,22 +284,25 @@ LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'es_create_materializer';
 
--- Inline projections: one trigger; its WHEN clause asks the cached registry
--- whether any inline projection wants the row, so appends that none wants
--- queue no trigger event.
-CREATE FUNCTION es._inline_due(stream_type text, event_type text) RETURNS boolean
+-- Inline projections and snapshots: one AFTER INSERT row trigger
+-- (src/after_insert.rs). Its WHEN clause asks the cached registry and
+-- definitions whether an inline projection wants the row or the stream is due
+-- a snapshot, so appends that need neither queue no trigger event. One
+-- clause, not one per feature: PostgreSQL compiles a WHEN clause for every
+-- statement, i.e. for every append.
+CREATE FUNCTION es._after_insert_due(stream_type text, version bigint, event_type text) RETURNS boolean
 LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'es_inline_due';
+AS 'MODULE_PATHNAME', 'es_after_insert_due';
 
-CREATE FUNCTION es._run_inline() RETURNS trigger
+CREATE FUNCTION es._after_insert() RETURNS trigger
 LANGUAGE c
-AS 'MODULE_PATHNAME', 'es_run_inline';
+AS 'MODULE_PATHNAME', 'es_after_insert';
 
-CREATE TRIGGER events_inline_projections
+CREATE TRIGGER events_after_insert
     AFTER INSERT ON es.events
-    FOR EACH ROW WHEN (es._inline_due(NEW.stream_type, NEW.event_type))
-    EXECUTE FUNCTION es._run_inline();
-ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_inline_projections;
+    FOR EACH ROW WHEN (es._after_insert_due(NEW.stream_type, NEW.version, NEW.event_type))
+    EXECUTE FUNCTION es._after_insert();
+ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_after_insert;
 
 -- Matching events after an async projection's position: a lag of 0 means caught up.
 CREATE VIEW es.projections AS

@@ -3,6 +3,10 @@
 //! Each append is one statement: a data-modifying CTE that moves the stream's
 //! row in `es.streams` (the row lock is what serialises writers of one stream,
 //! and only of that stream) and inserts the events with the version it got.
+//! Without an expected version a plain UPDATE is tried first: the stream
+//! usually exists, and `INSERT ... ON CONFLICT` costs an arbiter-index probe
+//! and a tuple lock more (about 5% of an append); the upsert runs only when
+//! the UPDATE found no row.
 //! The expected-version check is part of that statement's WHERE clause, so
 //! under READ COMMITTED a writer that waited for a concurrent append re-checks
 //! against the committed row and loses cleanly with 40001.
@@ -12,6 +16,7 @@
 
 use crate::guc::MAX_EVENT_SIZE;
 use crate::jsonb::{self, Container};
+use crate::spi::KeptPlan;
 use crate::validate::{self, fail, fail_hint};
 use crate::{ids, kept_plan, notify, position, spi};
 use pgrx::pg_sys::{self, Datum};
@@ -36,6 +41,14 @@ const ARGS: [pg_sys::Oid; 10] = [
 ];
 
 /// Moves the stream forward, by expected-version mode.
+macro_rules! stream_existing {
+    () => {
+        "WITH s AS (UPDATE es.streams s
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
+                   WHERE s.stream_id = $1 AND ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
+                   RETURNING s.version, s.stream_type)"
+    };
+}
 macro_rules! stream_any {
     () => {
         "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position)
@@ -63,16 +76,18 @@ macro_rules! stream_exact {
                    RETURNING s.version, s.stream_type)"
     };
 }
-/// Inserts one event.
+/// Inserts one event. The INSERT is the main statement (not a second CTE
+/// read by a final SELECT): one CTE scan less to set up per append.
 macro_rules! insert_one {
     () => {
-        ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
-                                          event_type, data, metadata, event_id)
-                   SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s)
-           SELECT s.version, s.stream_type FROM s"
+        " INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                 event_type, data, metadata, event_id)
+          SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s
+          RETURNING version, stream_type"
     };
 }
-/// Inserts every element of the (already validated) events array.
+/// Inserts every element of the (already validated) events array. Returns
+/// the stream's row, not the events' (a batch may hold a million of them).
 macro_rules! insert_many {
     () => {
         ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
@@ -96,6 +111,11 @@ macro_rules! cstr {
 }
 
 kept_plan!(
+    ONE_EXISTING,
+    cstr!(concat!(stream_existing!(), insert_one!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
     ONE_ANY,
     cstr!(concat!(stream_any!(), insert_one!())),
     [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
@@ -108,6 +128,11 @@ kept_plan!(
 kept_plan!(
     ONE_EXACT,
     cstr!(concat!(stream_exact!(), insert_one!())),
+    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+);
+kept_plan!(
+    MANY_EXISTING,
+    cstr!(concat!(stream_existing!(), insert_many!())),
     [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
 );
 kept_plan!(
@@ -228,6 +253,12 @@ impl Request<'_> {
     }
 }
 
+/// Runs the plans in order until one moves the stream (returns its row:
+/// the new version and the stream's type).
+fn run_first(plans: &[&KeptPlan], args: &[Option<Datum>]) -> bool {
+    plans.iter().any(|p| p.run(args, false) == 1)
+}
+
 unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<Datum> {
     if fcinfo::pg_arg_is_null(fcinfo, n) {
         None
@@ -324,17 +355,16 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         }
         let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
         let mut pos = position::reserve(1);
-        let plan = match req.expected {
-            None => &ONE_ANY,
-            Some(0) => &ONE_NEW,
-            Some(_) => &ONE_EXACT,
+        let plans: &[&KeptPlan] = match req.expected {
+            None => &[&ONE_EXISTING, &ONE_ANY],
+            Some(0) => &[&ONE_NEW],
+            Some(_) => &[&ONE_EXACT],
         };
         let _scope = crate::snapshot::AppendScope::enter();
-        while plan.run(
+        while !run_first(
+            plans,
             &req.args(Some(event_type), data, metadata, id, pos, 1),
-            false,
-        ) != 1
-        {
+        ) {
             req.explain_refusal(pos);
             pos = position::reserve_after_lock(1);
         }
@@ -451,13 +481,13 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             }
         }
         let mut first = position::reserve(n as u64);
-        let plan = match req.expected {
-            None => &MANY_ANY,
-            Some(0) => &MANY_NEW,
-            Some(_) => &MANY_EXACT,
+        let plans: &[&KeptPlan] = match req.expected {
+            None => &[&MANY_EXISTING, &MANY_ANY],
+            Some(0) => &[&MANY_NEW],
+            Some(_) => &[&MANY_EXACT],
         };
         let _scope = crate::snapshot::AppendScope::enter();
-        while plan.run(&req.args(None, events, None, None, first, n as i64), false) != 1 {
+        while !run_first(plans, &req.args(None, events, None, None, first, n as i64)) {
             req.explain_refusal(first);
             first = position::reserve_after_lock(n as u64);
         }

@@ -1,7 +1,7 @@
-//! Inline projections: run in the appending transaction, by an `AFTER INSERT`
-//! row trigger on `es.events` (`sql/06_projections.sql`).
+//! Inline projections: run in the appending transaction, by the `AFTER INSERT`
+//! row trigger on `es.events` (`after_insert.rs`, `sql/06_projections.sql`).
 //!
-//! The trigger's `WHEN` clause asks `es._inline_due`, which answers from a
+//! The trigger's `WHEN` clause asks `inline::due`, which answers from a
 //! per-backend copy of the inline projections, so an append that no inline
 //! projection wants queues no trigger event. The copy is dropped when the
 //! registry changes (a relcache invalidation sent by every registry write)
@@ -9,12 +9,11 @@
 //! append that waited for `es.create_projection` to commit sees the new
 //! projection even under REPEATABLE READ.
 
-use crate::event::RowReader;
+use crate::event::Event;
 use crate::projection::Handler;
 use crate::roles::{self, as_user, with_search_path};
-use crate::validate::{fail_hint, text_datum_str};
-use crate::{kept_plan, materialize, snapshot, spi};
-use pgrx::fcinfo;
+use crate::validate::fail_hint;
+use crate::{kept_plan, materialize, spi};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 use pgrx::FromDatum;
@@ -137,45 +136,16 @@ fn entries() -> Rc<Vec<Entry>> {
     }
 }
 
-crate::v1_function_info!(pg_finfo_es_inline_due);
-
-/// es._inline_due(stream_type text, event_type text) RETURNS boolean
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_inline_due(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    if !snapshot::in_append()
-        || fcinfo::pg_arg_is_null(fcinfo, 0)
-        || fcinfo::pg_arg_is_null(fcinfo, 1)
-    {
-        return Datum::from(false);
-    }
+/// Whether any inline projection wants events of this stream type and event type.
+pub fn due(stream_type: &str, event_type: &str) -> bool {
     let entries = entries();
-    if entries.is_empty() {
-        return Datum::from(false);
-    }
-    let st = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 0));
-    let et = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 1));
-    Datum::from(entries.iter().any(|e| e.wants(st, et)))
+    !entries.is_empty() && entries.iter().any(|e| e.wants(stream_type, event_type))
 }
 
-crate::v1_function_info!(pg_finfo_es_run_inline);
-
-/// Trigger function es._run_inline(): AFTER INSERT ... FOR EACH ROW. Hands
-/// the event to every inline projection that wants it, in name order, each
-/// handler as its projection's owner. An error fails the append.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_run_inline(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let trigdata = (*fcinfo).context as *mut pg_sys::TriggerData;
-    if trigdata.is_null() || (*trigdata).tg_trigtuple.is_null() {
-        pgrx::error!("es._run_inline() must be called as a row trigger");
-    }
-    let row = pg_sys::heap_copy_tuple_as_datum(
-        (*trigdata).tg_trigtuple,
-        (*(*trigdata).tg_relation).rd_att,
-    );
-    let reader = RowReader::for_row(row);
-    let ev = reader.read(row);
+/// Hands the event just inserted (`row`, read as `ev`) to every inline
+/// projection that wants it, in name order, each handler as its
+/// projection's owner. An error fails the append.
+pub unsafe fn run(row: Datum, ev: &Event) {
     for e in entries().iter() {
         if !e.wants(ev.stream_type, ev.event_type) {
             continue;
@@ -184,7 +154,7 @@ pub unsafe extern "C-unwind" fn es_run_inline(fcinfo: pg_sys::FunctionCallInfo) 
             Action::Handler(h) => as_user(e.owner, || {
                 with_search_path(&e.search_path, || h.call(&[row]))
             }),
-            Action::Materialize(target) => materialize::step(*target, e.owner, row, &ev),
+            Action::Materialize(target) => materialize::step(*target, e.owner, row, ev),
             Action::Broken(msg) => fail_hint(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 msg.clone(),
@@ -195,5 +165,4 @@ pub unsafe extern "C-unwind" fn es_run_inline(fcinfo: pg_sys::FunctionCallInfo) 
             ),
         }
     }
-    Datum::from(0usize)
 }

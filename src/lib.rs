@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+mod after_insert;
 mod append;
 mod catalog;
 mod decimal;
@@ -26,6 +27,7 @@ mod snapshot;
 mod spi;
 mod validate;
 mod value;
+mod version;
 mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,20 +1,17 @@
-//! Snapshots: an `AFTER INSERT` row trigger on `es.events` writes one, in the
-//! appending transaction, when a stream's version reaches a multiple of its
-//! type's `snapshot_every`. The trigger's `WHEN` clause asks
-//! `es._snapshot_due`, which answers from the cached definitions, so appends
+//! Snapshots: the `AFTER INSERT` row trigger on `es.events` (`after_insert.rs`)
+//! writes one, in the appending transaction, when a stream's version reaches
+//! a multiple of its type's `snapshot_every`. Whether one is due is answered
+//! from the cached definitions, in the trigger's `WHEN` clause, so appends
 //! that are not due cost one cheap function call and no trigger event.
 //! Each snapshot is folded from the previous one, so its cost does not grow
 //! with the stream. Only appends made through the extension's functions take
 //! snapshots: rows that a restore copies in are left alone.
 
 use crate::definitions;
-use crate::event::RowReader;
+use crate::event::Event;
 use crate::fold::fold_stream;
-use crate::validate::text_datum_str;
 use crate::{kept_plan, spi};
-use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
-use pgrx::prelude::*;
 use pgrx::IntoDatum;
 use std::cell::Cell;
 
@@ -56,41 +53,16 @@ kept_plan!(
     ]
 );
 
-crate::v1_function_info!(pg_finfo_es_snapshot_due);
-
-/// es._snapshot_due(stream_type text, version bigint) RETURNS boolean
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_snapshot_due(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    if APPEND_DEPTH.with(|d| d.get()) == 0
-        || fcinfo::pg_arg_is_null(fcinfo, 0)
-        || fcinfo::pg_arg_is_null(fcinfo, 1)
-    {
-        return Datum::from(false);
-    }
-    let stream_type = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 0));
-    let version = fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as i64;
-    let due = definitions::get(stream_type)
-        .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0);
-    Datum::from(due)
+/// Whether appending version `version` of a stream of this type is due a
+/// snapshot (its version reached a multiple of the type's `snapshot_every`).
+pub fn due(stream_type: &str, version: i64) -> bool {
+    definitions::get(stream_type)
+        .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0)
 }
 
-crate::v1_function_info!(pg_finfo_es_take_snapshot);
-
-/// Trigger function es._take_snapshot(): AFTER INSERT ... FOR EACH ROW.
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_take_snapshot(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let trigdata = (*fcinfo).context as *mut pg_sys::TriggerData;
-    if trigdata.is_null() || (*trigdata).tg_trigtuple.is_null() {
-        pgrx::error!("es._take_snapshot() must be called as a row trigger");
-    }
-    let row = pg_sys::heap_copy_tuple_as_datum(
-        (*trigdata).tg_trigtuple,
-        (*(*trigdata).tg_relation).rd_att,
-    );
-    let reader = RowReader::for_row(row);
-    let ev = reader.read(row);
+/// Writes the snapshot of the stream at the event just inserted (`row`, read
+/// as `ev`), folded from the previous snapshot.
+pub unsafe fn take(ev: &Event) {
     let def = definitions::require(ev.stream_type);
     let stream_id = ev.stream_id.into_datum().expect("stream id");
     let stream_type = ev.stream_type.into_datum();
@@ -119,5 +91,4 @@ pub unsafe extern "C-unwind" fn es_take_snapshot(fcinfo: pg_sys::FunctionCallInf
         );
         folder.free();
     });
-    Datum::from(0usize)
 }

@@ -1,0 +1,40 @@
+//! `es.stream_version`: a stream's current version, the number a writer
+//! passes back as its expected version.
+//!
+//! In C rather than SQL because it is called once per optimistic write: the
+//! SQL function could not be inlined (its body is a sub-select) and so was
+//! planned on every call, costing more than the lookup itself. Here it is one
+//! kept plan (an index probe on `es.streams`), run with the caller's rights.
+
+use crate::validate::{self, text_datum_str};
+use crate::{kept_plan, spi};
+use pgrx::fcinfo;
+use pgrx::pg_sys::{self, Datum};
+
+kept_plan!(
+    VERSION,
+    c"SELECT version FROM es.streams WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+
+crate::v1_function_info!(pg_finfo_es_stream_version);
+
+/// es.stream_version(stream_id text) RETURNS bigint: 0 when the stream has no events.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let given = if fcinfo::pg_arg_is_null(fcinfo, 0) {
+        None
+    } else {
+        Some(fcinfo::pg_getarg_datum_raw(fcinfo, 0))
+    };
+    validate::identifier("stream_id", given.map(|d| text_datum_str(d)));
+    let version = spi::connected(|| {
+        if VERSION.run(&[given], true) == 1 {
+            spi::value_i64(0, 1).unwrap_or(0)
+        } else {
+            0
+        }
+    });
+    Datum::from(version)
+}
