@@ -292,6 +292,15 @@ pub extern "C-unwind" fn es_notify_relay_main(arg: pg_sys::Datum) {
     let db = BackgroundWorker::get_extra().to_owned();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     unsafe {
+        // Its transactions write nothing but their commit record, and a
+        // notification is never durable: no need to wait for the WAL flush
+        // (listeners see it once the commit is visible, flushed or not).
+        pg_sys::SetConfigOption(
+            c"synchronous_commit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
         // Registered after the connection's own exit callbacks, so it runs
         // before them: appenders stop handing over before the relay vanishes
         // from pg_stat_activity.

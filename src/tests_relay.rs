@@ -41,7 +41,8 @@ mod tests {
         );
         assert!(fifo_push(&mut buf, &mut used, b"third"));
         assert_eq!(texts(&buf[..used])[2], "third");
-        fifo_consume(&mut buf, &mut used, used);
+        let all = used;
+        fifo_consume(&mut buf, &mut used, all);
         assert_eq!(used, 0);
         assert!(texts(&buf[..used]).is_empty());
     }
