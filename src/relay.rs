@@ -332,14 +332,11 @@ pub extern "C-unwind" fn es_notify_relay_main(arg: pg_sys::Datum) {
 unsafe extern "C-unwind" fn relay_exit(_code: std::ffi::c_int, arg: pg_sys::Datum) {
     if let Some(s) = slot(arg.value()) {
         unsafe {
-            if !pg_sys::LWLockHeldByMe((*s).lock) {
-                let _held = Held::new(s, pg_sys::LWLockMode::LW_EXCLUSIVE);
-                (*s).alive = false;
-                (*s).latch = std::ptr::null_mut();
-            } else {
-                (*s).alive = false;
-                (*s).latch = std::ptr::null_mut();
-            }
+            // Held already only if an error struck mid-way through a copy.
+            let _held = (!pg_sys::LWLockHeldByMe((*s).lock))
+                .then(|| Held::new(s, pg_sys::LWLockMode::LW_EXCLUSIVE));
+            (*s).alive = false;
+            (*s).latch = std::ptr::null_mut();
         }
     }
 }
