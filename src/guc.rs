@@ -9,8 +9,24 @@ pub static MAX_EVENT_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024)
 /// Whether committing appends send NOTIFY es_events.
 pub static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-/// Databases the background worker serves (comma-separated; needs a restart).
+/// Databases the background worker and the notification relay serve
+/// (comma-separated; needs a restart).
 pub static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Size of each relay's queue of payloads, in kB (needs a restart).
+pub static NOTIFY_RELAY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(256);
+
+/// The names in `es.worker_databases`.
+pub fn worker_databases() -> Vec<String> {
+    WORKER_DATABASES
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 /// Events per es.run_projection call made by the worker.
 pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10000);
 /// Longest wait between two catch-ups of the worker, in milliseconds.
@@ -22,17 +38,27 @@ pub fn init() {
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         GucRegistry::define_string_guc(
             c"es.worker_databases",
-            c"Databases in which a background worker keeps async projections caught up (comma-separated).",
-            c"Takes effect at server start, with pg_eventsource in shared_preload_libraries. Empty: no worker.",
+            c"Databases in which a background worker keeps async projections caught up and a relay sends the appenders' notifications (comma-separated).",
+            c"Takes effect at server start, with pg_eventsource in shared_preload_libraries. Empty: no worker and no relay.",
             &WORKER_DATABASES,
             GucContext::Postmaster,
             GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"es.notify_relay_buffer",
+            c"Shared memory per relay for payloads waiting to be sent.",
+            c"Takes effect at server start. Payloads that do not fit are folded into one summary notification.",
+            &NOTIFY_RELAY_BUFFER,
+            16,
+            1024 * 1024,
+            GucContext::Postmaster,
+            GucFlags::UNIT_KB,
         );
     }
     GucRegistry::define_bool_guc(
         c"es.notify",
         c"Whether a transaction that appended events sends NOTIFY es_events when it commits.",
-        c"PostgreSQL commits notifying transactions one at a time (a database-wide lock from queueing the notification until the commit is done), so with many concurrent writers this limits append throughput to about one commit flush at a time. Turn it off when consumers poll instead of listening.",
+        c"In a database with a notification relay (pg_eventsource preloaded, the database in es.worker_databases) the relay sends it just after the commit, from its own process. Elsewhere the transaction sends it itself, and PostgreSQL then commits notifying transactions one at a time (a database-wide lock from queueing the notification until the commit is done), which limits concurrent append throughput to about one commit flush at a time. Off: no notification.",
         &NOTIFY,
         GucContext::Userset,
         GucFlags::default(),

@@ -22,6 +22,7 @@ mod notify;
 mod position;
 mod projection;
 mod reducer;
+mod relay;
 mod roles;
 mod snapshot;
 mod spi;
@@ -42,6 +43,8 @@ mod tests_operations;
 mod tests_privileges;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_projections;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_relay;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_subscriptions;
 #[cfg(test)]
@@ -112,4 +115,5 @@ pub extern "C-unwind" fn _PG_init() {
     guc::init();
     notify::init();
     worker::register();
+    relay::init();
 }

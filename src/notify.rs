@@ -12,12 +12,17 @@
 //! limit (`streams_truncated`); positions and the count are always exact.
 //! A prepared transaction (two-phase commit) sends nothing: PostgreSQL does
 //! not allow NOTIFY in one.
+//!
+//! Where a relay serves the database (`relay`), the payload is kept aside at
+//! PRE_COMMIT and handed to the relay once the commit is done, instead of
+//! being queued with NOTIFY here.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::ffi::{CStr, CString};
 
-pub const CHANNEL: &str = "es_events";
+const CHANNEL: &CStr = c"es_events";
 /// Room for the stream ids in the payload; the rest of it stays small.
 const STREAMS_BUDGET: usize = 5000;
 const TYPES_BUDGET: usize = 1200;
@@ -36,8 +41,25 @@ unsafe extern "C-unwind" {
     fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
 }
 
+/// A payload waiting for the commit to finish, to go to the relay of `slot`.
+struct Kept {
+    slot: usize,
+    payload: CString,
+    events: i64,
+    first: i64,
+    last: i64,
+}
+
 thread_local! {
     static RECORDS: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
+    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+}
+
+/// NOTIFY es_events with `payload` in the current transaction.
+pub fn send(payload: &CStr) {
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(CHANNEL.as_ptr(), payload.as_ptr()))
+    };
 }
 
 /// Registers the transaction callbacks (from `_PG_init`).
@@ -80,23 +102,40 @@ unsafe extern "C-unwind" fn xact_event(
 ) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
-            let payload = RECORDS.with(|r| {
+            let built = RECORDS.with(|r| {
                 let mut r = r.borrow_mut();
                 let p = payload(&r);
                 r.clear();
                 p
             });
-            if let Some(p) = payload {
-                let channel = std::ffi::CString::new(CHANNEL).expect("channel");
-                let p = std::ffi::CString::new(p).expect("payload has no NUL");
-                pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), p.as_ptr()));
+            if let Some(b) = built {
+                let p = CString::new(b.text).expect("payload has no NUL");
+                match crate::relay::serving() {
+                    Some(slot) => KEPT.with(|k| {
+                        *k.borrow_mut() = Some(Kept {
+                            slot,
+                            payload: p,
+                            events: b.events,
+                            first: b.first,
+                            last: b.last,
+                        })
+                    }),
+                    None => send(&p),
+                }
             }
         }
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-        | pg_sys::XactEvent::XACT_EVENT_ABORT
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            // After the commit record: no error, no allocation (see relay::hand_over).
+            if let Some(k) = KEPT.with(|k| k.borrow_mut().take()) {
+                crate::relay::hand_over(k.slot, &k.payload, k.events, k.first, k.last);
+            }
+            RECORDS.with(|r| r.borrow_mut().clear());
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT
         | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
         | pg_sys::XactEvent::XACT_EVENT_PREPARE
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            KEPT.with(|k| k.borrow_mut().take());
             RECORDS.with(|r| r.borrow_mut().clear());
         }
         _ => {}
@@ -166,7 +205,15 @@ fn list<'a>(items: impl Iterator<Item = &'a str>, budget: usize) -> (String, boo
     (out, cut)
 }
 
-fn payload(records: &[Record]) -> Option<String> {
+/// A transaction's payload and the figures an overflow summary folds.
+struct Built {
+    text: String,
+    events: i64,
+    first: i64,
+    last: i64,
+}
+
+fn payload(records: &[Record]) -> Option<Built> {
     if records.is_empty() {
         return None;
     }
@@ -185,10 +232,26 @@ fn payload(records: &[Record]) -> Option<String> {
             .flat_map(|r| r.event_types.iter().map(|s| s.as_str())),
         TYPES_BUDGET,
     );
-    Some(format!(
+    let text = format!(
         "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \
          \"streams\": {streams}, \"streams_truncated\": {}, \"stream_types\": {stream_types}, \
          \"event_types\": {event_types}}}",
         cut || cut_st || cut_et
-    ))
+    );
+    Some(Built {
+        text,
+        events,
+        first,
+        last,
+    })
+}
+
+/// The relay's one notification for transactions whose payloads did not fit
+/// in its FIFO: exact count and position range, no lists.
+pub fn overflow_payload(events: i64, first: i64, last: i64) -> String {
+    format!(
+        "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \
+         \"streams\": [], \"streams_truncated\": true, \"stream_types\": [], \
+         \"event_types\": []}}"
+    )
 }

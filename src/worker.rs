@@ -9,7 +9,7 @@
 //! transaction, until a call returns less than a full batch. Failed
 //! projections wait for `es.run_projection` after the fix.
 
-use crate::guc::{WORKER_BATCH_SIZE, WORKER_DATABASES, WORKER_INTERVAL};
+use crate::guc::{worker_databases, WORKER_BATCH_SIZE, WORKER_INTERVAL};
 use crate::{projection, spi};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -31,16 +31,12 @@ pub fn register() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
-    let dbs = WORKER_DATABASES
-        .get()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for db in dbs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+    for db in worker_databases() {
         BackgroundWorkerBuilder::new(&format!("pg_eventsource projections ({db})"))
             .set_type("pg_eventsource projections")
             .set_library("pg_eventsource")
             .set_function("es_worker_main")
-            .set_extra(db)
+            .set_extra(&db)
             .enable_spi_access()
             .set_restart_time(Some(Duration::from_secs(5)))
             .load();
