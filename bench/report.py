@@ -82,6 +82,10 @@ ROWS = [
      "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
     ("`es.append_event`, 8 clients", ("append_8c", "es"), ("append_8c", "pl"),
      "plpgsql append", "thr", [("ratio", ">=", 2.0)], E),
+    ("`es.append_event`, no relay (each transaction sends its NOTIFY), 1 client", ("append_1c", "esdirect"),
+     ("append_1c", "bare"), "bare INSERT", "thr", [], E),
+    ("`es.append_event`, no relay (each transaction sends its NOTIFY), 8 clients", ("append_8c", "esdirect"),
+     ("append_8c", "bare"), "bare INSERT", "thr", [], E),
     ("`es.append_event` with `es.notify = off`, 1 client", ("append_1c", "esoff"), ("append_1c", "bare"),
      "bare INSERT", "thr", [("ratio", ">=", 0.85)], E),
     ("`es.append_event` with `es.notify = off`, 8 clients", ("append_8c", "esoff"), ("append_8c", "bare"),
@@ -211,6 +215,7 @@ with open(os.path.join(out, "table.md"), "w") as f:
 # ---------------------------------------------------------------- the chart
 clients = [1, 2, 4, 8, 16]
 series = [("es", "es.append_event", "#1f77b4", ""), ("esoff", "… with es.notify = off", "#1f77b4", "6 4"),
+          ("esdirect", "… without the relay", "#1f77b4", "2 3"),
           ("bare", "bare INSERT", "#2ca02c", ""), ("pl", "plpgsql append", "#d62728", "")]
 points = {}
 for side, _, _, _ in series:

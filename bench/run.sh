@@ -59,6 +59,10 @@ ES_PGDATA=$REPO/target/bench-cluster/data
 ES_PGSOCK=$REPO/target/bench-cluster/run
 ES_PGLOG=$REPO/target/bench-cluster/postgres.log
 ES_PGOPTS=
+# The library is preloaded (start_cluster) with a projection worker and a
+# notification relay for es_append, where the append scenarios run; es_direct
+# holds the same data with no relay, so its appenders NOTIFY directly.
+ES_WORKER_DATABASES=es_append
 unset RUST_BACKTRACE
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)$([ $QUICK = 1 ] && echo -quick || true)
@@ -195,11 +199,14 @@ alternate() {
     local sides=() extra=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do sides+=("$1"); shift; done
     [ $# -gt 0 ] && shift && extra=("$@")
-    local r s side script mult opts
+    local r s side script mult opts sdb
     for ((r = 1; r <= ROUNDS; r++)); do
         for s in "${sides[@]}"; do
             read -r side script mult opts <<<"$s"
-            PGB_OPTS=$opts pgb "$scen" "$side" "$r" "$db" "$clients" "$BENCH/pgbench/$script" "$mult" "$unit" "${extra[@]}"
+            # a side written side@db runs in that database
+            sdb=$db
+            [[ $side == *@* ]] && sdb=${side#*@} side=${side%@*}
+            PGB_OPTS=$opts pgb "$scen" "$side" "$r" "$sdb" "$clients" "$BENCH/pgbench/$script" "$mult" "$unit" "${extra[@]}"
         done
     done
 }
@@ -213,10 +220,26 @@ new_db() {
 }
 
 load_append_db() {
-    log "database es_append: empty store and baselines, 1,000 streams each"
-    new_db es_append
+    local db
+    for db in es_append es_direct; do
+        log "database $db: empty store and baselines, 1,000 streams each"
+        new_db $db
+        load_append_data $db
+    done
+    # Recreating es_append terminated its relay; the postmaster restarts it
+    # within 5 s. Until then appends there would notify directly.
+    for _ in $(seq 1 60); do
+        [ "$(q es_append "SELECT count(*) FROM pg_stat_activity
+                          WHERE backend_type = 'pg_eventsource notify relay' AND datname = 'es_append'")" = 1 ] && return 0
+        sleep 0.5
+    done
+    echo "the notification relay for es_append did not start (is the library preloaded?)" >&2
+    exit 1
+}
+
+load_append_data() {
     # streams of a type with snapshots every 100 (issue 3's snapshot-trigger cost)
-    es_psql es_append -q >/dev/null <<'SQL'
+    es_psql "$1" -q >/dev/null <<'SQL'
 SELECT es.define_aggregate('snap', reducers => '{"MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "n"}]}',
                            snapshot_every => 100);
 -- every stream exists before the runs (its first append creates it)
@@ -251,11 +274,11 @@ EV="events/s"
 
 sc_append_1c() {
     alternate append_1c es_append 1 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
-        "esoff append_es.sql 1 -c es.notify=off"
+        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1"
 }
 sc_append_8c() {
     alternate append_8c es_append 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
-        "esoff append_es.sql 1 -c es.notify=off"
+        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1"
 }
 sc_append_ev_1c() {
     alternate append_ev_1c es_append 1 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
@@ -369,9 +392,12 @@ sc_append_scaling() {
     local c r
     for c in 2 4 16; do
         for ((r = 1; r <= ROUNDS; r++)); do
-            for s in "es append_es.sql" "bare append_bare.sql" "pl append_pl.sql" "esoff append_es.sql -c es.notify=off"; do
+            for s in "es append_es.sql" "bare append_bare.sql" "pl append_pl.sql" "esoff append_es.sql -c es.notify=off" \
+                "esdirect@es_direct append_es.sql"; do
                 read -r side script opts <<<"$s"
-                PGB_OPTS=$opts pgb "append_${c}c" "$side" "$r" es_append "$c" "$BENCH/pgbench/$script" 1 "$EV"
+                local sdb=es_append
+                [[ $side == *@* ]] && sdb=${side#*@} side=${side%@*}
+                PGB_OPTS=$opts pgb "append_${c}c" "$side" "$r" "$sdb" "$c" "$BENCH/pgbench/$script" 1 "$EV"
             done
         done
     done

@@ -12,6 +12,9 @@ pub static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Databases the background worker and the notification relay serve
 /// (comma-separated; needs a restart).
 pub static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Whether appenders hand every notification to the relay, even when no
+/// other notifying transaction is committing (then they notify themselves).
+pub static NOTIFY_ALWAYS_RELAY: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Size of each relay's queue of payloads, in kB (needs a restart).
 pub static NOTIFY_RELAY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(256);
 
@@ -58,8 +61,16 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"es.notify",
         c"Whether a transaction that appended events sends NOTIFY es_events when it commits.",
-        c"In a database with a notification relay (pg_eventsource preloaded, the database in es.worker_databases) the relay sends it just after the commit, from its own process. Elsewhere the transaction sends it itself, and PostgreSQL then commits notifying transactions one at a time (a database-wide lock from queueing the notification until the commit is done), which limits concurrent append throughput to about one commit flush at a time. Off: no notification.",
+        c"In a database with a notification relay (pg_eventsource preloaded, the database in es.worker_databases), while another notifying transaction is committing, the relay sends it just after the commit, from its own process. Elsewhere the transaction sends it itself, and PostgreSQL then commits notifying transactions one at a time (a database-wide lock from queueing the notification until the commit is done), which limits concurrent append throughput to about one commit flush at a time. Off: no notification.",
         &NOTIFY,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"es.notify_always_relay",
+        c"Whether every notification goes through the database's relay, where one is alive.",
+        c"Off (the default): a transaction notifies itself when no other notifying transaction is committing (no wait, and cheaper than waking the relay), and hands its notification to the relay otherwise. On: always the relay (every notification then comes from the relay's process).",
+        &NOTIFY_ALWAYS_RELAY,
         GucContext::Userset,
         GucFlags::default(),
     );

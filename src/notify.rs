@@ -13,9 +13,14 @@
 //! A prepared transaction (two-phase commit) sends nothing: PostgreSQL does
 //! not allow NOTIFY in one.
 //!
-//! Where a relay serves the database (`relay`), the payload is kept aside at
+//! Where a relay serves the database (`relay`) and another transaction is
+//! committing a notification right now, the payload is kept aside at
 //! PRE_COMMIT and handed to the relay once the commit is done, instead of
-//! being queued with NOTIFY here.
+//! being queued with NOTIFY here: PostgreSQL lets one notifying transaction
+//! commit at a time (a lock held from queueing the notification to the end of
+//! the commit, WAL flush included), so waiting for it would serialise
+//! appenders. When nobody holds that lock the transaction takes it and
+//! notifies itself: cheaper than waking the relay, and no wait.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -53,6 +58,25 @@ struct Kept {
 thread_local! {
     static RECORDS: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
     static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+}
+
+/// Takes, without waiting, the lock PostgreSQL's PreCommit_Notify takes
+/// (commands/async.c: LockSharedObject(DatabaseRelationId, InvalidOid, 0,
+/// AccessExclusiveLock)), held to the end of the transaction; false when
+/// another transaction holds it. PRE_COMMIT callbacks run before
+/// PreCommit_Notify, which then finds it already held.
+fn take_notify_lock() -> bool {
+    const DATABASE_RELATION_ID: u32 = 1262;
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: 0,
+        locktag_field2: DATABASE_RELATION_ID,
+        locktag_field3: 0,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    };
+    let r = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as i32, false, true) };
+    r != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
 /// NOTIFY es_events with `payload` in the current transaction.
@@ -110,7 +134,9 @@ unsafe extern "C-unwind" fn xact_event(
             });
             if let Some(b) = built {
                 let p = CString::new(b.text).expect("payload has no NUL");
-                match crate::relay::serving() {
+                let relayed = crate::relay::serving()
+                    .filter(|_| crate::guc::NOTIFY_ALWAYS_RELAY.get() || !take_notify_lock());
+                match relayed {
                     Some(slot) => KEPT.with(|k| {
                         *k.borrow_mut() = Some(Kept {
                             slot,

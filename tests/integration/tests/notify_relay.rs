@@ -63,12 +63,25 @@ fn setup(test: &str) -> Option<Client> {
         dbs.split(',').any(|d| d.trim() == DB),
         "pg_eventsource is preloaded but es.worker_databases = {dbs:?} does not name {DB}"
     );
-    let mut c = connect(DB);
+    let mut c = relaying(DB);
     ok(
         "CREATE EXTENSION",
         c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_eventsource"),
     );
     Some(c)
+}
+
+/// A session whose notifications always go through the relay while one is
+/// alive (`es.notify_always_relay`): by default a transaction notifies
+/// itself when no other notifying transaction is committing, which would
+/// make which process sends what depend on timing.
+fn relaying(db: &str) -> Client {
+    let mut c = connect(db);
+    ok(
+        "SET es.notify_always_relay",
+        c.batch_execute("SET es.notify_always_relay = on"),
+    );
+    c
 }
 
 fn relay_pid(c: &mut Client) -> Option<i32> {
@@ -309,7 +322,7 @@ fn relay_sends_one_notification_per_committed_transaction() {
             let tag = tag.clone();
             let start = Arc::clone(&start);
             thread::spawn(move || {
-                let mut a = connect(DB);
+                let mut a = relaying(DB);
                 let pid = backend_pid(&mut a);
                 let mut txns: Vec<(Vec<String>, bool)> = Vec::new();
                 start.wait();
@@ -455,7 +468,7 @@ fn appenders_notify_directly_while_the_relay_is_gone() {
     let tag = tag("rlyb");
     let listener = Listener::start();
     warm_up(&mut c, &listener, &tag, relay);
-    let mut a = connect(DB);
+    let mut a = relaying(DB);
     let appender = backend_pid(&mut a);
 
     let terminated: bool = ok(
@@ -591,7 +604,7 @@ fn payloads_that_do_not_fit_are_folded_into_one_summary() {
         c.query_one("SHOW es.notify_relay_buffer", &[]),
     )
     .get(0);
-    let mut a = connect(DB);
+    let mut a = relaying(DB);
 
     // With the relay stopped, nothing is sent: the queue fills, then each
     // further payload is folded. Each transaction's payload is about 4.7 kB
@@ -664,5 +677,144 @@ fn payloads_that_do_not_fit_are_folded_into_one_summary() {
     println!(
         "{k} payloads queued (es.notify_relay_buffer = {buffer_kb}), {} folded into one summary",
         TXNS - k
+    );
+}
+
+/// The default: a transaction notifies itself when no other notifying
+/// transaction is committing, and hands its notification to the relay when
+/// one is (so appenders never wait for each other's commits). Either way
+/// each committed transaction is notified exactly once, with its payload.
+#[test]
+fn by_default_only_contended_commits_go_through_the_relay() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut c) = setup("by_default_only_contended_commits_go_through_the_relay") else {
+        return;
+    };
+    let relay = wait_relay(&mut c, None);
+    let tag = tag("rlyd");
+    let listener = Listener::start();
+    warm_up(&mut c, &listener, &tag, relay);
+
+    // Alone: the appender sends its own notification (the relay may be busy
+    // for a moment after the warm-up, so a few tries).
+    let mut a = connect(DB);
+    let appender = backend_pid(&mut a);
+    let mut direct = false;
+    for k in 0..10 {
+        let stream = format!("{tag}-alone{k}");
+        ok("append", append(&mut a, &stream, "Alone", "{}", Some(0)));
+        let (n, p) = listener.next_of(&mut c, &tag, "an uncontended append");
+        assert_eq!(p.streams, vec![stream]);
+        if n.process_id == appender {
+            direct = true;
+            break;
+        }
+        assert_eq!(
+            n.process_id, relay,
+            "a notification from neither the appender nor the relay"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(direct, "an uncontended append never notified by itself");
+
+    // 8 appenders at once, sync commit on: their commits overlap.
+    const THREADS: usize = 8;
+    const TXNS: usize = 40;
+    let start = Arc::new(std::sync::Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let tag = tag.clone();
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                let mut a = connect(DB);
+                let pid = backend_pid(&mut a);
+                let mut streams = Vec::new();
+                start.wait();
+                for k in 0..TXNS {
+                    let s = format!("{tag}-t{t}k{k}");
+                    ok("append", append(&mut a, &s, "Busy", "{}", Some(0)));
+                    streams.push(s);
+                }
+                (pid, streams)
+            })
+        })
+        .collect();
+    let mut pid_of: HashMap<String, i32> = HashMap::new();
+    for w in workers {
+        let (pid, streams) = w.join().expect("an appender thread panicked");
+        for s in streams {
+            pid_of.insert(s, pid);
+        }
+    }
+    // Collect until every transaction was notified, then a little longer
+    // for any duplicate.
+    let mut got: HashMap<String, Vec<(Note, Payload)>> = HashMap::new();
+    let mut seen = 0;
+    while seen < pid_of.len() {
+        let (n, p) = listener.next_of(&mut c, &tag, "the concurrent appends");
+        assert_eq!(
+            p.streams.len(),
+            1,
+            "payload {:?} names more than one stream",
+            n.payload
+        );
+        let s = p.streams[0].clone();
+        assert!(
+            pid_of.contains_key(&s),
+            "a notification of {s:?}, which no appender wrote"
+        );
+        let e = got.entry(s).or_default();
+        if e.is_empty() {
+            seen += 1;
+        }
+        e.push((n, p));
+    }
+    let quiet = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < quiet {
+        if let Ok(n) = listener.rx.recv_timeout(Duration::from_millis(100)) {
+            let p = parse(&mut c, &n.payload);
+            if p.stream_types.contains(&tag) {
+                panic!(
+                    "a notification after every transaction had one: {:?}",
+                    n.payload
+                );
+            }
+        }
+    }
+    listener.finish();
+    let (mut relayed, mut own) = (0, 0);
+    for (s, notes) in &got {
+        assert_eq!(
+            notes.len(),
+            1,
+            "{s}: {} notifications instead of one",
+            notes.len()
+        );
+        let (n, p) = &notes[0];
+        assert_eq!(
+            *p,
+            expected(&mut c, &tag, std::slice::from_ref(s)),
+            "payload {:?}",
+            n.payload
+        );
+        if n.process_id == relay {
+            relayed += 1;
+        } else {
+            assert_eq!(
+                n.process_id, pid_of[s],
+                "{s} was notified by pid {}, neither its appender nor the relay",
+                n.process_id
+            );
+            own += 1;
+        }
+    }
+    assert!(
+        relayed > 0,
+        "none of {} overlapping commits went through the relay: appenders waited for each other",
+        got.len()
+    );
+    println!(
+        "{} transactions of 8 concurrent appenders: {own} notified by themselves, {relayed} by the relay",
+        got.len()
     );
 }
