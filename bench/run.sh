@@ -274,11 +274,13 @@ EV="events/s"
 
 sc_append_1c() {
     alternate append_1c es_append 1 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
-        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1"
+        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1" \
+        "barestream append_bare_stream.sql 1"
 }
 sc_append_8c() {
     alternate append_8c es_append 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1" "pl append_pl.sql 1" \
-        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1"
+        "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1" \
+        "barestream append_bare_stream.sql 1"
 }
 sc_append_ev_1c() {
     alternate append_ev_1c es_append 1 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \

@@ -32,6 +32,10 @@ $$;
 -- version come from two sequences (no stream row, no version check; a
 -- version unique in the table keeps UNIQUE (stream_id, version) satisfied
 -- for any stream), the id from bl.uuid_v7().
+-- bare.streams: the least a per-stream version costs on top of that, an
+-- UPDATE of the stream's row in the same statement
+-- (bench/pgbench/append_bare_stream.sql); its versions start far above the
+-- sequence's so that the two never meet in UNIQUE (stream_id, version).
 CREATE SCHEMA bare;
 CREATE SEQUENCE bare.position;
 CREATE SEQUENCE bare.version;
@@ -39,7 +43,7 @@ CREATE TABLE bare.events (
     global_position bigint      NOT NULL PRIMARY KEY,
     stream_id       text        NOT NULL,
     stream_type     text        NOT NULL,
-    version         bigint      NOT NULL CHECK (version > 0),
+    version         bigint      NOT NULL,
     event_type      text        NOT NULL,
     data            jsonb       NOT NULL,
     metadata        jsonb       NOT NULL DEFAULT '{}',
@@ -50,6 +54,11 @@ CREATE TABLE bare.events (
 );
 CREATE INDEX ON bare.events (event_type, global_position);
 CREATE INDEX ON bare.events (stream_type, global_position);
+CREATE TABLE bare.streams (
+    stream_id text   NOT NULL PRIMARY KEY,
+    version   bigint NOT NULL
+) WITH (fillfactor = 70);
+INSERT INTO bare.streams SELECT 'acct-' || i, 1000000000000 FROM generate_series(1, 1000) i;
 
 -- 2. A hand-written plpgsql append, as a careful user would write it without
 -- the extension: its own streams and events tables like ours, lock the

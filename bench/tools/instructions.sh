@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Instructions per transaction of one pgbench script (-M prepared, 1 client),
+# counted by callgrind in the backend that runs it. Unlike time, the count
+# does not move when other processes share the machine, so it compares
+# variants exactly (the same binary and data give the same count).
+#
+#   bash bench/run.sh --only 'append_1c' --keep     # data sets, then:
+#   bash bench/tools/instructions.sh es_append bench/pgbench/append_es.sql [N]
+#   PGOPTIONS='-c es.notify=off' bash bench/tools/instructions.sh es_append bench/pgbench/append_es.sql
+#
+# It stops the bench server and starts the same data directory under
+# valgrind (port 28831, synchronous_commit off so the WAL flush's wait does
+# not matter, autovacuum off), runs the script for 100 and for 100 + N
+# transactions in two connections, and prints (second - first) / N: start-up
+# and first-use costs cancel out. Stop it with
+#   runuser -u postgres -- target/bench-pg/lib/postgresql/15/bin/pg_ctl -D target/bench-cluster/data stop
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DB=$1 SCRIPT=$(realpath "$2") N=${3:-1000}
+BIN=$REPO/target/bench-pg/lib/postgresql/15/bin
+DATA=$REPO/target/bench-cluster/data
+SOCK=$REPO/target/bench-callgrind/run
+OUTD=$REPO/target/bench-callgrind/out
+PORT=28831
+mkdir -p "$SOCK" "$OUTD"
+chown postgres "$SOCK" "$OUTD"
+command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
+up() { psql -X -qAt -h "$SOCK" -p $PORT -U postgres postgres -c "SELECT 1" >/dev/null 2>&1; }
+if ! up; then
+    runuser -u postgres -- "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
+    runuser -u postgres -- bash -c "cd '$OUTD' && nohup valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file='$OUTD/cg.%p' '$BIN/postgres' -D '$DATA' -p $PORT -k '$SOCK' \
+        -c listen_addresses= -c synchronous_commit=off -c autovacuum=off >'$OUTD/server.log' 2>&1 &"
+    for _ in $(seq 1 120); do up && break; sleep 1; done
+    up || { echo "the server under valgrind did not start; see $OUTD/server.log" >&2; exit 1; }
+fi
+# One pgbench run of $1 transactions; prints the instruction count of its
+# backend (the largest of the processes that ended meanwhile).
+run() {
+    local before best=0 f v
+    before=$(ls "$OUTD")
+    "$BIN/pgbench" -n -M prepared -h "$SOCK" -p $PORT -U postgres -c 1 -t "$1" -f "$SCRIPT" "$DB" >"$OUTD/pgbench.log" 2>&1 \
+        || { cat "$OUTD/pgbench.log" >&2; exit 1; }
+    sleep 2 # the backend writes its profile when it exits
+    for f in $(comm -13 <(echo "$before") <(ls "$OUTD") | grep '^cg\.[0-9]*$'); do
+        v=$(grep -m1 '^totals:' "$OUTD/$f" | awk '{ print $2 }')
+        [ "${v:-0}" -gt "$best" ] && best=$v
+        rm -f "$OUTD/$f"
+    done
+    echo "$best"
+}
+a=$(run 100)
+b=$(run $((N + 100)))
+echo "$(basename "$SCRIPT") in $DB${PGOPTIONS:+ ($PGOPTIONS)}: $(((b - a) / N)) instructions per transaction"
