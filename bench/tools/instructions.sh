@@ -12,7 +12,8 @@
 # valgrind (port 28831, synchronous_commit off so the WAL flush's wait does
 # not matter, autovacuum off), runs the script for 100 and for 100 + N
 # transactions in two connections, and prints (second - first) / N: start-up
-# and first-use costs cancel out. Stop it with
+# and first-use costs cancel out. The second run's profile is left in
+# target/bench-callgrind/last.callgrind. Stop the server with
 #   runuser -u postgres -- target/bench-pg/lib/postgresql/15/bin/pg_ctl -D target/bench-cluster/data stop
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,8 +45,12 @@ run() {
     sleep 2 # the backend writes its profile when it exits
     for f in $(comm -13 <(echo "$before") <(ls "$OUTD") | grep '^cg\.[0-9]*$'); do
         v=$(grep -m1 '^totals:' "$OUTD/$f" | awk '{ print $2 }')
-        [ "${v:-0}" -gt "$best" ] && best=$v
-        rm -f "$OUTD/$f"
+        if [ "${v:-0}" -gt "$best" ]; then
+            best=$v
+            mv "$OUTD/$f" "$OUTD/../last.callgrind" # the profile: callgrind_annotate --inclusive=yes
+        else
+            rm -f "$OUTD/$f"
+        fi
     done
     echo "$best"
 }
