@@ -259,32 +259,20 @@ fn run_first(plans: &[&KeptPlan], args: &[Option<Datum>]) -> bool {
     plans.iter().any(|p| p.run(args, false) == 1)
 }
 
-unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<Datum> {
-    if fcinfo::pg_arg_is_null(fcinfo, n) {
-        None
-    } else {
-        Some(fcinfo::pg_getarg_datum_raw(fcinfo, n))
-    }
-}
-
-unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
-    arg_datum(fcinfo, n).map(|d| validate::text_datum_str(d))
-}
-
 unsafe fn request<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     stream_id_arg: usize,
     expected_arg: usize,
     stream_type_arg: usize,
 ) -> Request<'a> {
-    let stream_id = validate::identifier("stream_id", arg_str(fcinfo, stream_id_arg));
+    let stream_id = validate::identifier("stream_id", validate::arg_str(fcinfo, stream_id_arg));
     let stream_type =
-        validate::optional_identifier("stream_type", arg_str(fcinfo, stream_type_arg));
+        validate::optional_identifier("stream_type", validate::arg_str(fcinfo, stream_type_arg));
     Request {
         stream_id,
         stream_id_datum: fcinfo::pg_getarg_datum_raw(fcinfo, stream_id_arg),
         stream_type,
-        stream_type_datum: arg_datum(fcinfo, stream_type_arg),
+        stream_type_datum: validate::arg_datum(fcinfo, stream_type_arg),
         expected: validate::expected_version(fcinfo::pg_getarg::<i64>(fcinfo, expected_arg)),
     }
 }
@@ -318,8 +306,8 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
     // anything asks for a transaction id.
     pg_sys::PreventCommandIfReadOnly(c"es.append_event()".as_ptr());
     let req = request(fcinfo, 0, 3, 6);
-    validate::identifier("event_type", arg_str(fcinfo, 1));
-    let Some(data) = arg_datum(fcinfo, 2) else {
+    validate::identifier("event_type", validate::arg_str(fcinfo, 1));
+    let Some(data) = validate::arg_datum(fcinfo, 2) else {
         fail_hint(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             "data must not be NULL".into(),
@@ -330,7 +318,7 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         "data",
         pg_sys::toast_raw_datum_size(data).saturating_sub(pg_sys::VARHDRSZ),
     );
-    let metadata = arg_datum(fcinfo, 4);
+    let metadata = validate::arg_datum(fcinfo, 4);
     if let Some(m) = metadata {
         if !jsonb::datum_is_object(m) {
             fail(
@@ -339,7 +327,7 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             );
         }
     }
-    let given_id = arg_datum(fcinfo, 5);
+    let given_id = validate::arg_datum(fcinfo, 5);
     let event_type = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
 
     let version = spi::connected(|| {
@@ -458,7 +446,7 @@ crate::v1_function_info!(pg_finfo_es_append_events);
 pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     pg_sys::PreventCommandIfReadOnly(c"es.append_events()".as_ptr());
     let req = request(fcinfo, 0, 2, 3);
-    let Some(events) = arg_datum(fcinfo, 1) else {
+    let Some(events) = validate::arg_datum(fcinfo, 1) else {
         fail(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             "events must not be NULL".into(),

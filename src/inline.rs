@@ -138,8 +138,7 @@ fn entries() -> Rc<Vec<Entry>> {
 
 /// Whether any inline projection wants events of this stream type and event type.
 pub fn due(stream_type: &str, event_type: &str) -> bool {
-    let entries = entries();
-    !entries.is_empty() && entries.iter().any(|e| e.wants(stream_type, event_type))
+    entries().iter().any(|e| e.wants(stream_type, event_type))
 }
 
 /// Hands the event just inserted (`row`, read as `ev`) to every inline

@@ -49,10 +49,7 @@ unsafe extern "C-unwind" {
 /// A payload waiting for the commit to finish, to go to the relay of `slot`.
 struct Kept {
     slot: usize,
-    payload: CString,
-    events: i64,
-    first: i64,
-    last: i64,
+    built: Built,
 }
 
 thread_local! {
@@ -132,28 +129,19 @@ unsafe extern "C-unwind" fn xact_event(
                 r.clear();
                 p
             });
-            if let Some(b) = built {
-                let p = CString::new(b.text).expect("payload has no NUL");
+            if let Some(built) = built {
                 let relayed = crate::relay::serving()
                     .filter(|_| crate::guc::NOTIFY_ALWAYS_RELAY.get() || !take_notify_lock());
                 match relayed {
-                    Some(slot) => KEPT.with(|k| {
-                        *k.borrow_mut() = Some(Kept {
-                            slot,
-                            payload: p,
-                            events: b.events,
-                            first: b.first,
-                            last: b.last,
-                        })
-                    }),
-                    None => send(&p),
+                    Some(slot) => KEPT.with(|k| *k.borrow_mut() = Some(Kept { slot, built })),
+                    None => send(&built.text),
                 }
             }
         }
         pg_sys::XactEvent::XACT_EVENT_COMMIT => {
             // After the commit record: no error, no allocation (see relay::hand_over).
-            if let Some(k) = KEPT.with(|k| k.borrow_mut().take()) {
-                crate::relay::hand_over(k.slot, &k.payload, k.events, k.first, k.last);
+            if let Some(Kept { slot, built: b }) = KEPT.with(|k| k.borrow_mut().take()) {
+                crate::relay::hand_over(slot, &b.text, b.events, b.first, b.last);
             }
             RECORDS.with(|r| r.borrow_mut().clear());
         }
@@ -233,7 +221,7 @@ fn list<'a>(items: impl Iterator<Item = &'a str>, budget: usize) -> (String, boo
 
 /// A transaction's payload and the figures an overflow summary folds.
 struct Built {
-    text: String,
+    text: CString,
     events: i64,
     first: i64,
     last: i64,
@@ -265,7 +253,7 @@ fn payload(records: &[Record]) -> Option<Built> {
         cut || cut_st || cut_et
     );
     Some(Built {
-        text,
+        text: CString::new(text).expect("payload has no NUL"),
         events,
         first,
         last,

@@ -17,7 +17,7 @@
 
 use crate::guc;
 use crate::notify;
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{CStr, CString};
@@ -183,17 +183,7 @@ pub fn init() {
         PREV_STARTUP_HOOK = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
     }
-    for (i, db) in dbs.iter().enumerate() {
-        BackgroundWorkerBuilder::new(&format!("pg_eventsource notify relay ({db})"))
-            .set_type("pg_eventsource notify relay")
-            .set_library("pg_eventsource")
-            .set_function("es_notify_relay_main")
-            .set_argument(Some(pg_sys::Datum::from(i)))
-            .set_extra(db)
-            .enable_spi_access()
-            .set_restart_time(Some(Duration::from_secs(5)))
-            .load();
-    }
+    crate::worker::register_each("pg_eventsource notify relay", "es_notify_relay_main", &dbs);
 }
 
 #[pg_guard]

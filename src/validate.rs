@@ -106,3 +106,17 @@ fn check_time(what: &str, at: Option<TimestampWithTimeZone>) -> TimestampWithTim
         ),
     }
 }
+
+/// Argument `n` of a V1 C function as a raw datum, `None` when SQL NULL.
+pub unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+    if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
+        None
+    } else {
+        Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
+    }
+}
+
+/// Argument `n` (text) as a string slice into the argument, `None` when SQL NULL.
+pub unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
+    arg_datum(fcinfo, n).map(|d| text_datum_str(d))
+}

@@ -6,9 +6,8 @@
 //! planned on every call, costing more than the lookup itself. Here it is one
 //! kept plan (an index probe on `es.streams`), run with the caller's rights.
 
-use crate::validate::{self, text_datum_str};
+use crate::validate;
 use crate::{kept_plan, spi};
-use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
 
 kept_plan!(
@@ -23,12 +22,8 @@ crate::v1_function_info!(pg_finfo_es_stream_version);
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let given = if fcinfo::pg_arg_is_null(fcinfo, 0) {
-        None
-    } else {
-        Some(fcinfo::pg_getarg_datum_raw(fcinfo, 0))
-    };
-    validate::identifier("stream_id", given.map(|d| text_datum_str(d)));
+    let given = validate::arg_datum(fcinfo, 0);
+    validate::identifier("stream_id", validate::arg_str(fcinfo, 0));
     let version = spi::connected(|| {
         if VERSION.run(&[given], true) == 1 {
             spi::value_i64(0, 1).unwrap_or(0)

@@ -37,12 +37,25 @@ pub fn register() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
-    for db in worker_databases() {
-        BackgroundWorkerBuilder::new(&format!("pg_eventsource projections ({db})"))
-            .set_type("pg_eventsource projections")
+    register_each(
+        "pg_eventsource projections",
+        "es_worker_main",
+        &worker_databases(),
+    );
+}
+
+/// Registers one background process of `kind` per database in `dbs`: its
+/// database name as extra, its index in `dbs` as argument, restarted 5 s
+/// after it exits with code 1 (the projection worker and the notification
+/// relay both do so when told to stop).
+pub fn register_each(kind: &str, function: &str, dbs: &[String]) {
+    for (i, db) in dbs.iter().enumerate() {
+        BackgroundWorkerBuilder::new(&format!("{kind} ({db})"))
+            .set_type(kind)
             .set_library("pg_eventsource")
-            .set_function("es_worker_main")
-            .set_extra(&db)
+            .set_function(function)
+            .set_argument(Some(pg_sys::Datum::from(i)))
+            .set_extra(db)
             .enable_spi_access()
             .set_restart_time(Some(Duration::from_secs(5)))
             .load();
