@@ -65,3 +65,10 @@ REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.rebuild_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.drop_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.materialize_aggregate(text, text) FROM PUBLIC;
+
+-- Trigger functions and internal entry points are the extension's own: no
+-- role may put them on a table of its own (a made-up row would reach other
+-- roles' projections) or call them directly.
+REVOKE ALL ON FUNCTION es._after_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._forbid_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._merge_position_base() FROM PUBLIC;

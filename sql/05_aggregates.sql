@@ -89,6 +89,11 @@ BEGIN
                 USING ERRCODE = 'invalid_function_definition',
                       HINT = 'A fold is a function (state jsonb, event es.events) RETURNS jsonb.';
         END IF;
+        IF f.pronamespace = pg_my_temp_schema() OR pg_is_other_temp_schema(f.pronamespace) THEN
+            RAISE EXCEPTION 'fold function % must not be a temporary function', fold
+                USING ERRCODE = 'invalid_function_definition',
+                      HINT = 'Create the fold function in a permanent schema.';
+        END IF;
     ELSE
         PERFORM es._check_reducers(reducers);
     END IF;

@@ -26,7 +26,10 @@ CREATE TABLE es.subscriptions (
     position     bigint      NOT NULL DEFAULT 0 CHECK (position >= 0),
     owner        regrole     NOT NULL DEFAULT current_user::regrole,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    -- the target of subscription_members' key: a member row carries its
+    -- subscription's owner
+    CONSTRAINT subscriptions_consumer_owner_key UNIQUE (consumer, owner)
 );
 COMMENT ON TABLE es.subscriptions IS
     'One row per consumer: its filters and checkpoint (position). Written by es.subscribe, es.ack, es.unsubscribe.';
@@ -35,14 +38,19 @@ COMMENT ON TABLE es.subscriptions IS
 -- another size starts from the subscription's position, which member acks
 -- raise to the lowest of a complete group's checkpoints.
 CREATE TABLE es.subscription_members (
-    consumer   text        NOT NULL
-               REFERENCES es.subscriptions (consumer) ON DELETE CASCADE,
+    consumer   text        NOT NULL,
     group_size integer     NOT NULL CHECK (group_size >= 1),
     member     integer     NOT NULL CHECK (member >= 0 AND member < group_size),
     position   bigint      NOT NULL CHECK (position >= 0),
     owner      regrole     NOT NULL DEFAULT current_user::regrole,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, group_size, member)
+    PRIMARY KEY (consumer, group_size, member),
+    -- A member row belongs to its subscription's owner: with the policy
+    -- below, nobody can put a row under another role's consumer (it would
+    -- hide from that owner and make its es.ack fail). The check runs as the
+    -- table owner, past row-level security.
+    CONSTRAINT subscription_members_subscription_fkey FOREIGN KEY (consumer, owner)
+        REFERENCES es.subscriptions (consumer, owner) ON DELETE CASCADE
 );
 COMMENT ON TABLE es.subscription_members IS
     'Checkpoint of member m of a consumer group of size n; written by es.ack(consumer, position, member, size).';

@@ -41,6 +41,12 @@ pub unsafe extern "C-unwind" fn es_after_insert(fcinfo: pg_sys::FunctionCallInfo
     if trigdata.is_null() || (*trigdata).tg_trigtuple.is_null() {
         pgrx::error!("es._after_insert() must be called as a row trigger");
     }
+    // Only rows the append path writes into es.events, whatever table a
+    // trigger calling this function was put on: otherwise a made-up row
+    // would reach other roles' inline projections.
+    if !in_append() || (*(*trigdata).tg_relation).rd_id != crate::catalog::relation(c"events") {
+        return Datum::from(0usize);
+    }
     let row = pg_sys::heap_copy_tuple_as_datum(
         (*trigdata).tg_trigtuple,
         (*(*trigdata).tg_relation).rd_att,

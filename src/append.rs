@@ -44,7 +44,7 @@ const ARGS: [pg_sys::Oid; 10] = [
 macro_rules! stream_existing {
     () => {
         "WITH s AS (UPDATE es.streams s
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
                    WHERE s.stream_id = $1 AND ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
@@ -54,7 +54,7 @@ macro_rules! stream_any {
         "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position)
                    VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1)
                    ON CONFLICT (stream_id) DO UPDATE
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
                    WHERE ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
@@ -70,7 +70,7 @@ macro_rules! stream_new {
 macro_rules! stream_exact {
     () => {
         "WITH s AS (UPDATE es.streams s
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
                    WHERE s.stream_id = $1 AND s.version = $9 AND ($2 IS NULL OR s.stream_type = $2)
                      AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
@@ -94,10 +94,10 @@ macro_rules! insert_many {
                                           event_type, data, metadata, event_id)
                    SELECT $8 + e.ord - 1, $1, s.stream_type, s.version - $10 + e.ord,
                           e.v->>'type', e.v->'data',
-                          CASE WHEN jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
+                          CASE WHEN pg_catalog.jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
                                ELSE '{}'::jsonb END,
                           COALESCE((e.v->>'id')::uuid, es.uuid_generate_v7())
-                   FROM s, jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
+                   FROM s, pg_catalog.jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
            SELECT s.version, s.stream_type FROM s"
     };
 }
@@ -163,11 +163,11 @@ kept_plan!(
 );
 kept_plan!(
     FIND_BATCH_IDS,
-    c"SELECT count(ev.event_id),
-             count(*) FILTER (WHERE ev.stream_id = $1 AND ev.event_type = x.v->>'type'
+    c"SELECT pg_catalog.count(ev.event_id),
+             pg_catalog.count(*) FILTER (WHERE ev.stream_id = $1 AND ev.event_type = x.v->>'type'
                                 AND ev.data = x.v->'data'),
-             count(*), max(ev.version)
-      FROM jsonb_array_elements($2) AS x(v)
+             pg_catalog.count(*), pg_catalog.max(ev.version)
+      FROM pg_catalog.jsonb_array_elements($2) AS x(v)
       LEFT JOIN es.events ev ON ev.event_id = (x.v->>'id')::uuid",
     [pg_sys::TEXTOID, pg_sys::JSONBOID]
 );

@@ -4,6 +4,7 @@
 //! when it commits; every backend drops its cache then and recompiles on
 //! next use, so a fold never runs an outdated definition.
 
+use crate::call::UserFunction;
 use crate::reducer::Reducers;
 use crate::validate::fail;
 use crate::value::Val;
@@ -17,8 +18,9 @@ use std::rc::Rc;
 pub enum Kind {
     /// Native reducers and the initial state.
     Reducers(Reducers, Val),
-    /// A SQL-callable fold function `(state jsonb, event es.events) RETURNS jsonb`.
-    Function(Box<pg_sys::FmgrInfo>),
+    /// A SQL-callable fold function `(state jsonb, event es.events) RETURNS jsonb`,
+    /// run as its owner (see `fold.rs`).
+    Function(UserFunction),
     /// The fold function was dropped after the type was defined: an error
     /// for this type only, when it is used.
     Missing(String),
@@ -94,15 +96,7 @@ fn load_all() -> HashMap<String, Rc<Def>> {
             initial.write_json(&mut initial_state);
             let kind = match (spi::value(row, 2), spi::value(row, 3)) {
                 (Some(oid), _) => {
-                    let mut finfo: Box<pg_sys::FmgrInfo> = Box::new(unsafe { std::mem::zeroed() });
-                    unsafe {
-                        pg_sys::fmgr_info_cxt(
-                            pg_sys::Oid::from(oid.value() as u32),
-                            finfo.as_mut(),
-                            pg_sys::TopMemoryContext,
-                        )
-                    };
-                    Kind::Function(finfo)
+                    Kind::Function(UserFunction::new(pg_sys::Oid::from(oid.value() as u32)))
                 }
                 (None, Some(r)) => {
                     let def = unsafe { Val::from_datum(r) };

@@ -118,6 +118,14 @@ impl RowReader {
             values.as_mut_ptr(),
             nulls.as_mut_ptr(),
         );
+        // A row built by hand (es.fold(ROW(...))) may hold NULLs that the
+        // table never does.
+        if let Some(c) = (0..COLUMNS.len()).find(|c| nulls[self.idx[*c]]) {
+            crate::validate::fail(
+                pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("an event's {} must not be NULL", COLUMNS[c]),
+            );
+        }
         let v = |c: usize| values[self.idx[c]];
         Event {
             global_position: v(0).value() as i64,

@@ -7,6 +7,7 @@
 
 use crate::definitions::{self, Def, Kind};
 use crate::event::RowReader;
+use crate::roles;
 use crate::validate::{self, fail};
 use crate::value::Val;
 use crate::{kept_plan, spi};
@@ -73,18 +74,40 @@ impl Folder {
 
     /// Applies one event, given as an `es.events` composite datum.
     pub fn apply_row(&mut self, row: Datum) {
+        self.apply_rows(&[row]);
+    }
+
+    /// Applies events in order. A fold function runs as its owner, in one
+    /// sandbox for the whole slice (entering one costs a search_path change).
+    pub fn apply_rows(&mut self, rows: &[Datum]) {
+        let def = self.def.clone();
+        match &def.kind {
+            Kind::Function(f) => roles::sandboxed(f.owner, roles::PINNED_PATH, || {
+                for row in rows {
+                    self.apply_one(&def, *row);
+                }
+            }),
+            _ => {
+                for row in rows {
+                    self.apply_one(&def, *row);
+                }
+            }
+        }
+    }
+
+    fn apply_one(&mut self, def: &Def, row: Datum) {
         if self.reader.is_none() {
             let old = unsafe { pg_sys::MemoryContextSwitchTo(self.state_cxt) };
             self.reader = Some(unsafe { RowReader::for_row(row) });
             unsafe { pg_sys::MemoryContextSwitchTo(old) };
         }
         let ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
-        if ev.stream_type != self.def.stream_type {
+        if ev.stream_type != def.stream_type {
             fail(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!(
                     "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
-                    self.def.stream_type, ev.stream_type
+                    def.stream_type, ev.stream_type
                 ),
             );
         }
@@ -100,7 +123,7 @@ impl Folder {
         if self.last_stream.as_deref() != Some(ev.stream_id) {
             self.last_stream = Some(ev.stream_id.to_owned());
         }
-        match (&self.def.kind, &mut self.state) {
+        match (&def.kind, &mut self.state) {
             (Kind::Reducers(r, _), State::Native(state)) => {
                 if let Err(e) = r.apply(state, &ev) {
                     fail(
@@ -112,9 +135,14 @@ impl Folder {
                     );
                 }
             }
-            (Kind::Function(finfo), State::Jsonb(state)) => {
-                let finfo = finfo.as_ref() as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
-                let next = unsafe { call_fold(finfo, *state, row) };
+            (Kind::Function(f), State::Jsonb(state)) => {
+                let Some(next) = f.call(&[*state, row]) else {
+                    fail(
+                        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                        "the aggregate's fold function returned NULL; it must return the new state"
+                            .into(),
+                    );
+                };
                 let copied = copy_into(self.state_cxt, next);
                 unsafe { pg_sys::pfree(state.cast_mut_ptr()) };
                 *state = copied;
@@ -152,38 +180,6 @@ pub fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
         pg_sys::MemoryContextSwitchTo(old);
         Datum::from(c)
     }
-}
-
-/// Calls a fold function; a NULL result is an error, not a silent reset.
-unsafe fn call_fold(finfo: *mut pg_sys::FmgrInfo, state: Datum, row: Datum) -> Datum {
-    let mut args = [
-        pg_sys::NullableDatum {
-            value: state,
-            isnull: false,
-        },
-        pg_sys::NullableDatum {
-            value: row,
-            isnull: false,
-        },
-    ];
-    let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
-        + 2 * std::mem::size_of::<pg_sys::NullableDatum>();
-    let fc = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
-    (*fc).flinfo = finfo;
-    (*fc).nargs = 2;
-    (*fc).fncollation = pg_sys::InvalidOid;
-    std::ptr::copy_nonoverlapping(args.as_mut_ptr(), (*fc).args.as_mut_ptr(), 2);
-    let f = (*finfo).fn_addr.expect("fold function has an address");
-    let result = f(fc);
-    let isnull = (*fc).isnull;
-    pg_sys::pfree(fc.cast());
-    if isnull {
-        fail(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "the aggregate's fold function returned NULL; it must return the new state".into(),
-        );
-    }
-    result
 }
 
 kept_plan!(
@@ -263,9 +259,7 @@ pub fn fold_stream(
     ];
     EVENTS_AFTER.cursor(&args, read_only, |rows| {
         let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
-        for row in rows {
-            folder.apply_row(*row);
-        }
+        folder.apply_rows(rows);
         unsafe {
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(batch_cxt);
@@ -365,7 +359,12 @@ pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallI
     } else {
         fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>()
     };
+    // A NULL event (a LEFT JOIN's missing side) is skipped, like a strict
+    // aggregate skips NULL input; with no state yet the result stays NULL.
     if fcinfo::pg_arg_is_null(fcinfo, 1) {
+        if state.is_null() {
+            return fcinfo::pg_return_null(fcinfo);
+        }
         return Datum::from(state);
     }
     let row = fcinfo::pg_getarg_datum_raw(fcinfo, 1);

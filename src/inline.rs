@@ -9,9 +9,9 @@
 //! append that waited for `es.create_projection` to commit sees the new
 //! projection even under REPEATABLE READ.
 
+use crate::call::UserFunction;
 use crate::event::Event;
-use crate::projection::Handler;
-use crate::roles::{self, as_user, with_search_path};
+use crate::roles::{self, as_user, sandboxed};
 use crate::validate::fail_hint;
 use crate::{kept_plan, materialize, spi};
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 enum Action {
-    Handler(Handler),
+    Handler(UserFunction),
     Materialize(Oid),
     /// The handler function or target table was dropped.
     Broken(String),
@@ -109,7 +109,7 @@ fn load() -> Rc<Vec<Entry>> {
             } else if spi::value_string(r, 3).as_deref() == Some("materializer") {
                 Action::Materialize(oid(5))
             } else {
-                Action::Handler(Handler::new(oid(4)))
+                Action::Handler(UserFunction::new(oid(4)))
             };
             v.push(Entry {
                 owner: oid(2),
@@ -150,9 +150,9 @@ pub unsafe fn run(row: Datum, ev: &Event) {
             continue;
         }
         match &e.action {
-            Action::Handler(h) => as_user(e.owner, || {
-                with_search_path(&e.search_path, || h.call(&[row]))
-            }),
+            Action::Handler(h) => {
+                sandboxed(e.owner, &e.search_path, || h.call(&[row]));
+            }
             Action::Materialize(target) => materialize::step(*target, e.owner, row, ev),
             Action::Broken(msg) => fail_hint(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

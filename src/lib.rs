@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 mod after_insert;
 mod append;
+mod call;
 mod catalog;
 mod decimal;
 mod definitions;
@@ -101,7 +102,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/09_verify.sql",
     name = "verify",
-    requires = ["projections", "subscriptions", "aggregates"]
+    requires = [
+        "projections",
+        "subscriptions",
+        "aggregates",
+        materialize::materialized_rows
+    ]
 );
 extension_sql_file!(
     "../sql/10_privileges.sql",
@@ -112,6 +118,13 @@ extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Error details sent to clients never carry a Rust backtrace, whatever
+    // RUST_BACKTRACE the server was started with: pgrx captures one into
+    // every error that passes through Rust, and `RUST_LIB_BACKTRACE=0`
+    // turns that capture off (it takes precedence over RUST_BACKTRACE).
+    // Set before any capture, in the backend's only thread (or in the
+    // postmaster when preloaded, whose children inherit it).
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     guc::init();
     notify::init();
     worker::register();

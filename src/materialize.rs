@@ -11,7 +11,7 @@ use crate::definitions;
 use crate::event::Event;
 use crate::fold::{copy_into, fold_stream, Folder};
 use crate::projection::{self, Projection};
-use crate::roles::{self, as_user};
+use crate::roles::{self, as_user, sandboxed, PINNED_PATH};
 use crate::validate::{fail, fail_hint};
 use crate::{kept_plan, spi};
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -106,7 +106,7 @@ pub fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
     let sid = ev.stream_id.into_datum();
     spi::connected(|| {
         let p = plans(target);
-        let previous = as_user(owner, || {
+        let previous = sandboxed(owner, PINNED_PATH, || {
             if exec(p.select, &[sid], false) == 1 {
                 let v = spi::value_i64(0, 1).unwrap_or(0);
                 let s = spi::value(0, 2).map(|d| copy_into(outer, d));
@@ -133,7 +133,7 @@ pub fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
         };
         let state = folder.result();
         let args = [sid, Some(Datum::from(folder.version)), Some(state)];
-        as_user(owner, || {
+        sandboxed(owner, PINNED_PATH, || {
             // UPDATE when the row was read (0 rows if it was deleted since).
             if previous.is_none() || exec(p.update, &args, false) == 0 {
                 exec(p.upsert, &args, false);
@@ -171,7 +171,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
                 let old = unsafe { pg_sys::MemoryContextSwitchTo(cxt) };
                 let folder = fold_stream(cxt, *id, def.clone(), i64::MAX, false);
                 let state = folder.result();
-                as_user(owner, || {
+                sandboxed(owner, PINNED_PATH, || {
                     exec(
                         p.upsert,
                         &[Some(*id), Some(Datum::from(folder.version)), Some(state)],
@@ -194,7 +194,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
 /// Empties the table and fills it again; returns the number of streams.
 pub fn rebuild(p: &Projection) -> i64 {
     let plans = plans(p.target);
-    as_user(p.owner, || exec(plans.delete, &[], false));
+    sandboxed(p.owner, PINNED_PATH, || exec(plans.delete, &[], false));
     let stream_type = p
         .stream_types
         .as_ref()
@@ -206,7 +206,7 @@ pub fn rebuild(p: &Projection) -> i64 {
 
 kept_plan!(
     CHECK_TABLE,
-    c"SELECT c.relkind IN ('r', 'p'),
+    c"SELECT c.relkind IN ('r', 'p') AND c.relpersistence = 'p',
              (SELECT count(*) FROM pg_catalog.pg_attribute a
                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                  AND ((a.attname = 'stream_id' AND a.atttypid = 'text'::regtype)
@@ -216,7 +216,8 @@ kept_plan!(
                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                      WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
                        AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = 'stream_id'),
-             pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE'),
+             pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+               AND pg_catalog.pg_has_role(c.relowner, 'USAGE'),
              pg_catalog.has_function_privilege('es.materialize_aggregate(text, text)', 'EXECUTE')
         FROM pg_catalog.pg_class c WHERE c.oid = $1",
     [pg_sys::OIDOID]
@@ -260,14 +261,14 @@ pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionC
             fail_hint(
                 PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
                 format!("table {name} cannot hold materialized states"),
-                "It needs columns stream_id text, version bigint and state jsonb, and a unique index (or primary key) on stream_id alone. Or pass the name of a table that does not exist yet.",
+                "It must be an ordinary, permanent table (not temporary or unlogged, not a view) with columns stream_id text, version bigint and state jsonb, and a unique index (or primary key) on stream_id alone. Or pass the name of a table that does not exist yet.",
             );
         }
         if !privileges {
             fail(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
-                    "SELECT, INSERT, UPDATE and DELETE on {name} are needed to materialize into it"
+                    "only the owner of table {name} (or a member of its role) may materialize into it"
                 ),
             );
         }
@@ -291,4 +292,78 @@ pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionC
         fill(target, owner, stream_type);
     });
     Datum::from(0usize)
+}
+
+kept_plan!(
+    MATERIALIZER,
+    c"SELECT r.target::pg_catalog.oid, r.owner::pg_catalog.oid, c.relkind IN ('r', 'p')
+        FROM es.projection_registry r JOIN pg_catalog.pg_class c ON c.oid = r.target
+       WHERE r.name = $1 AND r.kind = 'materializer'",
+    [pg_sys::TEXTOID]
+);
+
+/// es._materialized_rows(projection): the rows of a materializer's table, for
+/// es.verify. Read as the table's registered owner, sandboxed: whatever runs
+/// when the table is read (a rule that turned it into a view, a policy) is
+/// that owner's code and must not run with the rights of whoever verifies.
+/// The caller still needs SELECT on the table, as for reading it directly.
+#[pg_extern(stable, schema = "es", name = "_materialized_rows")]
+fn materialized_rows(
+    projection: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(stream_id, Option<String>),
+        name!(version, Option<i64>),
+        name!(state, Option<String>),
+    ),
+> {
+    let caller = roles::current();
+    let rows = spi::connected(|| {
+        let (target, owner, is_table) = as_user(roles::extension_owner(), || {
+            if MATERIALIZER.run(&[projection.into_datum()], true) != 1 {
+                fail(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("materializer \"{projection}\" does not exist"),
+                );
+            }
+            let oid = |c| spi::value(0, c).map_or(Oid::INVALID, |d| Oid::from(d.value() as u32));
+            (oid(1), oid(2), spi::value_bool(0, 3) == Some(true))
+        });
+        let name = qualified_name(target);
+        if !is_table {
+            fail(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("{name} is no longer an ordinary table"),
+            );
+        }
+        let can_read = unsafe {
+            pg_sys::pg_class_aclcheck(target, caller, pg_sys::ACL_SELECT as pg_sys::AclMode)
+        } == pg_sys::AclResult::ACLCHECK_OK;
+        if !can_read {
+            fail(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for table {name}"),
+            );
+        }
+        let plan = prepare(
+            format!("SELECT stream_id, version, state::pg_catalog.text FROM {name}"),
+            &[],
+        );
+        let rows = sandboxed(owner, PINNED_PATH, || {
+            let n = exec(plan, &[], true) as usize;
+            (0..n)
+                .map(|r| {
+                    (
+                        spi::value_string(r, 1),
+                        spi::value_i64(r, 2),
+                        spi::value_string(r, 3),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        unsafe { pg_sys::SPI_freeplan(plan) };
+        rows
+    });
+    TableIterator::new(rows)
 }

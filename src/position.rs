@@ -83,9 +83,9 @@ kept_plan!(
     RAISE_OFFSET,
     c"UPDATE es.position_base
          SET xid_offset = GREATEST(xid_offset,
-                 COALESCE((SELECT max(global_position) >> 20 FROM es.events), 0) + 1
+                 COALESCE((SELECT pg_catalog.max(global_position) >> 20 FROM es.events), 0) + 1
                  - pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
-             restored_foreign = false, recorded_at = now()
+             restored_foreign = false, recorded_at = pg_catalog.now()
        WHERE system_identifier = $1
       RETURNING xid_offset",
     [pg_sys::INT8OID]

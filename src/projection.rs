@@ -10,9 +10,10 @@
 //! the batch is rolled back, the events before it are handled again, and the
 //! projection is marked failed at the failing event.
 
+use crate::call::UserFunction;
 use crate::event::RowReader;
 use crate::fold::copy_into;
-use crate::roles::{self, as_user, with_search_path};
+use crate::roles::{self, as_user, sandboxed};
 use crate::validate::{self, fail, fail_hint};
 use crate::{kept_plan, materialize, spi};
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -107,7 +108,7 @@ kept_plan!(
 );
 kept_plan!(
     LAST_POSITION,
-    c"SELECT max(e.global_position) FROM es.events e
+    c"SELECT pg_catalog.max(e.global_position) FROM es.events e
        WHERE e.global_position < $1
          AND ($2::text[] IS NULL OR e.event_type = ANY ($2))
          AND ($3::text[] IS NULL OR e.stream_type = ANY ($3))",
@@ -118,7 +119,7 @@ kept_plan!(
     c"UPDATE es.projection_registry
          SET position = $2, events_handled = events_handled + $3,
              status = CASE WHEN $4::text IS NULL THEN 'running' ELSE 'failed' END,
-             last_error = $4, failed_position = $5, updated_at = now()
+             last_error = $4, failed_position = $5, updated_at = pg_catalog.now()
        WHERE name = $1",
     [
         pg_sys::TEXTOID,
@@ -132,7 +133,7 @@ kept_plan!(
     REBUILT,
     c"UPDATE es.projection_registry
          SET position = $2, events_handled = $3, status = 'running',
-             last_error = NULL, failed_position = NULL, updated_at = now()
+             last_error = NULL, failed_position = NULL, updated_at = pg_catalog.now()
        WHERE name = $1",
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
@@ -169,7 +170,9 @@ kept_plan!(
     CHECK_HANDLER,
     c"SELECT p.prokind = 'f' AND NOT p.proretset AND p.pronargs = $2
              AND ($2 = 0 OR p.proargtypes[0] = 'es.events'::regtype)
-             AND p.prorettype = 'void'::regtype
+             AND p.prorettype = 'void'::regtype,
+             p.pronamespace = pg_catalog.pg_my_temp_schema()
+             OR pg_catalog.pg_is_other_temp_schema(p.pronamespace)
         FROM pg_catalog.pg_proc p WHERE p.oid = $1",
     [pg_sys::OIDOID, pg_sys::INT4OID]
 );
@@ -270,43 +273,6 @@ pub fn registry_changed() {
     crate::catalog::changed(c"projection_registry");
 }
 
-/// A projection's handler, ready to call.
-pub struct Handler {
-    finfo: Box<pg_sys::FmgrInfo>,
-}
-
-impl Handler {
-    pub fn new(proc: Oid) -> Handler {
-        let mut finfo: Box<pg_sys::FmgrInfo> = Box::new(unsafe { std::mem::zeroed() });
-        unsafe { pg_sys::fmgr_info_cxt(proc, finfo.as_mut(), pg_sys::TopMemoryContext) };
-        Handler { finfo }
-    }
-
-    /// Calls the function with `args` (none, or the event row). Errors come
-    /// back as Rust panics, so callers may catch them.
-    pub fn call(&self, args: &[Datum]) {
-        unsafe {
-            let n = args.len();
-            let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
-                + n * std::mem::size_of::<pg_sys::NullableDatum>();
-            let fc = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
-            (*fc).flinfo = self.finfo.as_ref() as *const _ as *mut _;
-            (*fc).nargs = n as i16;
-            (*fc).fncollation = Oid::INVALID;
-            let slots = (*fc).args.as_mut_slice(n);
-            for (slot, a) in slots.iter_mut().zip(args) {
-                *slot = pg_sys::NullableDatum {
-                    value: *a,
-                    isnull: false,
-                };
-            }
-            let f = self.finfo.fn_addr.expect("handler has an address");
-            pg_sys::ffi::pg_guard_ffi_boundary(|| f(fc));
-            pg_sys::pfree(fc.cast());
-        }
-    }
-}
-
 /// Checks a handler (`arity` 1: `(es.events) RETURNS void`) or reset
 /// function (`arity` 0: `() RETURNS void`) and the caller's right to run it.
 fn check_function(proc: Oid, arity: i32, what: &str) {
@@ -322,6 +288,15 @@ fn check_function(proc: Oid, arity: i32, what: &str) {
             PgSqlErrorCode::ERRCODE_INVALID_FUNCTION_DEFINITION,
             format!("{what} function has the wrong signature"),
             &format!("A {what} function is a function {expected}."),
+        );
+    }
+    if spi::value_bool(0, 2) == Some(true) {
+        // It would vanish with its session and break the projection (for
+        // an inline one, every append it listens to).
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_FUNCTION_DEFINITION,
+            format!("{what} function must not be a temporary function"),
+            &format!("Create the {what} function in a permanent schema."),
         );
     }
     roles::require_execute(proc, &format!("{what} function"));
@@ -458,7 +433,7 @@ pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCal
 /// order, with no subtransaction: an error aborts the caller's transaction.
 /// Returns the number of events and the last position.
 fn replay(p: &Projection, upto: i64) -> (i64, i64) {
-    let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
+    let handler = UserFunction::new(p.function(p.handler, &p.handler_name, "handler"));
     let mut count = 0i64;
     let args = [
         Some(Datum::from(upto)),
@@ -470,12 +445,10 @@ fn replay(p: &Projection, upto: i64) -> (i64, i64) {
     as_user(ext, || {
         ALL_EVENTS.cursor(&args, false, |rows| {
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
-            as_user(p.owner, || {
-                with_search_path(&p.search_path, || {
-                    for row in rows {
-                        handler.call(&[*row]);
-                    }
-                })
+            sandboxed(p.owner, &p.search_path, || {
+                for row in rows {
+                    handler.call(&[*row]);
+                }
             });
             count += rows.len() as i64;
             unsafe {
@@ -557,14 +530,12 @@ fn handle_batch(p: &Projection, rows: &[Datum]) -> (usize, Option<String>) {
         let r = in_subtransaction(|| {
             // Looked up in here: a dropped handler fails the projection,
             // not the caller.
-            let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
-            as_user(p.owner, || {
-                with_search_path(&p.search_path, || {
-                    for row in &rows[..upto] {
-                        handler.call(&[*row]);
-                        done += 1;
-                    }
-                })
+            let handler = UserFunction::new(p.function(p.handler, &p.handler_name, "handler"));
+            sandboxed(p.owner, &p.search_path, || {
+                for row in &rows[..upto] {
+                    handler.call(&[*row]);
+                    done += 1;
+                }
             })
         });
         match r {
@@ -689,10 +660,8 @@ pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCa
             (materialize::rebuild(&p), 0)
         } else {
             if p.reset_name.is_some() {
-                let reset = Handler::new(p.function(p.reset, &p.reset_name, "reset"));
-                as_user(p.owner, || {
-                    with_search_path(&p.search_path, || reset.call(&[]))
-                });
+                let reset = UserFunction::new(p.function(p.reset, &p.reset_name, "reset"));
+                sandboxed(p.owner, &p.search_path, || reset.call(&[]));
             }
             let upto = if p.mode == "inline" {
                 i64::MAX

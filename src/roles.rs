@@ -79,17 +79,37 @@ pub fn require_execute(proc: Oid, what: &str) {
     }
 }
 
-/// Runs `f` with `search_path` set to `path` (a projection's handlers see
-/// the search_path of the session that created the projection, not the
-/// pinned one of the extension's functions). Skipped when it is already set;
-/// an error inside `f` that aborts the (sub)transaction restores the setting.
+/// The search_path the extension's own statements run with, and user code
+/// that has no recorded path of its own (fold functions, materialized tables).
+pub const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
+
+/// Runs `f` with `search_path` set to `path`, for the extension's own
+/// statements. Skipped when it is already set. Settings changed inside `f`
+/// are kept (like a function's SET clause): only the extension's code runs
+/// here; user code goes through [`sandboxed`], which rolls its changes back.
+/// An error inside `f` that aborts the (sub)transaction restores the setting.
 pub fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    // SAFETY: namespace_search_path is the GUC's current string (or null),
+    // owned by guc.c; it is only read here, in the backend's one thread.
+    let current = unsafe { pg_sys::namespace_search_path };
+    if !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == path {
+        return f();
+    }
+    // SAFETY: a new GUC nest level is closed by the AtEOXact_GUC below, or,
+    // when `f` raises an error, by the (sub)transaction abort.
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    set_search_path(path);
+    let r = f();
+    // SAFETY: closes the level opened above; `true` keeps what `f` set
+    // outside of SAVE actions, as fmgr does for a SET clause.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    r
+}
+
+fn set_search_path(path: &std::ffi::CStr) {
+    // SAFETY: both strings are NUL-terminated and outlive the call; the
+    // setting is saved at the current nest level (GUC_ACTION_SAVE).
     unsafe {
-        let current = pg_sys::namespace_search_path;
-        if !current.is_null() && std::ffi::CStr::from_ptr(current) == path {
-            return f();
-        }
-        let nest = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             path.as_ptr(),
@@ -100,8 +120,65 @@ pub fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
             0,
             false,
         );
-        let r = f();
-        pg_sys::AtEOXact_GUC(true, nest);
-        r
     }
+}
+
+/// Restores the saved role and security context, and closes the GUC nest
+/// level opened by [`sandboxed`], also when user code raised an error.
+struct Sandbox {
+    uid: Oid,
+    sec: i32,
+    nest: i32,
+    done: bool,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // SAFETY: restores exactly the values read by GetUserIdAndSecContext
+        // when the sandbox was entered. On an error the GUC level is left to
+        // the (sub)transaction abort, which rolls back every level above its
+        // own; on success it is rolled back here.
+        unsafe {
+            if !self.done {
+                pg_sys::SetUserIdAndSecContext(self.uid, self.sec);
+                return;
+            }
+            pg_sys::AtEOXact_GUC(false, self.nest);
+            pg_sys::SetUserIdAndSecContext(self.uid, self.sec);
+        }
+    }
+}
+
+/// Runs user code `f` (a handler, reset or fold function, statements on a
+/// table a user owns) the way PostgreSQL runs untrusted code during
+/// maintenance (REFRESH MATERIALIZED VIEW, VACUUM's index expressions):
+/// as role `owner`, as a security-restricted operation (no temp objects, no
+/// SET ROLE, no deferred triggers, no cursors WITH HOLD), with `search_path`
+/// set to `path`, inside a GUC nest level that is rolled back afterwards,
+/// so no setting it changes (even with `is_local` false) reaches the
+/// extension's statements or the caller's session.
+pub fn sandboxed<R>(owner: Oid, path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    let mut uid = Oid::INVALID;
+    let mut sec = 0;
+    // SAFETY: plain reads and writes of the backend's user id and security
+    // context; `Sandbox` puts the saved values back on every exit.
+    let mut guard = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut sec);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        Sandbox {
+            uid,
+            sec,
+            nest: pg_sys::NewGUCNestLevel(),
+            done: false,
+        }
+    };
+    set_search_path(path);
+    let r = f();
+    guard.done = true;
+    drop(guard);
+    r
 }

@@ -37,12 +37,17 @@ impl KeptPlan {
         if !cached.is_null() {
             return cached;
         }
-        unsafe {
-            let plan = pg_sys::SPI_prepare(
+        // Prepared under the pinned search_path whatever the session's is
+        // (names resolve the same way on every backend; a later search_path
+        // change only makes the plan cache re-plan it).
+        let plan = crate::roles::with_search_path(crate::roles::PINNED_PATH, || unsafe {
+            pg_sys::SPI_prepare(
                 self.sql.as_ptr(),
                 self.types.len() as i32,
                 self.types.as_ptr() as *mut pg_sys::Oid,
-            );
+            )
+        });
+        unsafe {
             if plan.is_null() {
                 pgrx::error!("SPI_prepare failed for: {}", self.sql.to_string_lossy());
             }
@@ -160,7 +165,7 @@ pub fn connected<R>(f: impl FnOnce() -> R) -> R {
             pgrx::error!("SPI_connect failed");
         }
     }
-    let r = crate::roles::with_search_path(c"pg_catalog, pg_temp", f);
+    let r = crate::roles::with_search_path(crate::roles::PINNED_PATH, f);
     unsafe {
         pg_sys::SPI_finish();
     }
