@@ -40,7 +40,10 @@ CREATE TABLE es.streams (
     -- global_position of the stream's last event: an append must place its
     -- events after it (see src/position.rs, "order within a stream"). Last,
     -- where the upgrade from 0.1.0 adds it.
-    last_position bigint    NOT NULL DEFAULT 0
+    last_position bigint    NOT NULL DEFAULT 0,
+    -- SHA-256 chain over the stream's events (src/chain.rs), checked by
+    -- es.verify(); NULL for a stream that predates it (an upgrade).
+    chain_hash  bytea
 ) WITH (fillfactor = 70);
 CREATE INDEX streams_stream_type_idx ON es.streams (stream_type);
 

@@ -18,7 +18,7 @@ use crate::guc::MAX_EVENT_SIZE;
 use crate::jsonb::{self, Container};
 use crate::spi::KeptPlan;
 use crate::validate::{self, fail, fail_hint};
-use crate::{ids, kept_plan, notify, position, spi};
+use crate::{chain, ids, kept_plan, notify, position, spi};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::{fcinfo, IntoDatum};
@@ -26,8 +26,9 @@ use pgrx::{fcinfo, IntoDatum};
 /// Argument types shared by every append statement:
 /// $1 stream_id, $2 given stream_type, $3 default stream_type, $4 event_type,
 /// $5 data (or the events array), $6 metadata, $7 event_id, $8 first position,
-/// $9 expected version, $10 number of events.
-const ARGS: [pg_sys::Oid; 10] = [
+/// $9 expected version, $10 number of events, $11 the events' digests
+/// (`chain.rs`), $12 the events' ids (many events; generated where absent).
+const ARGS: &[pg_sys::Oid] = &[
     pg_sys::TEXTOID,
     pg_sys::TEXTOID,
     pg_sys::TEXTOID,
@@ -38,31 +39,37 @@ const ARGS: [pg_sys::Oid; 10] = [
     pg_sys::INT8OID,
     pg_sys::INT8OID,
     pg_sys::INT8OID,
+    pg_sys::BYTEAOID,
+    pg_sys::UUIDARRAYOID,
 ];
 
 /// Moves the stream forward, by expected-version mode.
 macro_rules! stream_existing {
     () => {
         "WITH s AS (UPDATE es.streams s
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
                    WHERE s.stream_id = $1 AND ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
 }
 macro_rules! stream_any {
     () => {
-        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position)
-                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1)
+        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position, chain_hash)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1,
+                           es._chain(NULL, 0, COALESCE($2, $3), $11))
                    ON CONFLICT (stream_id) DO UPDATE
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
                    WHERE ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
     };
 }
 macro_rules! stream_new {
     () => {
-        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version, last_position)
-                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1)
+        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version, last_position, chain_hash)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1,
+                           es._chain(NULL, 0, COALESCE($2, $3), $11))
                    ON CONFLICT (stream_id) DO NOTHING
                    RETURNING version, stream_type)"
     };
@@ -70,7 +77,8 @@ macro_rules! stream_new {
 macro_rules! stream_exact {
     () => {
         "WITH s AS (UPDATE es.streams s
-                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now()
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
                    WHERE s.stream_id = $1 AND s.version = $9 AND ($2 IS NULL OR s.stream_type = $2)
                      AND s.last_position < $8
                    RETURNING s.version, s.stream_type)"
@@ -96,7 +104,7 @@ macro_rules! insert_many {
                           e.v->>'type', e.v->'data',
                           CASE WHEN pg_catalog.jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
                                ELSE '{}'::jsonb END,
-                          COALESCE((e.v->>'id')::uuid, es.uuid_generate_v7())
+                          $12[e.ord]
                    FROM s, pg_catalog.jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
            SELECT s.version, s.stream_type FROM s"
     };
@@ -113,42 +121,42 @@ macro_rules! cstr {
 kept_plan!(
     ONE_EXISTING,
     cstr!(concat!(stream_existing!(), insert_one!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     ONE_ANY,
     cstr!(concat!(stream_any!(), insert_one!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     ONE_NEW,
     cstr!(concat!(stream_new!(), insert_one!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     ONE_EXACT,
     cstr!(concat!(stream_exact!(), insert_one!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     MANY_EXISTING,
     cstr!(concat!(stream_existing!(), insert_many!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     MANY_ANY,
     cstr!(concat!(stream_any!(), insert_many!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     MANY_NEW,
     cstr!(concat!(stream_new!(), insert_many!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 kept_plan!(
     MANY_EXACT,
     cstr!(concat!(stream_exact!(), insert_many!())),
-    [ARGS[0], ARGS[1], ARGS[2], ARGS[3], ARGS[4], ARGS[5], ARGS[6], ARGS[7], ARGS[8], ARGS[9]]
+    types = ARGS
 );
 
 kept_plan!(
@@ -172,6 +180,16 @@ kept_plan!(
     [pg_sys::TEXTOID, pg_sys::JSONBOID]
 );
 
+/// What is appended: one event (type, data, metadata, id), or an array of
+/// them (`data`) with their ids.
+struct Events {
+    event_type: Option<Datum>,
+    data: Datum,
+    metadata: Option<Datum>,
+    event_id: Option<Datum>,
+    ids: Option<Datum>,
+}
+
 /// What an append was asked to do, once its arguments are checked.
 struct Request<'a> {
     stream_id: &'a str,
@@ -182,27 +200,29 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// The statement's arguments for `events` (what $4 to $7 and $12 carry)
+    /// at positions from `position` on.
     fn args(
         &self,
-        event_type: Option<Datum>,
-        data: Datum,
-        metadata: Option<Datum>,
-        event_id: Option<Datum>,
+        events: &Events,
         position: i64,
         count: i64,
-    ) -> [Option<Datum>; 10] {
+        digests: Datum,
+    ) -> [Option<Datum>; 12] {
         let default_type = validate::default_stream_type(self.stream_id).into_datum();
         [
             Some(self.stream_id_datum),
             self.stream_type_datum,
             default_type,
-            event_type,
-            Some(data),
-            metadata,
-            event_id,
+            events.event_type,
+            Some(events.data),
+            events.metadata,
+            events.event_id,
             Some(Datum::from(position)),
             self.expected.map(Datum::from),
             Some(Datum::from(count)),
+            Some(digests),
+            events.ids,
         ]
     }
 
@@ -342,6 +362,15 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             }
         }
         let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
+        let empty = chain::empty_object();
+        let parts = chain::partial(&chain::EventParts {
+            stream_id: req.stream_id.as_bytes(),
+            event_type: validate::text_datum_str(event_type).as_bytes(),
+            event_id: std::slice::from_raw_parts(id.expect("an id").cast_mut_ptr::<u8>(), 16),
+            recorded_at: chain::now(),
+            data: chain::varlena_bytes(data),
+            metadata: metadata.map_or(&empty[..], |m| chain::varlena_bytes(m)),
+        });
         let mut pos = position::reserve(1);
         let plans: &[&KeptPlan] = match req.expected {
             None => &[&ONE_EXISTING, &ONE_ANY],
@@ -351,7 +380,18 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         let _scope = crate::snapshot::AppendScope::enter();
         while !run_first(
             plans,
-            &req.args(Some(event_type), data, metadata, id, pos, 1),
+            &req.args(
+                &Events {
+                    event_type: Some(event_type),
+                    data,
+                    metadata,
+                    event_id: id,
+                    ids: None,
+                },
+                pos,
+                1,
+                chain::bytea(&chain::finish(parts.clone(), pos)),
+            ),
         ) {
             req.explain_refusal(pos);
             pos = position::reserve_after_lock(1);
@@ -369,9 +409,19 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
     Datum::from(version)
 }
 
-/// Checks every element of an events array; returns how many there are and
-/// whether any carries an id.
-fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
+/// An events array, checked: how many, whether any carries an id, the
+/// distinct event types, each event's id (generated where absent) and its
+/// digest but for the position (`chain.rs`).
+struct Batch {
+    n: u32,
+    any_id: bool,
+    types: Vec<String>,
+    ids: Vec<pgrx::Uuid>,
+    parts: Vec<sha2::Sha256>,
+}
+
+/// Checks every element of an events array.
+fn check_events(stream_id: &str, events: Datum) -> Batch {
     let arr = unsafe { Container::from_datum(events) };
     let bad = |msg: String| -> ! {
         fail_hint(
@@ -398,6 +448,10 @@ fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
     }
     let mut ids: Vec<[u8; 16]> = Vec::new();
     let mut types: Vec<String> = Vec::new();
+    let mut all_ids = Vec::with_capacity(n as usize);
+    let mut parts = Vec::with_capacity(n as usize);
+    let recorded_at = chain::now();
+    let empty = chain::empty_object().to_vec();
     for i in 0..n {
         let Some(el) = arr
             .ith(i)
@@ -406,7 +460,7 @@ fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
         else {
             bad(format!("events[{i}] must be a JSON object"));
         };
-        match el.get("type").map(|v| v.as_str()) {
+        let event_type = match el.get("type").map(|v| v.as_str()) {
             None => bad(format!("events[{i}] has no \"type\"")),
             Some(None) => bad(format!("events[{i}].type must be a string")),
             Some(Some(t)) => {
@@ -414,18 +468,23 @@ fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
                 if !types.iter().any(|x| x == t) {
                     types.push(t.to_owned());
                 }
+                t
             }
-        }
-        match el.get("data") {
+        };
+        let data = match el.get("data") {
             None => bad(format!("events[{i}] has no \"data\"")),
-            Some(d) => check_size(&format!("events[{i}].data"), d.byte_len()),
-        }
-        if let Some(m) = el.get("metadata") {
+            Some(d) => {
+                check_size(&format!("events[{i}].data"), d.byte_len());
+                d
+            }
+        };
+        let metadata = el.get("metadata");
+        if let Some(m) = metadata {
             if !m.is_null() && !m.is_object() {
                 bad(format!("events[{i}].metadata must be a JSON object"));
             }
         }
-        if let Some(id) = el.get("id").filter(|v| !v.is_null()) {
+        let id = if let Some(id) = el.get("id").filter(|v| !v.is_null()) {
             let Some(uuid) = id.as_str().and_then(ids::parse_uuid) else {
                 bad(format!("events[{i}].id must be a UUID string"));
             };
@@ -433,9 +492,33 @@ fn check_events(events: Datum) -> (u32, bool, Vec<String>) {
                 bad(format!("events[{i}].id appears twice in the batch"));
             }
             ids.push(uuid);
-        }
+            uuid
+        } else {
+            ids::uuid_v7()
+        };
+        // What the insert stores: data and metadata as `->` takes them out
+        // of the element, `{}` for metadata that is not an object.
+        let metadata = match metadata.filter(|m| m.is_object()) {
+            Some(m) => chain::value_bytes(&m),
+            None => empty.clone(),
+        };
+        parts.push(chain::partial(&chain::EventParts {
+            stream_id: stream_id.as_bytes(),
+            event_type: event_type.as_bytes(),
+            event_id: &id,
+            recorded_at,
+            data: &chain::value_bytes(&data),
+            metadata: &metadata,
+        }));
+        all_ids.push(pgrx::Uuid::from_bytes(id));
     }
-    (n, !ids.is_empty(), types)
+    Batch {
+        n,
+        any_id: !ids.is_empty(),
+        types,
+        ids: all_ids,
+        parts,
+    }
 }
 
 crate::v1_function_info!(pg_finfo_es_append_events);
@@ -452,7 +535,14 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             "events must not be NULL".into(),
         );
     };
-    let (n, any_id, types) = check_events(events);
+    let Batch {
+        n,
+        any_id,
+        types,
+        ids,
+        parts,
+    } = check_events(req.stream_id, events);
+    let ids = ids.into_datum();
 
     let version = spi::connected(|| {
         if any_id {
@@ -475,7 +565,28 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             Some(_) => &[&MANY_EXACT],
         };
         let _scope = crate::snapshot::AppendScope::enter();
-        while !run_first(plans, &req.args(None, events, None, None, first, n as i64)) {
+        let digests = |first: i64| {
+            let mut all = Vec::with_capacity(parts.len() * 32);
+            for (i, p) in parts.iter().enumerate() {
+                all.extend_from_slice(&chain::finish(p.clone(), first + i as i64));
+            }
+            chain::bytea(&all)
+        };
+        while !run_first(
+            plans,
+            &req.args(
+                &Events {
+                    event_type: None,
+                    data: events,
+                    metadata: None,
+                    event_id: None,
+                    ids,
+                },
+                first,
+                n as i64,
+                digests(first),
+            ),
+        ) {
             req.explain_refusal(first);
             first = position::reserve_after_lock(n as u64);
         }

@@ -12,6 +12,7 @@ pub struct Event<'a> {
     pub version: i64,
     pub event_type: &'a str,
     pub data: Container,
+    pub data_datum: Datum,
     /// Detoasted only when a step reads it.
     pub metadata_datum: Datum,
     pub event_id: Datum,
@@ -134,6 +135,7 @@ impl RowReader {
             version: v(3).value() as i64,
             event_type: text_datum_str(v(4)),
             data: Container::from_datum(v(5)),
+            data_datum: v(5),
             metadata_datum: v(6),
             event_id: v(7),
             recorded_at: v(8),

@@ -10,6 +10,7 @@ mod after_insert;
 mod append;
 mod call;
 mod catalog;
+mod chain;
 mod decimal;
 mod definitions;
 mod event;
@@ -106,7 +107,8 @@ extension_sql_file!(
         "projections",
         "subscriptions",
         "aggregates",
-        materialize::materialized_rows
+        materialize::materialized_rows,
+        chain::stream_chain
     ]
 );
 extension_sql_file!(

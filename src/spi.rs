@@ -184,6 +184,16 @@ macro_rules! kept_plan {
             $crate::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT }
         };
     };
+    // Argument types given as one constant slice.
+    ($name:ident, $sql:expr, types = $types:expr) => {
+        static $name: $crate::spi::KeptPlan = {
+            ::std::thread_local! {
+                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
+                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
+            }
+            $crate::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT }
+        };
+    };
 }
 
 /// Declares the `pg_finfo_*` record PostgreSQL looks up for a V1 C function
