@@ -1,3 +1,13 @@
+-- Helpers of es.verify (Rust: src/chain.rs, src/materialize.rs).
+CREATE FUNCTION es._stream_chain(stream_id text) RETURNS bytea
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'es_stream_chain';
+
+CREATE FUNCTION es._materialized_rows(projection text)
+RETURNS TABLE (stream_id text, version bigint, state jsonb)
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'es_materialized_rows';
+
 -- es.verify(): checks the store's invariants and returns one row per
 -- violation; no rows means they all hold. mode 'quick' skips the checks that
 -- fold streams (snapshots, materialized tables), which cost as much as
@@ -107,8 +117,7 @@ BEGIN
             SELECT 'materialized_row'::text, p.name || ': ' || COALESCE(m.stream_id, l.stream_id),
                    format('table has version %s state %s; es.load gives version %s state %s',
                           m.version, m.state, l.version, l.state)
-              FROM (SELECT t.stream_id, t.version, t.state::jsonb AS state
-                      FROM es._materialized_rows(p.name) t) m
+              FROM es._materialized_rows(p.name) m
               FULL JOIN (SELECT x.stream_id, x.version, x.state
                            FROM es.streams s, es.load(s.stream_id) x
                           WHERE s.stream_type = p.stream_type) l ON l.stream_id = m.stream_id

@@ -1,8 +1,8 @@
 -- pg_eventsource 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_eventsource UPDATE).
 --
 -- Made by tests/upgrade/assemble-0.1.0--0.2.0.sh from the SQL files of 0.2.0:
---   1. tables of 0.1.0: es.streams gains last_position (its last column, as in
---      a fresh install), backfilled with each stream's largest global_position;
+--   1. tables of 0.1.0: es.streams gains last_position and chain_hash (its
+--      last columns, as in a fresh install), backfilled with each stream's largest global_position;
 --      es.aggregates.fold becomes text (when 05_aggregates.sql says so);
 --   2. functions of 0.1.0 whose body changed, replaced (same signature, so
 --      their ACLs and comments stay);
@@ -34,6 +34,11 @@ UPDATE es.streams s
   FROM (SELECT e.stream_id, max(e.global_position) AS last_position
           FROM es.events e GROUP BY e.stream_id) e
  WHERE e.stream_id = s.stream_id;
+
+-- es.streams.chain_hash: the SHA-256 chain over a stream's events
+-- (src/chain.rs). Streams that exist before the upgrade have none (NULL):
+-- their appends leave it NULL and es.verify() does not check them.
+ALTER TABLE es.streams ADD COLUMN chain_hash bytea;
 
 -- The CHECK (version > 0) of es.events and es.streams: versions come only
 -- from the append path (es.verify checks them), and PostgreSQL read each
@@ -101,6 +106,11 @@ BEGIN
                 USING ERRCODE = 'invalid_function_definition',
                       HINT = 'A fold is a function (state jsonb, event es.events) RETURNS jsonb.';
         END IF;
+        IF f.pronamespace = pg_my_temp_schema() OR pg_is_other_temp_schema(f.pronamespace) THEN
+            RAISE EXCEPTION 'fold function % must not be a temporary function', fold
+                USING ERRCODE = 'invalid_function_definition',
+                      HINT = 'Create the fold function in a permanent schema.';
+        END IF;
     ELSE
         PERFORM es._check_reducers(reducers);
     END IF;
@@ -119,6 +129,13 @@ $$;
 CREATE OR REPLACE FUNCTION es.stream_version(stream_id text) RETURNS bigint
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'es_stream_version';
+
+-- added to sql/02_append.sql in 0.2.0
+-- The append statements move es.streams.chain_hash with this (src/chain.rs).
+CREATE FUNCTION es._chain(prev bytea, prev_version bigint, stream_type text, digests bytea)
+RETURNS bytea
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_chain';
 
 -- The snapshot trigger of 0.1.0: sql/06_projections.sql (below) creates the one
 -- AFTER INSERT trigger that takes snapshots and runs inline projections.
@@ -353,7 +370,10 @@ CREATE TABLE es.subscriptions (
     position     bigint      NOT NULL DEFAULT 0 CHECK (position >= 0),
     owner        regrole     NOT NULL DEFAULT current_user::regrole,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    -- the target of subscription_members' key: a member row carries its
+    -- subscription's owner
+    CONSTRAINT subscriptions_consumer_owner_key UNIQUE (consumer, owner)
 );
 COMMENT ON TABLE es.subscriptions IS
     'One row per consumer: its filters and checkpoint (position). Written by es.subscribe, es.ack, es.unsubscribe.';
@@ -362,14 +382,19 @@ COMMENT ON TABLE es.subscriptions IS
 -- another size starts from the subscription's position, which member acks
 -- raise to the lowest of a complete group's checkpoints.
 CREATE TABLE es.subscription_members (
-    consumer   text        NOT NULL
-               REFERENCES es.subscriptions (consumer) ON DELETE CASCADE,
+    consumer   text        NOT NULL,
     group_size integer     NOT NULL CHECK (group_size >= 1),
     member     integer     NOT NULL CHECK (member >= 0 AND member < group_size),
     position   bigint      NOT NULL CHECK (position >= 0),
     owner      regrole     NOT NULL DEFAULT current_user::regrole,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, group_size, member)
+    PRIMARY KEY (consumer, group_size, member),
+    -- A member row belongs to its subscription's owner: with the policy
+    -- below, nobody can put a row under another role's consumer (it would
+    -- hide from that owner and make its es.ack fail). The check runs as the
+    -- table owner, past row-level security.
+    CONSTRAINT subscription_members_subscription_fkey FOREIGN KEY (consumer, owner)
+        REFERENCES es.subscriptions (consumer, owner) ON DELETE CASCADE
 );
 COMMENT ON TABLE es.subscription_members IS
     'Checkpoint of member m of a consumer group of size n; written by es.ack(consumer, position, member, size).';
@@ -789,6 +814,16 @@ COMMENT ON FUNCTION es.stats() IS
 -- ---------------------------------------------------------------------
 -- 3. sql/09_verify.sql
 
+-- Helpers of es.verify (Rust: src/chain.rs, src/materialize.rs).
+CREATE FUNCTION es._stream_chain(stream_id text) RETURNS bytea
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'es_stream_chain';
+
+CREATE FUNCTION es._materialized_rows(projection text)
+RETURNS TABLE (stream_id text, version bigint, state jsonb)
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'es_materialized_rows';
+
 -- es.verify(): checks the store's invariants and returns one row per
 -- violation; no rows means they all hold. mode 'quick' skips the checks that
 -- fold streams (snapshots, materialized tables), which cost as much as
@@ -832,6 +867,16 @@ BEGIN
             OR s.version <> g.hi OR s.stream_type <> g.stream_type OR g.types <> 1
             OR (s.last_position <> 0 AND s.last_position <> g.last_pos);
 
+    -- The stored events still give each stream's hash chain: an event
+    -- changed, removed or added past the guards (a superuser who disabled
+    -- them, an edited dump) breaks it. Streams without a chain (older than
+    -- it) are skipped.
+    RETURN QUERY
+        SELECT 'stream_hash', s.stream_id,
+               'the stream''s events do not give its recorded hash chain: an event was changed, removed or added outside the extension''s functions'
+          FROM es.streams s
+         WHERE s.chain_hash IS NOT NULL AND s.chain_hash IS DISTINCT FROM es._stream_chain(s.stream_id);
+
     -- Each stream's versions in position order (what readers of the global order rely on).
     RETURN QUERY
         SELECT 'stream_order', o.stream_id,
@@ -870,20 +915,29 @@ BEGIN
                                WHERE e.stream_id = s.stream_id AND e.version <= s.version) f
          WHERE f.state IS DISTINCT FROM s.state;
 
-    -- Materialized tables equal every stream's loaded state.
-    FOR p IN SELECT r.name, r.target, r.stream_types[1] AS stream_type
-               FROM es.projection_registry r WHERE r.kind = 'materializer' AND r.target IS NOT NULL
+    -- Materialized tables equal every stream's loaded state. The table is
+    -- read by es._materialized_rows as its owner, sandboxed: a rule or policy
+    -- on it is that owner's code, never run with the rights of the caller.
+    FOR p IN SELECT r.name, r.stream_types[1] AS stream_type, c.oid IS NOT NULL AS present,
+                    c.relkind IN ('r', 'p') AS is_table
+               FROM es.projection_registry r LEFT JOIN pg_class c ON c.oid = r.target
+              WHERE r.kind = 'materializer' AND r.target IS NOT NULL
     LOOP
-        RETURN QUERY EXECUTE format(
-            'SELECT ''materialized_row''::text, %L || '': '' || COALESCE(m.stream_id, l.stream_id),
-                    format(''table has version %%s state %%s; es.load gives version %%s state %%s'',
-                           m.version, m.state, l.version, l.state)
-               FROM (SELECT t.stream_id, t.version, t.state FROM %s t) m
-               FULL JOIN (SELECT x.stream_id, x.version, x.state
-                            FROM es.streams s, es.load(s.stream_id) x
-                           WHERE s.stream_type = $1) l ON l.stream_id = m.stream_id
-              WHERE (m.version, m.state) IS DISTINCT FROM (l.version, l.state)',
-            p.name, p.target) USING p.stream_type;
+        IF NOT p.present OR NOT p.is_table THEN
+            RETURN QUERY SELECT 'materialized_table'::text, p.name,
+                                CASE WHEN p.present THEN 'is no longer an ordinary table; its rows were not compared'
+                                     ELSE 'the table was dropped' END;
+            CONTINUE;
+        END IF;
+        RETURN QUERY
+            SELECT 'materialized_row'::text, p.name || ': ' || COALESCE(m.stream_id, l.stream_id),
+                   format('table has version %s state %s; es.load gives version %s state %s',
+                          m.version, m.state, l.version, l.state)
+              FROM es._materialized_rows(p.name) m
+              FULL JOIN (SELECT x.stream_id, x.version, x.state
+                           FROM es.streams s, es.load(s.stream_id) x
+                          WHERE s.stream_type = p.stream_type) l ON l.stream_id = m.stream_id
+             WHERE (m.version, m.state) IS DISTINCT FROM (l.version, l.state);
     END LOOP;
 END
 $$;
@@ -1009,3 +1063,10 @@ REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.rebuild_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.drop_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.materialize_aggregate(text, text) FROM PUBLIC;
+
+-- Trigger functions and internal entry points are the extension's own: no
+-- role may put them on a table of its own (a made-up row would reach other
+-- roles' projections) or call them directly.
+REVOKE ALL ON FUNCTION es._after_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._forbid_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._merge_position_base() FROM PUBLIC;

@@ -20,8 +20,8 @@
 
 use crate::event::RowReader;
 use crate::{kept_plan, spi};
+use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
-use pgrx::{fcinfo, IntoDatum};
 use sha2::{Digest, Sha256};
 
 pub type Hash = [u8; 32];
@@ -164,39 +164,46 @@ kept_plan!(
     [pg_sys::TEXTOID]
 );
 
+crate::v1_function_info!(pg_finfo_es_stream_chain);
+
 /// es._stream_chain(stream_id text) RETURNS bytea: the chain folded again
 /// from the stream's stored events (NULL for a stream with none), for
 /// es.verify. Reads with the caller's rights.
-#[pgrx::pg_extern(stable, schema = "es", name = "_stream_chain")]
-fn stream_chain(stream_id: &str) -> Option<Vec<u8>> {
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let Some(stream_id) = crate::validate::arg_datum(fcinfo, 0) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
     let mut head: Option<Hash> = None;
     let mut reader: Option<RowReader> = None;
     spi::connected(|| {
-        STREAM_EVENTS.cursor(&[stream_id.into_datum()], true, |rows| {
+        STREAM_EVENTS.cursor(&[Some(stream_id)], true, |rows| {
             for row in rows {
                 // SAFETY: the rows are es.events composites from the query
                 // above, alive until the next fetch.
-                unsafe {
-                    let r = reader.get_or_insert_with(|| RowReader::for_row(*row));
-                    let ev = r.read(*row);
-                    let parts = partial(&EventParts {
-                        stream_id: ev.stream_id.as_bytes(),
-                        event_type: ev.event_type.as_bytes(),
-                        event_id: std::slice::from_raw_parts(ev.event_id.cast_mut_ptr::<u8>(), 16),
-                        recorded_at: ev.recorded_at.value() as i64,
-                        data: varlena_bytes(ev.data_datum),
-                        metadata: varlena_bytes(ev.metadata_datum),
-                    });
-                    let d = finish(parts, ev.global_position);
-                    head = Some(step(
-                        &head.unwrap_or([0; 32]),
-                        ev.version,
-                        ev.stream_type.as_bytes(),
-                        &d,
-                    ));
-                }
+                let r = reader.get_or_insert_with(|| RowReader::for_row(*row));
+                let ev = r.read(*row);
+                let parts = partial(&EventParts {
+                    stream_id: ev.stream_id.as_bytes(),
+                    event_type: ev.event_type.as_bytes(),
+                    event_id: std::slice::from_raw_parts(ev.event_id.cast_mut_ptr::<u8>(), 16),
+                    recorded_at: ev.recorded_at.value() as i64,
+                    data: varlena_bytes(ev.data_datum),
+                    metadata: varlena_bytes(ev.metadata_datum),
+                });
+                let d = finish(parts, ev.global_position);
+                head = Some(step(
+                    &head.unwrap_or([0; 32]),
+                    ev.version,
+                    ev.stream_type.as_bytes(),
+                    &d,
+                ));
             }
         })
     });
-    head.map(|h| h.to_vec())
+    match head {
+        Some(h) => bytea(&h),
+        None => fcinfo::pg_return_null(fcinfo),
+    }
 }

@@ -103,13 +103,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/09_verify.sql",
     name = "verify",
-    requires = [
-        "projections",
-        "subscriptions",
-        "aggregates",
-        materialize::materialized_rows,
-        chain::stream_chain
-    ]
+    requires = ["projections", "subscriptions", "aggregates"]
 );
 extension_sql_file!(
     "../sql/10_privileges.sql",

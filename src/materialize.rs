@@ -302,24 +302,27 @@ kept_plan!(
     [pg_sys::TEXTOID]
 );
 
-/// es._materialized_rows(projection): the rows of a materializer's table, for
+crate::v1_function_info!(pg_finfo_es_materialized_rows);
+
+/// es._materialized_rows(projection text) RETURNS TABLE (stream_id text,
+/// version bigint, state jsonb): the rows of a materializer's table, for
 /// es.verify. Read as the table's registered owner, sandboxed: whatever runs
 /// when the table is read (a rule that turned it into a view, a policy) is
 /// that owner's code and must not run with the rights of whoever verifies.
 /// The caller still needs SELECT on the table, as for reading it directly.
-#[pg_extern(stable, schema = "es", name = "_materialized_rows")]
-fn materialized_rows(
-    projection: &str,
-) -> TableIterator<
-    'static,
-    (
-        name!(stream_id, Option<String>),
-        name!(version, Option<i64>),
-        name!(state, Option<String>),
-    ),
-> {
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_materialized_rows(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let projection =
+        crate::validate::identifier("projection", fcinfo::pg_getarg::<&str>(fcinfo, 0));
     let caller = roles::current();
-    let rows = spi::connected(|| {
+    // SAFETY: a set-returning function in materialize mode: the tuplestore
+    // and descriptor live in the query's memory; tuplestore_putvalues
+    // copies each row into it, so SPI's rows may go after each put.
+    pg_sys::InitMaterializedSRF(fcinfo, 0);
+    let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+    let (store, desc) = ((*rsinfo).setResult, (*rsinfo).setDesc);
+    spi::connected(|| {
         let (target, owner, is_table) = as_user(roles::extension_owner(), || {
             if MATERIALIZER.run(&[projection.into_datum()], true) != 1 {
                 fail(
@@ -337,33 +340,30 @@ fn materialized_rows(
                 format!("{name} is no longer an ordinary table"),
             );
         }
-        let can_read = unsafe {
-            pg_sys::pg_class_aclcheck(target, caller, pg_sys::ACL_SELECT as pg_sys::AclMode)
-        } == pg_sys::AclResult::ACLCHECK_OK;
-        if !can_read {
+        if pg_sys::pg_class_aclcheck(target, caller, pg_sys::ACL_SELECT as pg_sys::AclMode)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
             fail(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("permission denied for table {name}"),
             );
         }
-        let plan = prepare(
-            format!("SELECT stream_id, version, state::pg_catalog.text FROM {name}"),
-            &[],
-        );
-        let rows = sandboxed(owner, PINNED_PATH, || {
+        let plan = prepare(format!("SELECT stream_id, version, state FROM {name}"), &[]);
+        sandboxed(owner, PINNED_PATH, || {
             let n = exec(plan, &[], true) as usize;
-            (0..n)
-                .map(|r| {
-                    (
-                        spi::value_string(r, 1),
-                        spi::value_i64(r, 2),
-                        spi::value_string(r, 3),
-                    )
-                })
-                .collect::<Vec<_>>()
+            for r in 0..n {
+                let mut values = [Datum::from(0usize); 3];
+                let mut nulls = [true; 3];
+                for c in 0..3 {
+                    if let Some(d) = spi::value(r, c as i32 + 1) {
+                        values[c] = d;
+                        nulls[c] = false;
+                    }
+                }
+                pg_sys::tuplestore_putvalues(store, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            }
         });
-        unsafe { pg_sys::SPI_freeplan(plan) };
-        rows
+        pg_sys::SPI_freeplan(plan);
     });
-    TableIterator::new(rows)
+    Datum::from(0usize)
 }

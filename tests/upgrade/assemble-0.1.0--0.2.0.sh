@@ -20,7 +20,11 @@ NEW_FILES=(06_projections 07_subscriptions 08_stats 09_verify 10_privileges)
 fail() { echo "assemble: $*" >&2; exit 1; }
 
 # Files 0.1.0 had: unchanged, or changed only as this script knows.
-git diff --quiet "$OLD" -- sql/02_append.sql || fail "sql/02_append.sql changed since 0.1.0: upgrade it by hand"
+# 02_append.sql: lines added at its end only (es._chain).
+old_append=$(git show "$OLD:sql/02_append.sql")
+[ "$(head -c ${#old_append} sql/02_append.sql)" = "$old_append" ] \
+    || fail "sql/02_append.sql changed other than at its end: upgrade it by hand"
+added_append=$(tail -n +$(($(printf '%s\n' "$old_append" | wc -l) + 1)) sql/02_append.sql)
 # 03_read.sql: es.stream_version became a C function (same signature).
 stream_version_block() { awk '/^CREATE FUNCTION es\.stream_version\(/ { p = 1 } p { print } p && /^(END;|AS .*;)$/ { exit }'; }
 without_stream_version() { grep -v '^\s*--' | awk '/^CREATE FUNCTION es\.stream_version\(/ { skip = 1 } !skip { print } skip && /^(END;|AS .*;)$/ { skip = 0 }'; }
@@ -54,11 +58,13 @@ old_define_aggregate=$(git show "$OLD:sql/05_aggregates.sql" | awk '/^CREATE FUN
 # CHECK (version > 0) of es.events and es.streams dropped (versions come only
 # from the append path, and each CHECK cost 4% of an append).
 tables_diff=$(diff <(git show "$OLD:sql/01_tables.sql" | grep -v '^\s*--' | sed -E 's/^(\s*version\s+bigint\s+NOT NULL) CHECK \(version > 0\),$/\1,/') \
-    <(grep -v '^\s*--' sql/01_tables.sql | grep -v '^\s*last_position ' | sed -E 's/^(\s*updated_at .*now\(\)),$/\1/') | grep '^[<>]' || true)
-[ -z "$tables_diff" ] || { echo "$tables_diff" >&2; fail "sql/01_tables.sql changed beyond es.streams.last_position and the version CHECKs"; }
+    <(grep -v '^\s*--' sql/01_tables.sql | grep -Ev '^\s*(last_position|chain_hash) ' | sed -E 's/^(\s*updated_at .*now\(\)),$/\1/') | grep '^[<>]' || true)
+[ -z "$tables_diff" ] || { echo "$tables_diff" >&2; fail "sql/01_tables.sql changed beyond es.streams.last_position, chain_hash and the version CHECKs"; }
 version_checks_dropped=$(($(git show "$OLD:sql/01_tables.sql" | grep -c 'CHECK (version > 0)') - $(grep -c 'CHECK (version > 0)' sql/01_tables.sql || true)))
-grep -Eq '^\s*last_position\s+bigint\s+NOT NULL DEFAULT 0$' sql/01_tables.sql \
+grep -Eq '^\s*last_position\s+bigint\s+NOT NULL DEFAULT 0,?$' sql/01_tables.sql \
     || fail "es.streams.last_position is no longer 'bigint NOT NULL DEFAULT 0'"
+grep -Eq '^\s*chain_hash\s+bytea$' sql/01_tables.sql \
+    || fail "es.streams.chain_hash is no longer 'bytea', its last column"
 # 04_guards.sql: lines added at its end only.
 old_guards=$(git show "$OLD:sql/04_guards.sql")
 [ "$(head -c ${#old_guards} sql/04_guards.sql)" = "$old_guards" ] \
@@ -70,8 +76,8 @@ cat <<'EOF'
 -- pg_eventsource 0.1.0 -> 0.2.0 (ALTER EXTENSION pg_eventsource UPDATE).
 --
 -- Made by tests/upgrade/assemble-0.1.0--0.2.0.sh from the SQL files of 0.2.0:
---   1. tables of 0.1.0: es.streams gains last_position (its last column, as in
---      a fresh install), backfilled with each stream's largest global_position;
+--   1. tables of 0.1.0: es.streams gains last_position and chain_hash (its
+--      last columns, as in a fresh install), backfilled with each stream's largest global_position;
 --      es.aggregates.fold becomes text (when 05_aggregates.sql says so);
 --   2. functions of 0.1.0 whose body changed, replaced (same signature, so
 --      their ACLs and comments stay);
@@ -103,6 +109,11 @@ UPDATE es.streams s
   FROM (SELECT e.stream_id, max(e.global_position) AS last_position
           FROM es.events e GROUP BY e.stream_id) e
  WHERE e.stream_id = s.stream_id;
+
+-- es.streams.chain_hash: the SHA-256 chain over a stream's events
+-- (src/chain.rs). Streams that exist before the upgrade have none (NULL):
+-- their appends leave it NULL and es.verify() does not check them.
+ALTER TABLE es.streams ADD COLUMN chain_hash bytea;
 EOF
 if [ "$version_checks_dropped" = 2 ]; then
 cat <<'EOF'
@@ -139,6 +150,10 @@ fi
 if [ "$stream_version" != "$(git show "$OLD:sql/03_read.sql" | stream_version_block)" ]; then
     printf '\n-- sql/03_read.sql\n'
     printf '%s\n' "${stream_version/#CREATE FUNCTION/CREATE OR REPLACE FUNCTION}"
+fi
+if [ -n "$added_append" ]; then
+    printf '\n-- added to sql/02_append.sql in 0.2.0\n'
+    printf '%s\n' "$added_append" | sed '/./,$!d'
 fi
 if [ $snapshot_trigger_moved = 1 ]; then
 cat <<'EOF'
