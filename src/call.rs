@@ -48,33 +48,59 @@ impl UserFunction {
     }
 
     /// Calls the function with non-null `args`; `None` for a NULL result.
-    /// Errors come back as Rust panics, so callers may catch them.
+    /// Errors come back as Rust panics, so callers may catch them (an
+    /// async projection's batch does) and values on the way out are dropped.
+    /// pgrx maps a SQLSTATE it does not know (a user's own, `P0042`) to XX000.
     pub fn call(&self, args: &[Datum]) -> Option<Datum> {
-        // SAFETY: the call frame is sized for `args` and freed after the
-        // call; `finfo` is valid while `self` lives; the function's address
-        // was set by fmgr_info_cxt. pg_guard_ffi_boundary turns a PostgreSQL
+        // SAFETY: see `call_frame`; pg_guard_ffi_boundary turns a PostgreSQL
         // error inside the call into a Rust panic.
-        unsafe {
-            let n = args.len();
-            let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
-                + n * std::mem::size_of::<pg_sys::NullableDatum>();
-            let fc = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
-            (*fc).flinfo = self.finfo;
-            (*fc).nargs = n as i16;
-            (*fc).fncollation = Oid::INVALID;
-            let slots = (*fc).args.as_mut_slice(n);
-            for (slot, a) in slots.iter_mut().zip(args) {
-                *slot = pg_sys::NullableDatum {
-                    value: *a,
-                    isnull: false,
-                };
-            }
-            let f = (*self.finfo).fn_addr.expect("function has an address");
-            let result = pg_sys::ffi::pg_guard_ffi_boundary(|| f(fc));
-            let isnull = (*fc).isnull;
-            pg_sys::pfree(fc.cast());
-            (!isnull).then_some(result)
+        unsafe { self.call_frame(args, |f, fc| pg_sys::ffi::pg_guard_ffi_boundary(|| f(fc))) }
+    }
+
+    /// Like [`call`](Self::call), but a PostgreSQL error raised inside
+    /// propagates as PostgreSQL's own, with its SQLSTATE unchanged (a fold
+    /// function's errors reach the caller of es.load or es.fold as raised).
+    ///
+    /// # Safety
+    /// Nothing between here and the caller's error handler may need to run
+    /// on the way out: Rust frames are skipped, not unwound. The sandbox
+    /// this runs in is undone by the (sub)transaction abort, which restores
+    /// the role, the security context and every GUC nest level.
+    pub unsafe fn call_propagating(&self, args: &[Datum]) -> Option<Datum> {
+        self.call_frame(args, |f, fc| f(fc))
+    }
+
+    /// # Safety
+    /// The call frame is sized for `args` and freed after the call; `finfo`
+    /// is valid while `self` lives; the function's address was set by
+    /// fmgr_info_cxt.
+    unsafe fn call_frame(
+        &self,
+        args: &[Datum],
+        invoke: impl FnOnce(
+            unsafe extern "C-unwind" fn(pg_sys::FunctionCallInfo) -> Datum,
+            pg_sys::FunctionCallInfo,
+        ) -> Datum,
+    ) -> Option<Datum> {
+        let n = args.len();
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + n * std::mem::size_of::<pg_sys::NullableDatum>();
+        let fc = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+        (*fc).flinfo = self.finfo;
+        (*fc).nargs = n as i16;
+        (*fc).fncollation = Oid::INVALID;
+        let slots = (*fc).args.as_mut_slice(n);
+        for (slot, a) in slots.iter_mut().zip(args) {
+            *slot = pg_sys::NullableDatum {
+                value: *a,
+                isnull: false,
+            };
         }
+        let f = (*self.finfo).fn_addr.expect("function has an address");
+        let result = invoke(f, fc);
+        let isnull = (*fc).isnull;
+        pg_sys::pfree(fc.cast());
+        (!isnull).then_some(result)
     }
 }
 

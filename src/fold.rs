@@ -136,7 +136,9 @@ impl Folder {
                 }
             }
             (Kind::Function(f), State::Jsonb(state)) => {
-                let Some(next) = f.call(&[*state, row]) else {
+                // SAFETY: nothing here needs unwinding (the state and its
+                // context belong to the caller's memory, freed with it).
+                let Some(next) = (unsafe { f.call_propagating(&[*state, row]) }) else {
                     fail(
                         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
                         "the aggregate's fold function returned NULL; it must return the new state"

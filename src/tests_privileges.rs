@@ -168,11 +168,11 @@ mod tests {
         run("CREATE FUNCTION pv5_h(e es.events) RETURNS void LANGUAGE sql AS $$ INSERT INTO public.pv5_secret VALUES (e.stream_id) $$;
              SELECT es.create_projection('pv5-inline', 'pv5_h(es.events)', stream_types => ARRAY['pv5']);
 ");
-        // the materializer refuses a table its caller may not write
+        // the materializer refuses a table its caller does not own
         assert_error(
             "PERFORM es.materialize_aggregate('pv5', 'public.pv5_state')",
             "42501",
-            "are needed to materialize into it",
+            "may materialize into it",
         );
         run("RESET ROLE");
         // Whoever appends (here a superuser), the handler runs as pv5_writer.
