@@ -652,11 +652,17 @@ fn member_rows_cannot_be_planted_under_another_roles_consumer() {
             describe(&err)
         );
     }
-    let pos: i64 = ok(
-        "position",
-        wc.query_one("SELECT max(global_position) FROM es.read_all()", &[]),
-    )
-    .get(0);
+    // Readable once no older transaction (in any database) is still open.
+    let mut pos: Option<i64> = None;
+    wait_until(Duration::from_secs(30), || {
+        pos = ok(
+            "position",
+            wc.query_one("SELECT max(global_position) FROM es.read_all()", &[]),
+        )
+        .get(0);
+        pos.is_some()
+    });
+    let pos = pos.expect("the event became readable");
     ok(
         "ack",
         wc.execute("SELECT es.ack('billing', $1, 0, 2)", &[&pos]),
