@@ -89,10 +89,7 @@ pub const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
 /// here; user code goes through [`sandboxed`], which rolls its changes back.
 /// An error inside `f` that aborts the (sub)transaction restores the setting.
 pub fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
-    // SAFETY: namespace_search_path is the GUC's current string (or null),
-    // owned by guc.c; it is only read here, in the backend's one thread.
-    let current = unsafe { pg_sys::namespace_search_path };
-    if !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == path {
+    if search_path_is(path) {
         return f();
     }
     // SAFETY: a new GUC nest level is closed by the AtEOXact_GUC below, or,
@@ -104,6 +101,15 @@ pub fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
     // outside of SAVE actions, as fmgr does for a SET clause.
     unsafe { pg_sys::AtEOXact_GUC(true, nest) };
     r
+}
+
+/// Whether `search_path` is `path` already (setting it costs a catalog
+/// look-up of every schema in it at the next name resolution).
+fn search_path_is(path: &std::ffi::CStr) -> bool {
+    // SAFETY: namespace_search_path is the GUC's current string (or null),
+    // owned by guc.c; it is only read here, in the backend's one thread.
+    let current = unsafe { pg_sys::namespace_search_path };
+    !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == path
 }
 
 fn set_search_path(path: &std::ffi::CStr) {
@@ -176,7 +182,9 @@ pub fn sandboxed<R>(owner: Oid, path: &std::ffi::CStr, f: impl FnOnce() -> R) ->
             done: false,
         }
     };
-    set_search_path(path);
+    if !search_path_is(path) {
+        set_search_path(path);
+    }
     let r = f();
     guard.done = true;
     drop(guard);
