@@ -1,56 +1,27 @@
 //! pg_eventsource: an event store inside PostgreSQL.
 //!
-//! Tables, indexes, guards and the read functions are plain SQL under `sql/`;
-//! Rust holds what earns it: the append path (`append`), global positions
-//! that make `es.read_all` gap-free (`position`), and binary jsonb access.
+//! Tables, indexes, guards, grants, views and the read functions are plain
+//! SQL under `sql/`, loaded in order below; Rust holds what earns it: the
+//! append path, global positions that make `es.read_all` gap-free, folds and
+//! reducers, the snapshot and projection trigger, notifications. The module
+//! map and how an append flows: `docs/architecture.md`.
 
 use pgrx::prelude::*;
 
-mod after_insert;
-mod append;
-mod call;
-mod catalog;
-mod chain;
-mod decimal;
-mod definitions;
-mod event;
-mod fold;
-mod guc;
-mod ids;
-mod inline;
-mod jsonb;
-mod materialize;
-mod notify;
-mod position;
-mod projection;
-mod reducer;
-mod relay;
-mod roles;
-mod snapshot;
-mod spi;
-mod validate;
-mod value;
-mod version;
-mod worker;
+// Layers, bottom up; each module folder's mod.rs says what it may import.
+mod aggregates; // definitions, reducers, folds, snapshots
+mod notifications; // NOTIFY es_events: transaction callback, relay
+mod operations;
+mod pg; // PostgreSQL glue that knows nothing about events
+mod projections; // registry, catch-up, inline, materializer, worker
+mod settings; // the extension's settings (es.*)
+mod store; // append, positions, versions, ids, rows, the hash chain
+mod subscriptions; // SQL only (sql/07_subscriptions.sql); its tests // SQL only (stats, verify, privileges); their tests
 
 #[cfg(any(test, feature = "pg_test"))]
-mod test_support;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_aggregates;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_operations;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_privileges;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_projections;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_relay;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_subscriptions;
+mod test_harness;
 #[cfg(test)]
-pub use tests::pg_test;
+pub use test_harness::pg_test;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -71,8 +42,8 @@ extension_sql_file!(
     name = "read",
     requires = [
         "tables",
-        position::system_identifier_sql,
-        validate::check_stream_id
+        store::position::system_identifier_sql,
+        args::check_stream_id
     ]
 );
 extension_sql_file!(
@@ -81,8 +52,8 @@ extension_sql_file!(
     requires = [
         "tables",
         "read",
-        definitions::definitions_changed,
-        validate::check_time
+        aggregates::definitions::definitions_changed,
+        args::check_time
     ]
 );
 extension_sql_file!(
@@ -121,8 +92,9 @@ pub extern "C-unwind" fn _PG_init() {
     // Set before any capture, in the backend's only thread (or in the
     // postmaster when preloaded, whose children inherit it).
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    guc::init();
-    notify::init();
-    worker::register();
-    relay::init();
+    settings::init();
+    store::appended::init();
+    notifications::notify::init();
+    projections::worker::register();
+    notifications::relay::init();
 }

@@ -1,0 +1,368 @@
+//! Folding events into aggregate state: `es.load`, `es.fold`, and the work
+//! behind snapshots.
+//!
+//! A `Folder` holds one state and applies events to it, either with the
+//! compiled native reducers (state in Rust, events read in jsonb's binary
+//! form) or by calling the type's fold function once per event.
+
+use crate::aggregates::definitions::{self, Def, Kind};
+use crate::aggregates::value::Val;
+use crate::kept_plan;
+use crate::pg::error::fail;
+use crate::pg::fmgr::composite_result;
+use crate::pg::roles;
+use crate::pg::spi;
+use crate::pg::xact::copy_into;
+use crate::store::args;
+use crate::store::event::RowReader;
+use pgrx::fcinfo;
+use pgrx::pg_sys::{self, Datum};
+use pgrx::prelude::*;
+use pgrx::IntoDatum;
+use std::rc::Rc;
+
+enum State {
+    Native(Val),
+    /// A jsonb datum allocated in the folder's own memory context.
+    Jsonb(Datum),
+}
+
+pub struct Folder {
+    pub def: Rc<Def>,
+    state: State,
+    /// Version of the last event applied (or of the snapshot started from).
+    pub version: i64,
+    last_stream: Option<String>,
+    state_cxt: pg_sys::MemoryContext,
+    reader: Option<RowReader>,
+}
+
+impl Folder {
+    /// A folder starting from `start` (a snapshot's version and state) or from
+    /// the definition's initial state. Its memory lives under the current
+    /// memory context.
+    pub fn new(def: Rc<Def>, start: Option<(i64, Datum)>) -> Folder {
+        let state_cxt = unsafe {
+            pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"es fold state".as_ptr(),
+                pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        };
+        let (version, state) = match (&def.kind, start) {
+            (Kind::Reducers(_, init), None) => (0, State::Native(init.clone())),
+            (Kind::Reducers(..), Some((v, s))) => (v, State::Native(unsafe { Val::from_datum(s) })),
+            (Kind::Function(_), None) => (
+                0,
+                State::Jsonb(copy_into(
+                    state_cxt,
+                    crate::pg::jsonb::from_text(&def.initial_state),
+                )),
+            ),
+            (Kind::Function(_), Some((v, s))) => (v, State::Jsonb(copy_into(state_cxt, s))),
+            (Kind::Missing(msg), _) => {
+                fail(PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION, msg.clone())
+            }
+        };
+        Folder {
+            def,
+            state,
+            version,
+            last_stream: None,
+            state_cxt,
+            reader: None,
+        }
+    }
+
+    /// Applies one event, given as an `es.events` composite datum.
+    pub fn apply_row(&mut self, row: Datum) {
+        self.apply_rows(&[row]);
+    }
+
+    /// Applies events in order. A fold function runs as its owner, in one
+    /// sandbox for the whole slice (entering one costs a search_path change).
+    pub fn apply_rows(&mut self, rows: &[Datum]) {
+        let def = self.def.clone();
+        match &def.kind {
+            Kind::Function(f) => roles::sandboxed(f.owner, roles::PINNED_PATH, || {
+                for row in rows {
+                    self.apply_one(&def, *row);
+                }
+            }),
+            _ => {
+                for row in rows {
+                    self.apply_one(&def, *row);
+                }
+            }
+        }
+    }
+
+    fn apply_one(&mut self, def: &Def, row: Datum) {
+        if self.reader.is_none() {
+            let old = unsafe { pg_sys::MemoryContextSwitchTo(self.state_cxt) };
+            self.reader = Some(unsafe { RowReader::for_row(row) });
+            unsafe { pg_sys::MemoryContextSwitchTo(old) };
+        }
+        let ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
+        if ev.stream_type != def.stream_type {
+            fail(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
+                    def.stream_type, ev.stream_type
+                ),
+            );
+        }
+        if self.last_stream.as_deref() == Some(ev.stream_id) && ev.version <= self.version {
+            fail(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!(
+                    "events of stream \"{}\" are not in version order ({} after {}); write es.fold(e ORDER BY version)",
+                    ev.stream_id, ev.version, self.version
+                ),
+            );
+        }
+        if self.last_stream.as_deref() != Some(ev.stream_id) {
+            self.last_stream = Some(ev.stream_id.to_owned());
+        }
+        match (&def.kind, &mut self.state) {
+            (Kind::Reducers(r, _), State::Native(state)) => {
+                if let Err(e) = r.apply(state, &ev) {
+                    fail(
+                        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                        format!(
+                            "folding stream \"{}\" version {} ({}): {e}",
+                            ev.stream_id, ev.version, ev.event_type
+                        ),
+                    );
+                }
+            }
+            (Kind::Function(f), State::Jsonb(state)) => {
+                // SAFETY: nothing here needs unwinding (the state and its
+                // context belong to the caller's memory, freed with it).
+                let Some(next) = (unsafe { f.call_propagating(&[*state, row]) }) else {
+                    fail(
+                        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                        "the aggregate's fold function returned NULL; it must return the new state"
+                            .into(),
+                    );
+                };
+                let copied = copy_into(self.state_cxt, next);
+                unsafe { pg_sys::pfree(state.cast_mut_ptr()) };
+                *state = copied;
+            }
+            _ => unreachable!("state kind follows the definition"),
+        }
+        self.version = ev.version;
+    }
+
+    /// The state as jsonb, in the current memory context.
+    pub fn result(&self) -> Datum {
+        match &self.state {
+            State::Native(v) => v.to_jsonb(),
+            State::Jsonb(d) => unsafe {
+                Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()))
+            },
+        }
+    }
+}
+
+impl Folder {
+    /// Frees the folder's memory now rather than with its parent context.
+    /// (Not a `Drop`: inside an aggregate the parent context, and this one
+    /// with it, is gone by the time the Rust side is dropped.)
+    pub fn free(self) {
+        unsafe { pg_sys::MemoryContextDelete(self.state_cxt) };
+    }
+}
+
+kept_plan!(
+    STREAM_INFO,
+    c"SELECT stream_type, version FROM es.streams WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+kept_plan!(
+    LATEST_SNAPSHOT,
+    c"SELECT version, state FROM es.snapshots
+       WHERE stream_id = $1 AND revision = $2 AND version <= $3
+       ORDER BY version DESC LIMIT 1",
+    [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
+);
+kept_plan!(
+    EVENTS_AFTER,
+    c"SELECT e FROM es.events e
+       WHERE e.stream_id = $1 AND e.version > $2 AND e.version <= $3
+       ORDER BY e.version",
+    [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
+);
+
+/// Folds a stream up to `target` from its newest usable snapshot at or below
+/// it. Must run inside an SPI connection; the folder's memory lives in the
+/// memory context `outer`. `read_only` reads with the caller's snapshot (a
+/// STABLE function, possibly on a standby); otherwise with a fresh one that
+/// sees the current command's own writes (the snapshot trigger).
+pub fn fold_stream(
+    outer: pg_sys::MemoryContext,
+    stream_id: Datum,
+    def: Rc<Def>,
+    target: i64,
+    read_only: bool,
+) -> Folder {
+    let sid = Some(stream_id);
+    let start = if target > 0
+        && LATEST_SNAPSHOT.run(
+            &[
+                sid,
+                Some(Datum::from(def.revision)),
+                Some(Datum::from(target)),
+            ],
+            read_only,
+        ) == 1
+    {
+        Some((
+            spi::value_i64(0, 1).unwrap_or(0),
+            spi::value(0, 2).expect("snapshot state"),
+        ))
+    } else {
+        None
+    };
+    let mut folder = unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(outer);
+        let f = Folder::new(def, start);
+        pg_sys::MemoryContextSwitchTo(old);
+        f
+    };
+    if target <= folder.version {
+        return folder;
+    }
+    // Per-event garbage (detoasted copies, fold function results) goes into a
+    // context that is reset after every batch.
+    let batch_cxt = crate::pg::xact::new_context(c"es fold batch");
+    let args = [
+        sid,
+        Some(Datum::from(folder.version)),
+        Some(Datum::from(target)),
+    ];
+    EVENTS_AFTER.cursor(&args, read_only, |rows| {
+        let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
+        folder.apply_rows(rows);
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::MemoryContextReset(batch_cxt);
+        }
+    });
+    unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
+    folder
+}
+
+/// Where a stream stands: its type (recorded, or derived from its id when it
+/// has no events yet) and its current version.
+pub fn stream_info(stream_id: Datum, stream_id_str: &str) -> (String, i64) {
+    if STREAM_INFO.run(&[Some(stream_id)], true) == 1 {
+        (
+            spi::value_string(0, 1).unwrap_or_default(),
+            spi::value_i64(0, 2).unwrap_or(0),
+        )
+    } else {
+        (args::default_stream_type(stream_id_str).to_owned(), 0)
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_load);
+
+/// es._load(stream_id text, at_version bigint) RETURNS es.aggregate_state
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let stream_id = args::identifier("stream_id", fcinfo::pg_getarg::<&str>(fcinfo, 0));
+    let stream_id_datum = fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+    let at_version = fcinfo::pg_getarg::<i64>(fcinfo, 1);
+    if let Some(v) = at_version.filter(|v| *v < 0) {
+        fail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("at_version must not be negative, got {v}"),
+        );
+    }
+    let outer = pg_sys::CurrentMemoryContext;
+    let (stream_type, folder) = spi::connected(|| {
+        let (stream_type, current) = stream_info(stream_id_datum, stream_id);
+        let def = definitions::require(&stream_type);
+        let target = at_version.map_or(current, |v| v.min(current));
+        (
+            stream_type,
+            fold_stream(outer, stream_id_datum, def, target, true),
+        )
+    });
+    let values = [
+        stream_id.into_datum(),
+        stream_type.as_str().into_datum(),
+        Some(Datum::from(folder.version)),
+        Some(folder.result()),
+    ];
+    folder.free();
+    composite_result(fcinfo, &values)
+}
+
+// ---- es.fold(event es.events ORDER BY version) -----------------------------
+
+crate::v1_function_info!(pg_finfo_es_fold_transition);
+
+unsafe extern "C-unwind" fn drop_folder(arg: *mut std::ffi::c_void) {
+    drop(Box::from_raw(arg as *mut Folder));
+}
+
+/// Transition function: (internal, es.events) -> internal.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let mut aggcxt: pg_sys::MemoryContext = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut aggcxt) == 0 {
+        pgrx::error!("es.fold's transition function called outside an aggregate");
+    }
+    let mut state = if fcinfo::pg_arg_is_null(fcinfo, 0) {
+        std::ptr::null_mut()
+    } else {
+        fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>()
+    };
+    // A NULL event (a LEFT JOIN's missing side) is skipped, like a strict
+    // aggregate skips NULL input; with no state yet the result stays NULL.
+    if fcinfo::pg_arg_is_null(fcinfo, 1) {
+        if state.is_null() {
+            return fcinfo::pg_return_null(fcinfo);
+        }
+        return Datum::from(state);
+    }
+    let row = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+    if state.is_null() {
+        let old = pg_sys::MemoryContextSwitchTo(aggcxt);
+        let reader = RowReader::for_row(row);
+        let stream_type = reader.read(row).stream_type.to_owned();
+        let def = definitions::require(&stream_type);
+        let folder = Box::new(Folder::new(def, None));
+        state = Box::into_raw(folder);
+        // Free the Rust side when the aggregate's memory goes.
+        let cb = pg_sys::palloc0(std::mem::size_of::<pg_sys::MemoryContextCallback>())
+            as *mut pg_sys::MemoryContextCallback;
+        (*cb).func = Some(drop_folder);
+        (*cb).arg = state.cast();
+        pg_sys::MemoryContextRegisterResetCallback(aggcxt, cb);
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+    (*state).apply_row(row);
+    Datum::from(state)
+}
+
+crate::v1_function_info!(pg_finfo_es_fold_final);
+
+/// Final function: internal -> jsonb (NULL for no events).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_fold_final(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    if fcinfo::pg_arg_is_null(fcinfo, 0) {
+        return fcinfo::pg_return_null(fcinfo);
+    }
+    let state = fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>();
+    (*state).result()
+}

@@ -1,0 +1,391 @@
+//! Native reducers: a declarative fold, compiled once per definition and run
+//! in Rust with no SQL call per event.
+//!
+//! ```json
+//! {"MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "transactionCount"}]}
+//! ```
+//! Each event type maps to steps run in order on the state; `"*"` steps run
+//! for every event, after the type's own. A `from` path that the event does
+//! not have skips its step. `from` may also be an object whose values are
+//! sources (`{"type": "$event_type", "amount": "$.amount"}`): it builds that
+//! object from the event, leaving out the fields the event does not have.
+
+use crate::aggregates::decimal::Num;
+use crate::aggregates::value::Val;
+use crate::store::event::Event;
+use std::collections::HashMap;
+
+#[derive(Debug)]
+enum Source {
+    Const(Val),
+    Data(Vec<String>),
+    Metadata(Vec<String>),
+    Version,
+    GlobalPosition,
+    RecordedAt,
+    EventType,
+    StreamId,
+    StreamType,
+    EventId,
+    /// An object built from the event, field by field.
+    Object(Vec<(String, Source)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Set,
+    Add,
+    Sub,
+    Inc,
+    Append,
+    Merge,
+    Unset,
+}
+
+const OPS: [(&str, Op); 7] = [
+    ("set", Op::Set),
+    ("add", Op::Add),
+    ("sub", Op::Sub),
+    ("inc", Op::Inc),
+    ("append", Op::Append),
+    ("merge", Op::Merge),
+    ("unset", Op::Unset),
+];
+
+#[derive(Debug)]
+struct Step {
+    op: Op,
+    path: Vec<String>,
+    src: Option<Source>,
+}
+
+#[derive(Debug, Default)]
+pub struct Reducers {
+    by_type: HashMap<String, Vec<Step>>,
+    every: Vec<Step>,
+}
+
+fn parse_path(p: &str, allow_whole: bool) -> Result<Vec<String>, String> {
+    if p.is_empty() {
+        return if allow_whole {
+            Ok(Vec::new())
+        } else {
+            Err("path must not be empty".into())
+        };
+    }
+    let segs: Vec<String> = p.split('.').map(str::to_owned).collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(format!("\"{p}\" is not a path (empty segment)"));
+    }
+    Ok(segs)
+}
+
+fn parse_source(s: &str) -> Result<Source, String> {
+    Ok(match s {
+        "$" => Source::Data(Vec::new()),
+        "$version" => Source::Version,
+        "$global_position" => Source::GlobalPosition,
+        "$recorded_at" => Source::RecordedAt,
+        "$event_type" => Source::EventType,
+        "$stream_id" => Source::StreamId,
+        "$stream_type" => Source::StreamType,
+        "$event_id" => Source::EventId,
+        "$metadata" => Source::Metadata(Vec::new()),
+        _ => {
+            if let Some(rest) = s.strip_prefix("$metadata.") {
+                Source::Metadata(parse_path(rest, false)?)
+            } else if let Some(rest) = s.strip_prefix("$.") {
+                Source::Data(parse_path(rest, false)?)
+            } else {
+                return Err(format!(
+                    "\"from\": \"{s}\" is not a source: use \"$\", \"$.a.b\", \"$version\", \"$recorded_at\", \
+                     \"$event_type\", \"$stream_id\", \"$stream_type\", \"$global_position\", \"$event_id\" or \"$metadata[.a.b]\""
+                ));
+            }
+        }
+    })
+}
+
+/// A `from` object template: every value a source string or a nested template.
+fn parse_template(fields: &[(String, Val)]) -> Result<Source, String> {
+    let mut out = Vec::with_capacity(fields.len());
+    for (k, v) in fields {
+        let src = match v {
+            Val::Str(s) => parse_source(s)?,
+            Val::Obj(inner) => parse_template(inner)?,
+            _ => {
+                return Err(format!(
+                    "\"from\" object: \"{k}\" must be a source string such as \"$.amount\" (or an object of them)"
+                ))
+            }
+        };
+        out.push((k.clone(), src));
+    }
+    Ok(Source::Object(out))
+}
+
+fn compile_step(v: &Val) -> Result<Step, String> {
+    let Val::Obj(fields) = v else {
+        return Err("a step must be a JSON object".into());
+    };
+    let mut op = None;
+    let mut src = None;
+    for (k, val) in fields {
+        if let Some((_, o)) = OPS.iter().find(|(name, _)| name == k) {
+            if op.is_some() {
+                return Err(
+                    "a step has exactly one of set, add, sub, inc, append, merge, unset".into(),
+                );
+            }
+            let Val::Str(p) = val else {
+                return Err(format!("\"{k}\" must name a path as a string"));
+            };
+            op = Some((*o, parse_path(p, *o == Op::Merge)?));
+        } else if k == "from" {
+            if src.is_some() {
+                return Err("a step has \"from\" or \"value\", not both".into());
+            }
+            src = Some(match val {
+                Val::Str(s) => parse_source(s)?,
+                Val::Obj(fields) => parse_template(fields)?,
+                _ => return Err("\"from\" must be a source string or an object of them".into()),
+            });
+        } else if k == "value" {
+            if src.is_some() {
+                return Err("a step has \"from\" or \"value\", not both".into());
+            }
+            src = Some(Source::Const(val.clone()));
+        } else {
+            return Err(format!(
+                "unknown key \"{k}\" (steps are set, add, sub, inc, append, merge, unset, with from or value)"
+            ));
+        }
+    }
+    let Some((op, path)) = op else {
+        return Err("a step needs one of set, add, sub, inc, append, merge, unset".into());
+    };
+    let name = OPS
+        .iter()
+        .find(|(_, o)| *o == op)
+        .map(|(n, _)| *n)
+        .unwrap_or("");
+    match (op, &src) {
+        (Op::Inc | Op::Unset, Some(_)) => {
+            return Err(format!("\"{name}\" takes no \"from\" or \"value\""))
+        }
+        (Op::Inc | Op::Unset, None) => {}
+        (_, None) => return Err(format!("\"{name}\" needs \"from\" or \"value\"")),
+        (Op::Add | Op::Sub, Some(Source::Const(v))) if !matches!(v, Val::Num(_)) => {
+            return Err(format!("\"{name}\" needs a number as \"value\""))
+        }
+        (Op::Add | Op::Sub, Some(Source::Object(_))) => {
+            return Err(format!(
+                "\"{name}\" needs a number, not an object built by \"from\""
+            ))
+        }
+        (Op::Merge, Some(Source::Const(v))) if !matches!(v, Val::Obj(_)) => {
+            return Err("\"merge\" needs an object as \"value\"".into())
+        }
+        _ => {}
+    }
+    Ok(Step { op, path, src })
+}
+
+impl Reducers {
+    /// Compiles (and so validates) a reducers definition.
+    pub fn compile(def: &Val) -> Result<Reducers, String> {
+        let Val::Obj(types) = def else {
+            return Err(
+                "reducers must be a JSON object mapping event types to lists of steps".into(),
+            );
+        };
+        let mut r = Reducers::default();
+        for (event_type, steps) in types {
+            if event_type.is_empty() {
+                return Err("an event type must not be empty".into());
+            }
+            let Val::Arr(list) = steps else {
+                return Err(format!(
+                    "reducers.{event_type} must be a JSON array of steps"
+                ));
+            };
+            let mut compiled = Vec::with_capacity(list.len());
+            for (i, s) in list.iter().enumerate() {
+                compiled
+                    .push(compile_step(s).map_err(|e| format!("reducers.{event_type}[{i}]: {e}"))?);
+            }
+            if event_type == "*" {
+                r.every = compiled;
+            } else {
+                r.by_type.insert(event_type.clone(), compiled);
+            }
+        }
+        Ok(r)
+    }
+
+    /// Applies one event to the state.
+    pub fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
+        if let Some(steps) = self.by_type.get(ev.event_type) {
+            for s in steps {
+                run_step(s, state, ev)?;
+            }
+        }
+        for s in &self.every {
+            run_step(s, state, ev)?;
+        }
+        Ok(())
+    }
+}
+
+fn source_value(src: &Source, ev: &Event) -> Option<Val> {
+    Some(match src {
+        Source::Const(v) => v.clone(),
+        Source::Data(p) if p.is_empty() => Val::from_container(ev.data),
+        Source::Data(p) => Val::from_jsonb_value(&ev.data.path(p)?),
+        Source::Metadata(p) if p.is_empty() => Val::from_container(ev.metadata()),
+        Source::Metadata(p) => Val::from_jsonb_value(&ev.metadata().path(p)?),
+        Source::Version => Val::Num(Num::int(ev.version)),
+        Source::GlobalPosition => Val::Num(Num::int(ev.global_position)),
+        Source::RecordedAt => Val::Str(ev.recorded_at_text()),
+        Source::EventType => Val::Str(ev.event_type.to_owned()),
+        Source::StreamId => Val::Str(ev.stream_id.to_owned()),
+        Source::StreamType => Val::Str(ev.stream_type.to_owned()),
+        Source::EventId => Val::Str(ev.event_id_text()),
+        Source::Object(fields) => Val::Obj(
+            fields
+                .iter()
+                .filter_map(|(k, s)| source_value(s, ev).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+    })
+}
+
+/// The place a path names, created (as null) when missing.
+fn slot<'a>(state: &'a mut Val, path: &[String]) -> Result<&'a mut Val, String> {
+    let mut cur = state;
+    for (i, key) in path.iter().enumerate() {
+        if matches!(cur, Val::Null) {
+            *cur = Val::Obj(Vec::new());
+        }
+        let Val::Obj(fields) = cur else {
+            return Err(format!(
+                "state.{} is not an object",
+                if i == 0 {
+                    "(root)".to_owned()
+                } else {
+                    path[..i].join(".")
+                }
+            ));
+        };
+        let idx = match fields.iter().position(|(k, _)| k == key) {
+            Some(idx) => idx,
+            None => {
+                fields.push((key.clone(), Val::Null));
+                fields.len() - 1
+            }
+        };
+        cur = &mut fields[idx].1;
+    }
+    Ok(cur)
+}
+
+fn unset(state: &mut Val, path: &[String]) {
+    let Some((last, init)) = path.split_last() else {
+        return;
+    };
+    let mut cur = state;
+    for key in init {
+        let Val::Obj(fields) = cur else { return };
+        match fields.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => cur = v,
+            None => return,
+        }
+    }
+    if let Val::Obj(fields) = cur {
+        fields.retain(|(k, _)| k != last);
+    }
+}
+
+/// JSON merge patch (RFC 7396).
+fn merge_patch(target: &mut Val, patch: Val) {
+    match patch {
+        Val::Obj(p) => {
+            if !matches!(target, Val::Obj(_)) {
+                *target = Val::Obj(Vec::new());
+            }
+            let Val::Obj(fields) = target else {
+                unreachable!()
+            };
+            for (k, v) in p {
+                if v == Val::Null {
+                    fields.retain(|(fk, _)| *fk != k);
+                } else {
+                    match fields.iter_mut().find(|(fk, _)| *fk == k) {
+                        Some((_, existing)) => merge_patch(existing, v),
+                        None => {
+                            let mut fresh = Val::Null;
+                            merge_patch(&mut fresh, v);
+                            fields.push((k, fresh));
+                        }
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+fn run_step(s: &Step, state: &mut Val, ev: &Event) -> Result<(), String> {
+    let value = match &s.src {
+        Some(src) => match source_value(src, ev) {
+            Some(v) => Some(v),
+            None => return Ok(()), // the event lacks this field: skip the step
+        },
+        None => None,
+    };
+    let where_ = || {
+        if s.path.is_empty() {
+            "state".to_owned()
+        } else {
+            format!("state.{}", s.path.join("."))
+        }
+    };
+    match s.op {
+        Op::Unset => unset(state, &s.path),
+        Op::Set => *slot(state, &s.path)? = value.unwrap_or(Val::Null),
+        Op::Merge => merge_patch(slot(state, &s.path)?, value.unwrap_or(Val::Null)),
+        Op::Append => {
+            let place = slot(state, &s.path)?;
+            match place {
+                Val::Null => *place = Val::Arr(vec![value.unwrap_or(Val::Null)]),
+                Val::Arr(a) => a.push(value.unwrap_or(Val::Null)),
+                _ => return Err(format!("append: {} is not an array", where_())),
+            }
+        }
+        Op::Add | Op::Sub | Op::Inc => {
+            let operand = match value {
+                None => Num::int(1),
+                Some(Val::Num(n)) => n,
+                Some(_) => {
+                    return Err(format!(
+                        "{}: the event's value for {} is not a number",
+                        if s.op == Op::Sub { "sub" } else { "add" },
+                        where_()
+                    ))
+                }
+            };
+            let place = slot(state, &s.path)?;
+            let current = match place {
+                Val::Null => Num::int(0),
+                Val::Num(n) => std::mem::replace(n, Num::int(0)),
+                _ => return Err(format!("{} is not a number", where_())),
+            };
+            *place = Val::Num(if s.op == Op::Sub {
+                current.sub(&operand)
+            } else {
+                current.add(&operand)
+            });
+        }
+    }
+    Ok(())
+}

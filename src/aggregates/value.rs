@@ -1,0 +1,151 @@
+//! The state native reducers work on: a JSON value held in Rust, read from
+//! jsonb's binary form and written back to jsonb once, at the end of a fold.
+
+use crate::aggregates::decimal::Num;
+use crate::pg::jsonb::{Container, Value};
+use pgrx::pg_sys;
+use std::fmt::Write;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(String),
+    Arr(Vec<Val>),
+    /// Keys in insertion order; jsonb sorts them on output.
+    Obj(Vec<(String, Val)>),
+}
+
+impl Val {
+    /// Converts one value taken out of a jsonb container.
+    pub fn from_jsonb_value(v: &Value) -> Val {
+        let jv = &v.0;
+        unsafe {
+            match jv.type_ {
+                pg_sys::jbvType::jbvNull => Val::Null,
+                pg_sys::jbvType::jbvBool => Val::Bool(jv.val.boolean),
+                pg_sys::jbvType::jbvNumeric => Val::Num(Num::from_numeric(jv.val.numeric)),
+                pg_sys::jbvType::jbvString => Val::Str(v.as_str().unwrap_or_default().to_owned()),
+                pg_sys::jbvType::jbvBinary => {
+                    Val::from_container(Container::raw(jv.val.binary.data))
+                }
+                _ => Val::Null,
+            }
+        }
+    }
+
+    /// Converts a whole container (a scalar root comes back as the scalar).
+    pub fn from_container(c: Container) -> Val {
+        let mut it = unsafe { pg_sys::JsonbIteratorInit(c.as_ptr()) };
+        let mut stack: Vec<Val> = Vec::new();
+        let mut keys: Vec<Option<String>> = Vec::new();
+        let mut raw_scalar = false;
+        let mut result = Val::Null;
+        loop {
+            let mut v = std::mem::MaybeUninit::<pg_sys::JsonbValue>::zeroed();
+            let tok = unsafe { pg_sys::JsonbIteratorNext(&mut it, v.as_mut_ptr(), false) };
+            let v = Value(unsafe { v.assume_init() });
+            use pg_sys::JsonbIteratorToken::*;
+            match tok {
+                WJB_DONE => break,
+                WJB_BEGIN_ARRAY => {
+                    raw_scalar = unsafe { v.0.val.array.rawScalar };
+                    stack.push(Val::Arr(Vec::new()));
+                    keys.push(None);
+                }
+                WJB_BEGIN_OBJECT => {
+                    stack.push(Val::Obj(Vec::new()));
+                    keys.push(None);
+                }
+                WJB_KEY => {
+                    *keys.last_mut().expect("key inside an object") =
+                        Some(v.as_str().unwrap_or_default().to_owned());
+                }
+                WJB_VALUE | WJB_ELEM => {
+                    let item = Val::from_jsonb_value(&v);
+                    push_into(&mut stack, &mut keys, item);
+                }
+                WJB_END_ARRAY | WJB_END_OBJECT => {
+                    let done = stack.pop().expect("balanced container");
+                    keys.pop();
+                    let done = match done {
+                        Val::Arr(mut a) if raw_scalar && stack.is_empty() && a.len() == 1 => {
+                            a.pop().expect("one element")
+                        }
+                        other => other,
+                    };
+                    if stack.is_empty() {
+                        result = done;
+                    } else {
+                        push_into(&mut stack, &mut keys, done);
+                    }
+                }
+                _ => {}
+            }
+        }
+        result
+    }
+
+    /// Converts a jsonb datum.
+    ///
+    /// # Safety
+    /// `d` must be a non-null jsonb datum.
+    pub unsafe fn from_datum(d: pg_sys::Datum) -> Val {
+        Val::from_container(Container::from_datum(d))
+    }
+
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Val::Null => out.push_str("null"),
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Val::Num(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::Str(s) => crate::pg::json_text::write_string(s, out),
+            Val::Arr(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
+            Val::Obj(o) => {
+                out.push('{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    crate::pg::json_text::write_string(k, out);
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// The value as a jsonb datum, in the current memory context.
+    pub fn to_jsonb(&self) -> pg_sys::Datum {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        crate::pg::jsonb::from_text(&s)
+    }
+}
+
+fn push_into(stack: &mut [Val], keys: &mut [Option<String>], item: Val) {
+    match stack.last_mut() {
+        Some(Val::Arr(a)) => a.push(item),
+        Some(Val::Obj(o)) => {
+            let k = keys
+                .last_mut()
+                .and_then(|k| k.take())
+                .expect("value after key");
+            o.push((k, item));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,171 @@
+//! One `NOTIFY es_events` per committing transaction that appended events.
+//!
+//! Each append records what it wrote, tagged with its subtransaction: a
+//! rolled-back subtransaction takes its records with it, a committed one
+//! hands them to its parent. Just before commit the records become one JSON
+//! payload (PostgreSQL delivers it only if the transaction commits, and
+//! folds identical payloads of one transaction into one).
+//!
+//! Payload: {"events": n, "first_position": p, "last_position": q,
+//! "streams": [...], "streams_truncated": bool, "stream_types": [...],
+//! "event_types": [...]}. Lists are cut to keep it under NOTIFY's 8000-byte
+//! limit (`streams_truncated`); positions and the count are always exact.
+//! A prepared transaction (two-phase commit) sends nothing: PostgreSQL does
+//! not allow NOTIFY in one.
+//!
+//! Where a relay serves the database (`relay`) and another transaction is
+//! committing a notification right now, the payload is kept aside at
+//! PRE_COMMIT and handed to the relay once the commit is done, instead of
+//! being queued with NOTIFY here: PostgreSQL lets one notifying transaction
+//! commit at a time (a lock held from queueing the notification to the end of
+//! the commit, WAL flush included), so waiting for it would serialise
+//! appenders. When nobody holds that lock the transaction takes it and
+//! notifies itself: cheaper than waking the relay, and no wait.
+
+use super::{channel, relay};
+use crate::store::appended::{self, Record};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::ffi::CString;
+
+/// Room for the stream ids in the payload; the rest of it stays small.
+const STREAMS_BUDGET: usize = 5000;
+const TYPES_BUDGET: usize = 1200;
+
+/// A payload waiting for the commit to finish, to go to the relay of `slot`.
+struct Kept {
+    slot: usize,
+    built: Built,
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+}
+
+/// Takes, without waiting, the lock PostgreSQL's PreCommit_Notify takes
+/// (commands/async.c: LockSharedObject(DatabaseRelationId, InvalidOid, 0,
+/// AccessExclusiveLock)), held to the end of the transaction; false when
+/// another transaction holds it. PRE_COMMIT callbacks run before
+/// PreCommit_Notify, which then finds it already held.
+fn take_notify_lock() -> bool {
+    const DATABASE_RELATION_ID: u32 = 1262;
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: 0,
+        locktag_field2: DATABASE_RELATION_ID,
+        locktag_field3: 0,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    };
+    let r = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as i32, false, true) };
+    r != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+/// Registers the transaction callbacks (from `_PG_init`).
+pub fn init() {
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(xact_event), std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
+            let built = payload(&appended::take());
+            if let Some(built) = built {
+                let relayed = relay::serving()
+                    .filter(|_| crate::settings::NOTIFY_ALWAYS_RELAY.get() || !take_notify_lock());
+                match relayed {
+                    Some(slot) => KEPT.with(|k| *k.borrow_mut() = Some(Kept { slot, built })),
+                    None => channel::send(&built.text),
+                }
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            // After the commit record: no error, no allocation (see relay::hand_over).
+            if let Some(Kept { slot, built: b }) = KEPT.with(|k| k.borrow_mut().take()) {
+                relay::hand_over(slot, &b.text, b.events, b.first, b.last);
+            }
+            appended::take();
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            KEPT.with(|k| k.borrow_mut().take());
+            appended::take();
+        }
+        _ => {}
+    }
+}
+
+/// A JSON array of the distinct strings, in first-seen order, cut when it
+/// would pass `budget` bytes. Returns the array and whether it was cut.
+fn list<'a>(items: impl Iterator<Item = &'a str>, budget: usize) -> (String, bool) {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::from("[");
+    let mut cut = false;
+    for s in items {
+        if !seen.insert(s) {
+            continue;
+        }
+        let mut one = String::new();
+        crate::pg::json_text::write_string(s, &mut one);
+        if out.len() + one.len() + 2 > budget {
+            cut = true;
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&one);
+    }
+    out.push(']');
+    (out, cut)
+}
+
+/// A transaction's payload and the figures an overflow summary folds.
+struct Built {
+    text: CString,
+    events: i64,
+    first: i64,
+    last: i64,
+}
+
+fn payload(records: &[Record]) -> Option<Built> {
+    if records.is_empty() {
+        return None;
+    }
+    let events: i64 = records.iter().map(|r| r.count).sum();
+    let first = records.iter().map(|r| r.first).min().unwrap_or(0);
+    let last = records
+        .iter()
+        .map(|r| r.first + r.count - 1)
+        .max()
+        .unwrap_or(0);
+    let (streams, cut) = list(records.iter().map(|r| r.stream_id.as_str()), STREAMS_BUDGET);
+    let (stream_types, cut_st) = list(records.iter().map(|r| r.stream_type.as_str()), TYPES_BUDGET);
+    let (event_types, cut_et) = list(
+        records
+            .iter()
+            .flat_map(|r| r.event_types.iter().map(|s| s.as_str())),
+        TYPES_BUDGET,
+    );
+    let text = format!(
+        "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \
+         \"streams\": {streams}, \"streams_truncated\": {}, \"stream_types\": {stream_types}, \
+         \"event_types\": {event_types}}}",
+        cut || cut_st || cut_et
+    );
+    Some(Built {
+        text: CString::new(text).expect("payload has no NUL"),
+        events,
+        first,
+        last,
+    })
+}

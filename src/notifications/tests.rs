@@ -1,0 +1,83 @@
+//! In-backend tests of the relay's FIFO and overflow summary (the relay
+//! itself needs a preloaded server: tests/integration/tests/notify_relay.rs).
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::notifications::channel::overflow_payload;
+    use crate::notifications::relay::{fifo_consume, fifo_entries, fifo_push, Overflow};
+    use crate::test_harness::*;
+    use pgrx::prelude::*;
+
+    fn texts(bytes: &[u8]) -> Vec<String> {
+        fifo_entries(bytes)
+            .map(|c| c.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[pg_test]
+    fn relay_fifo_keeps_order_and_refuses_what_does_not_fit() {
+        let mut buf = vec![0u8; 64];
+        let mut used = 0;
+        assert!(fifo_push(&mut buf, &mut used, b"first"));
+        assert!(fifo_push(&mut buf, &mut used, b""));
+        assert!(fifo_push(&mut buf, &mut used, b"second one"));
+        assert_eq!(used, (5 + 5) + 5 + (10 + 5));
+        assert_eq!(texts(&buf[..used]), ["first", "", "second one"]);
+        // 34 bytes left: a 29-byte payload fits exactly, then nothing does.
+        let big = [b'x'; 29];
+        assert!(!fifo_push(&mut buf, &mut used, &[b'x'; 30]));
+        assert!(fifo_push(&mut buf, &mut used, &big));
+        assert_eq!(used, 64);
+        assert!(!fifo_push(&mut buf, &mut used, b""));
+        assert_eq!(texts(&buf[..used]).len(), 4);
+
+        // The relay removes what it sent (a prefix); later entries stay, in order.
+        let sent = 15;
+        fifo_consume(&mut buf, &mut used, sent);
+        assert_eq!(used, 49);
+        assert_eq!(
+            texts(&buf[..used]),
+            ["second one".to_owned(), "x".repeat(29)]
+        );
+        assert!(fifo_push(&mut buf, &mut used, b"third"));
+        assert_eq!(texts(&buf[..used])[2], "third");
+        let all = used;
+        fifo_consume(&mut buf, &mut used, all);
+        assert_eq!(used, 0);
+        assert!(texts(&buf[..used]).is_empty());
+    }
+
+    #[pg_test]
+    fn relay_overflow_summary_folds_count_and_range() {
+        let mut o = Overflow::default();
+        assert_eq!(o.transactions, 0, "empty: nothing to send");
+        o.fold(3, 100, 104);
+        o.fold(1, 90, 90);
+        o.fold(2, 200, 207);
+        assert_eq!(
+            o,
+            Overflow {
+                transactions: 3,
+                events: 6,
+                first: 90,
+                last: 207
+            }
+        );
+        assert_eq!(std::mem::take(&mut o).events, 6);
+        assert_eq!(o.transactions, 0);
+
+        let p = overflow_payload(6, 90, 207);
+        let sql = format!(
+            "SELECT p = '{{\"events\": 6, \"first_position\": 90, \"last_position\": 207,
+                         \"streams\": [], \"streams_truncated\": true,
+                         \"stream_types\": [], \"event_types\": []}}'::jsonb
+               FROM (SELECT {}::jsonb AS p) s",
+            quote(&p)
+        );
+        assert!(one_bool(&sql), "summary payload {p}");
+    }
+
+    fn quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}

@@ -1,0 +1,68 @@
+//! Version-1 C functions: their `pg_finfo_*` records, argument readers,
+//! composite results. The SQL signatures of these functions are written by
+//! hand in `sql/`.
+
+use pgrx::pg_sys::{self, Datum};
+
+/// The bytes of a text datum as `&str` (detoasting if needed).
+///
+/// # Safety
+/// `d` must be a valid, non-null text datum that outlives the returned slice.
+pub unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
+    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+    let len = pgrx::varsize_any_exhdr(v);
+    let ptr = pgrx::vardata_any(v) as *const u8;
+    // The server encoding is checked on input; only UTF-8-compatible bytes reach us
+    // for the ASCII comparisons we do, so lossless reinterpretation is fine.
+    std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))
+}
+
+/// Argument `n` of a V1 C function as a raw datum, `None` when SQL NULL.
+pub unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+    if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
+        None
+    } else {
+        Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
+    }
+}
+
+/// Argument `n` (text) as a string slice into the argument, `None` when SQL NULL.
+pub unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
+    arg_datum(fcinfo, n).map(|d| text_datum_str(d))
+}
+
+/// Forms the function's composite result from `values` (None is NULL).
+pub unsafe fn composite_result(
+    fcinfo: pg_sys::FunctionCallInfo,
+    values: &[Option<Datum>],
+) -> Datum {
+    let mut tupdesc: pg_sys::TupleDesc = std::ptr::null_mut();
+    if pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut tupdesc)
+        != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+    {
+        pgrx::error!("function returning a composite called in a context that cannot accept it");
+    }
+    let tupdesc = pg_sys::BlessTupleDesc(tupdesc);
+    let mut datums: Vec<Datum> = values
+        .iter()
+        .map(|v| v.unwrap_or(Datum::from(0usize)))
+        .collect();
+    let mut nulls: Vec<bool> = values.iter().map(|v| v.is_none()).collect();
+    let tuple = pg_sys::heap_form_tuple(tupdesc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+    pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+}
+
+/// Declares the `pg_finfo_*` record PostgreSQL looks up for a V1 C function
+/// whose SQL signature is written in `sql/`.
+#[macro_export]
+macro_rules! v1_function_info {
+    ($finfo:ident) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}

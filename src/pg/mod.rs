@@ -1,0 +1,19 @@
+//! PostgreSQL glue that knows nothing about events: SPI with kept plans,
+//! V1 function arguments and results, errors with a SQLSTATE,
+//! subtransactions and memory contexts, jsonb in its binary form, roles and
+//! the sandbox for user code, calling user functions, background-worker
+//! registration, JSON text.
+//!
+//! May import: pgrx and std only. Everything else builds on it; nothing
+//! here imports the domain (`store`, `aggregates`, `projections`,
+//! `notifications`, `settings`).
+
+pub(crate) mod bgworker;
+pub(crate) mod call;
+pub(crate) mod error;
+pub(crate) mod fmgr;
+pub(crate) mod json_text;
+pub(crate) mod jsonb;
+pub(crate) mod roles;
+pub(crate) mod spi;
+pub(crate) mod xact;

@@ -1,0 +1,197 @@
+//! A thin layer over PostgreSQL's SPI for the hot paths.
+//!
+//! pgrx's `Spi` wrappers are convenient but convert arguments through its own
+//! types; the append path hands the caller's datums (text, jsonb, uuid)
+//! straight to kept plans instead, so no value is copied or re-encoded.
+
+use pgrx::pg_sys;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::thread::LocalKey;
+
+/// SPI's argument arrays: values, and ' ' / 'n' for not null / null.
+fn pack(args: &[Option<pg_sys::Datum>]) -> ([pg_sys::Datum; 16], [std::ffi::c_char; 16]) {
+    let mut values = [pg_sys::Datum::from(0usize); 16];
+    let mut nulls = [b' ' as std::ffi::c_char; 16];
+    for (i, a) in args.iter().enumerate() {
+        match a {
+            Some(d) => values[i] = *d,
+            None => nulls[i] = b'n' as std::ffi::c_char,
+        }
+    }
+    (values, nulls)
+}
+
+/// A statement prepared once per backend and kept (`SPI_keepplan`).
+/// PostgreSQL's plan cache re-plans it when the tables change.
+pub struct KeptPlan {
+    pub sql: &'static CStr,
+    pub types: &'static [pg_sys::Oid],
+    pub slot: &'static LocalKey<Cell<pg_sys::SPIPlanPtr>>,
+}
+
+impl KeptPlan {
+    /// The plan, preparing it on first use. Must be called inside an SPI connection.
+    pub fn get(&self) -> pg_sys::SPIPlanPtr {
+        let cached = self.slot.with(|c| c.get());
+        if !cached.is_null() {
+            return cached;
+        }
+        // Prepared under the pinned search_path whatever the session's is
+        // (names resolve the same way on every backend; a later search_path
+        // change only makes the plan cache re-plan it).
+        let plan = crate::pg::roles::with_search_path(crate::pg::roles::PINNED_PATH, || unsafe {
+            pg_sys::SPI_prepare(
+                self.sql.as_ptr(),
+                self.types.len() as i32,
+                self.types.as_ptr() as *mut pg_sys::Oid,
+            )
+        });
+        unsafe {
+            if plan.is_null() {
+                pgrx::error!("SPI_prepare failed for: {}", self.sql.to_string_lossy());
+            }
+            pg_sys::SPI_keepplan(plan);
+            self.slot.with(|c| c.set(plan));
+            plan
+        }
+    }
+
+    /// Runs the plan with the given arguments (`None` is SQL NULL) and returns
+    /// the number of rows it processed. The rows are in `SPI_tuptable`.
+    pub fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
+        debug_assert_eq!(args.len(), self.types.len());
+        execute(self.get(), args, read_only).unwrap_or_else(|rc| {
+            pgrx::error!(
+                "SPI_execute_plan failed ({rc}) for: {}",
+                self.sql.to_string_lossy()
+            )
+        })
+    }
+}
+
+impl KeptPlan {
+    /// Runs the plan through a cursor and hands `f` the first column of each
+    /// batch of rows, so a long result never sits in memory whole.
+    pub fn cursor(
+        &self,
+        args: &[Option<pg_sys::Datum>],
+        read_only: bool,
+        mut f: impl FnMut(&[pg_sys::Datum]),
+    ) {
+        let plan = self.get();
+        let (mut values, nulls) = pack(args);
+        unsafe {
+            let portal = pg_sys::SPI_cursor_open(
+                std::ptr::null(),
+                plan,
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                read_only,
+            );
+            loop {
+                pg_sys::SPI_cursor_fetch(portal, true, 1000);
+                let n = pg_sys::SPI_processed as usize;
+                if n == 0 {
+                    break;
+                }
+                let table = pg_sys::SPI_tuptable;
+                let rows: Vec<pg_sys::Datum> = (0..n).filter_map(|r| value(r, 1)).collect();
+                f(&rows);
+                pg_sys::SPI_freetuptable(table);
+            }
+            pg_sys::SPI_cursor_close(portal);
+        }
+    }
+}
+
+/// Runs a prepared plan with the given arguments (`None` is SQL NULL);
+/// returns the number of rows processed, or SPI's error code.
+pub fn execute(
+    plan: pg_sys::SPIPlanPtr,
+    args: &[Option<pg_sys::Datum>],
+    read_only: bool,
+) -> Result<u64, i32> {
+    let (mut values, nulls) = pack(args);
+    unsafe {
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
+        if rc < 0 {
+            Err(rc)
+        } else {
+            Ok(pg_sys::SPI_processed)
+        }
+    }
+}
+
+/// Column `col` (1-based) of row `row` of the last SPI result, as a raw datum.
+pub fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
+    unsafe {
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() || row as u64 >= pg_sys::SPI_processed {
+            return None;
+        }
+        let tuple = *(*table).vals.add(row);
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
+        if isnull {
+            None
+        } else {
+            Some(d)
+        }
+    }
+}
+
+pub fn value_i64(row: usize, col: i32) -> Option<i64> {
+    value(row, col).map(|d| d.value() as i64)
+}
+
+pub fn value_bool(row: usize, col: i32) -> Option<bool> {
+    value(row, col).map(|d| d.value() != 0)
+}
+
+pub fn value_string(row: usize, col: i32) -> Option<String> {
+    value(row, col).map(|d| unsafe { crate::pg::fmgr::text_datum_str(d).to_owned() })
+}
+
+/// Runs `f` inside an SPI connection, with `search_path` pinned to
+/// `pg_catalog, pg_temp`: the statements here name the extension's objects
+/// with their schema, but operators and functions like `=` or `now()` would
+/// otherwise resolve through the caller's search_path (kept plans are
+/// re-planned when it changes), where look-alikes could sit ahead of
+/// pg_catalog. Functions whose SQL definition already pins it pay nothing.
+pub fn connected<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        if pg_sys::SPI_connect() < 0 {
+            pgrx::error!("SPI_connect failed");
+        }
+    }
+    let r = crate::pg::roles::with_search_path(crate::pg::roles::PINNED_PATH, f);
+    unsafe {
+        pg_sys::SPI_finish();
+    }
+    r
+}
+
+/// Declares a backend-local plan slot and the `KeptPlan` that uses it.
+#[macro_export]
+macro_rules! kept_plan {
+    ($name:ident, $sql:expr, [$($ty:expr),* $(,)?]) => {
+        static $name: $crate::pg::spi::KeptPlan = {
+            ::std::thread_local! {
+                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
+                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
+            }
+            $crate::pg::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT }
+        };
+    };
+    // Argument types given as one constant slice.
+    ($name:ident, $sql:expr, types = $types:expr) => {
+        static $name: $crate::pg::spi::KeptPlan = {
+            ::std::thread_local! {
+                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
+                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
+            }
+            $crate::pg::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT }
+        };
+    };
+}

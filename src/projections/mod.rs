@@ -1,0 +1,18 @@
+//! Projections: the registry, the SQL entry points, catch-up of async
+//! projections (and the background worker that drives it), inline
+//! projections run by the `AFTER INSERT` trigger, and the built-in
+//! materializer.
+//!
+//! May import: `pg`, `store`, `aggregates`, `settings`. SQL:
+//! `sql/06_projections.sql`.
+
+pub(crate) mod api;
+pub(crate) mod catch_up;
+pub(crate) mod inline;
+pub(crate) mod materialize;
+pub(crate) mod registry;
+pub(crate) mod trigger;
+pub(crate) mod worker;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;

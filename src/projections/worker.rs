@@ -1,0 +1,128 @@
+//! The background worker: keeps async projections caught up without a
+//! client loop, when the library is in `shared_preload_libraries`.
+//!
+//! One worker per database named in `es.worker_databases`. It `LISTEN`s on
+//! `es_events`, so a committed append wakes it at once; it also wakes every
+//! `es.worker_interval` milliseconds (the fallback: notifications are not
+//! sent for restored events, for instance). Each wake runs every async
+//! projection whose status is running, one `es.run_projection` call per
+//! transaction, until a call returns less than a full batch. Failed
+//! projections wait for `es.run_projection` after the fix.
+//!
+//! A database with no running async projection costs the worker one look
+//! per `es.worker_interval`, not one per notification: with every append
+//! notifying, two queries per commit were a fifth of a single-client
+//! append's time. So a new async projection is picked up within that
+//! interval (or at once by `es.run_projection`).
+
+use crate::pg::spi;
+use crate::settings::{worker_databases, WORKER_BATCH_SIZE, WORKER_INTERVAL};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::time::{Duration, Instant};
+
+unsafe extern "C-unwind" {
+    /// commands/async.c: reads notifications that arrived (outside a
+    /// transaction), so the shared queue can move on past them.
+    fn ProcessNotifyInterrupt(flush: bool);
+    /// commands/async.c: what LISTEN does. The LISTEN command itself is
+    /// refused in background processes only because they do not usually
+    /// read their notifications; this one does (ProcessNotifyInterrupt).
+    fn Async_Listen(channel: *const std::ffi::c_char);
+}
+
+/// Registers one worker per database in `es.worker_databases` (from `_PG_init`).
+pub fn register() {
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    crate::pg::bgworker::register_each(
+        "pg_eventsource projections",
+        "es_worker_main",
+        &worker_databases(),
+    );
+}
+
+fn interval() -> Duration {
+    Duration::from_millis(WORKER_INTERVAL.get().max(10) as u64)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = BackgroundWorker::get_extra().to_owned();
+    BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    let mut listening = false;
+    // Until when to skip catch-ups because the last look found nothing to run.
+    let mut idle_until: Option<Instant> = None;
+    loop {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        // Start listening once the extension is there; catch up.
+        if !listening {
+            listening = BackgroundWorker::transaction(|| {
+                installed() && {
+                    unsafe {
+                        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Listen(c"es_events".as_ptr()))
+                    };
+                    true
+                }
+            });
+        }
+        if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
+            idle_until = (!catch_up()).then(|| Instant::now() + interval());
+        }
+        unsafe { ProcessNotifyInterrupt(false) };
+        if !BackgroundWorker::wait_latch(Some(interval())) {
+            break;
+        }
+        unsafe { ProcessNotifyInterrupt(false) };
+    }
+    // Asked to stop (pg_terminate_backend, DROP DATABASE ... FORCE, or
+    // shutdown). A worker that returns exits with 0, which the postmaster
+    // takes as "done for good"; exit 1 has it restarted after its restart
+    // time (at shutdown nothing is restarted).
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn installed() -> bool {
+    // The registry is checked too: a database still at 0.1.0 (between
+    // installing a new build and ALTER EXTENSION ... UPDATE) has none.
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_eventsource')
+            AND pg_catalog.to_regclass('es.projection_registry') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Runs every running async projection until it has no full batch left;
+/// returns whether there was any.
+fn catch_up() -> bool {
+    let names = BackgroundWorker::transaction(|| {
+        if installed() {
+            spi::connected(crate::projections::registry::running_async)
+        } else {
+            Vec::new()
+        }
+    });
+    let batch = WORKER_BATCH_SIZE.get().max(1) as i64;
+    let any = !names.is_empty();
+    for name in names {
+        loop {
+            if BackgroundWorker::sigterm_received() {
+                return any;
+            }
+            let n =
+                BackgroundWorker::transaction(|| crate::projections::catch_up::run(&name, batch));
+            if n < batch {
+                break;
+            }
+        }
+    }
+    any
+}

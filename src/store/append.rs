@@ -1,0 +1,641 @@
+//! `es.append_event` and `es.append_events`: the write path.
+//!
+//! Each append is one statement: a data-modifying CTE that moves the stream's
+//! row in `es.streams` (the row lock is what serialises writers of one stream,
+//! and only of that stream) and inserts the events with the version it got.
+//! Without an expected version a plain UPDATE is tried first: the stream
+//! usually exists, and `INSERT ... ON CONFLICT` costs an arbiter-index probe
+//! and a tuple lock more (about 5% of an append); the upsert runs only when
+//! the UPDATE found no row.
+//! The expected-version check is part of that statement's WHERE clause, so
+//! under READ COMMITTED a writer that waited for a concurrent append re-checks
+//! against the committed row and loses cleanly with 40001.
+//!
+//! The SQL signatures (defaults, SECURITY DEFINER, pinned search_path) are in
+//! `sql/02_append.sql`; these are the C-level entry points they name.
+
+use crate::kept_plan;
+use crate::pg::error::{fail, fail_hint};
+use crate::pg::jsonb::{self, Container};
+use crate::pg::spi;
+use crate::pg::spi::KeptPlan;
+use crate::settings::MAX_EVENT_SIZE;
+use crate::store::args;
+use crate::store::ids;
+use crate::store::position;
+use crate::store::{appended, chain};
+use pgrx::pg_sys::{self, Datum};
+use pgrx::prelude::*;
+use pgrx::{fcinfo, IntoDatum};
+use std::cell::Cell;
+
+/// Argument types shared by every append statement:
+/// $1 stream_id, $2 given stream_type, $3 default stream_type, $4 event_type,
+/// $5 data (or the events array), $6 metadata, $7 event_id, $8 first position,
+/// $9 expected version, $10 number of events, $11 the events' digests
+/// (`chain.rs`), $12 the events' ids (many events; generated where absent).
+const ARGS: &[pg_sys::Oid] = &[
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::TEXTOID,
+    pg_sys::JSONBOID,
+    pg_sys::JSONBOID,
+    pg_sys::UUIDOID,
+    pg_sys::INT8OID,
+    pg_sys::INT8OID,
+    pg_sys::INT8OID,
+    pg_sys::BYTEAOID,
+    pg_sys::UUIDARRAYOID,
+];
+
+/// Moves the stream forward, by expected-version mode.
+macro_rules! stream_existing {
+    () => {
+        "WITH s AS (UPDATE es.streams s
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
+                   WHERE s.stream_id = $1 AND ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
+                   RETURNING s.version, s.stream_type)"
+    };
+}
+macro_rules! stream_any {
+    () => {
+        "WITH s AS (INSERT INTO es.streams AS s (stream_id, stream_type, version, last_position, chain_hash)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1,
+                           es._chain(NULL, 0, COALESCE($2, $3), $11))
+                   ON CONFLICT (stream_id) DO UPDATE
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
+                   WHERE ($2 IS NULL OR s.stream_type = $2) AND s.last_position < $8
+                   RETURNING s.version, s.stream_type)"
+    };
+}
+macro_rules! stream_new {
+    () => {
+        "WITH s AS (INSERT INTO es.streams (stream_id, stream_type, version, last_position, chain_hash)
+                   VALUES ($1, COALESCE($2, $3), $10, $8 + $10 - 1,
+                           es._chain(NULL, 0, COALESCE($2, $3), $11))
+                   ON CONFLICT (stream_id) DO NOTHING
+                   RETURNING version, stream_type)"
+    };
+}
+macro_rules! stream_exact {
+    () => {
+        "WITH s AS (UPDATE es.streams s
+                   SET version = s.version + $10, last_position = $8 + $10 - 1, updated_at = pg_catalog.now(),
+                       chain_hash = es._chain(s.chain_hash, s.version, s.stream_type, $11)
+                   WHERE s.stream_id = $1 AND s.version = $9 AND ($2 IS NULL OR s.stream_type = $2)
+                     AND s.last_position < $8
+                   RETURNING s.version, s.stream_type)"
+    };
+}
+/// Inserts one event. The INSERT is the main statement (not a second CTE
+/// read by a final SELECT): one CTE scan less to set up per append.
+macro_rules! insert_one {
+    () => {
+        " INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                 event_type, data, metadata, event_id)
+          SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s
+          RETURNING version, stream_type"
+    };
+}
+/// Inserts every element of the (already validated) events array. Returns
+/// the stream's row, not the events' (a batch may hold a million of them).
+macro_rules! insert_many {
+    () => {
+        ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                          event_type, data, metadata, event_id)
+                   SELECT $8 + e.ord - 1, $1, s.stream_type, s.version - $10 + e.ord,
+                          e.v->>'type', e.v->'data',
+                          CASE WHEN pg_catalog.jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
+                               ELSE '{}'::jsonb END,
+                          $12[e.ord]
+                   FROM s, pg_catalog.jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
+           SELECT s.version, s.stream_type FROM s"
+    };
+}
+macro_rules! cstr {
+    ($s:expr) => {
+        match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
+            Ok(c) => c,
+            Err(_) => panic!("SQL text has a NUL byte"),
+        }
+    };
+}
+
+kept_plan!(
+    ONE_EXISTING,
+    cstr!(concat!(stream_existing!(), insert_one!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_ANY,
+    cstr!(concat!(stream_any!(), insert_one!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_NEW,
+    cstr!(concat!(stream_new!(), insert_one!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXACT,
+    cstr!(concat!(stream_exact!(), insert_one!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_EXISTING,
+    cstr!(concat!(stream_existing!(), insert_many!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_ANY,
+    cstr!(concat!(stream_any!(), insert_many!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_NEW,
+    cstr!(concat!(stream_new!(), insert_many!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_EXACT,
+    cstr!(concat!(stream_exact!(), insert_many!())),
+    types = ARGS
+);
+
+kept_plan!(
+    STREAM_STATE,
+    c"SELECT version, stream_type, last_position FROM es.streams WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+kept_plan!(
+    FIND_EVENT_ID,
+    c"SELECT stream_id, version, event_type = $2 AND data = $3 FROM es.events WHERE event_id = $1",
+    [pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::JSONBOID]
+);
+kept_plan!(
+    FIND_BATCH_IDS,
+    c"SELECT pg_catalog.count(ev.event_id),
+             pg_catalog.count(*) FILTER (WHERE ev.stream_id = $1 AND ev.event_type = x.v->>'type'
+                                AND ev.data = x.v->'data'),
+             pg_catalog.count(*), pg_catalog.max(ev.version)
+      FROM pg_catalog.jsonb_array_elements($2) AS x(v)
+      LEFT JOIN es.events ev ON ev.event_id = (x.v->>'id')::uuid",
+    [pg_sys::TEXTOID, pg_sys::JSONBOID]
+);
+
+/// What is appended: one event (type, data, metadata, id), or an array of
+/// them (`data`) with their ids.
+struct Events {
+    event_type: Option<Datum>,
+    data: Datum,
+    metadata: Option<Datum>,
+    event_id: Option<Datum>,
+    ids: Option<Datum>,
+}
+
+/// What an append was asked to do, once its arguments are checked.
+struct Request<'a> {
+    stream_id: &'a str,
+    stream_id_datum: Datum,
+    stream_type: Option<&'a str>,
+    stream_type_datum: Option<Datum>,
+    expected: Option<i64>,
+}
+
+impl Request<'_> {
+    /// The statement's arguments for `events` (what $4 to $7 and $12 carry)
+    /// at positions from `position` on.
+    fn args(
+        &self,
+        events: &Events,
+        position: i64,
+        count: i64,
+        digests: Datum,
+    ) -> [Option<Datum>; 12] {
+        let default_type = args::default_stream_type(self.stream_id).into_datum();
+        [
+            Some(self.stream_id_datum),
+            self.stream_type_datum,
+            default_type,
+            events.event_type,
+            Some(events.data),
+            events.metadata,
+            events.event_id,
+            Some(Datum::from(position)),
+            self.expected.map(Datum::from),
+            Some(Datum::from(count)),
+            Some(digests),
+            events.ids,
+        ]
+    }
+
+    /// The statement returned no row. Returns when the only reason is that
+    /// the stream's last event has a position at or after `first` (the
+    /// caller then takes later positions and tries again); otherwise fails,
+    /// saying why (wrong version, or wrong type).
+    fn explain_refusal(&self, first: i64) {
+        let (actual, recorded_type, last) =
+            if STREAM_STATE.run(&[Some(self.stream_id_datum)], false) == 1 {
+                (
+                    spi::value_i64(0, 1).unwrap_or(0),
+                    spi::value_string(0, 2),
+                    spi::value_i64(0, 3).unwrap_or(0),
+                )
+            } else {
+                (0, None, 0)
+            };
+        let type_ok = self.stream_type.is_none() || recorded_type.as_deref() == self.stream_type;
+        let version_ok = match self.expected {
+            None => true,
+            Some(e) => e == actual && (e > 0 || recorded_type.is_none()),
+        };
+        if type_ok && version_ok && last >= first {
+            return;
+        }
+        if let Some(expected) = self.expected {
+            if expected != actual {
+                fail_hint(
+                    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                    format!(
+                        "wrong expected version for stream \"{}\": expected {expected}, actual {actual}",
+                        self.stream_id
+                    ),
+                    "Another append got there first: load the stream again, re-decide, and retry.",
+                );
+            }
+        }
+        fail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "stream \"{}\" has type \"{}\", not \"{}\"",
+                self.stream_id,
+                recorded_type.unwrap_or_default(),
+                self.stream_type.unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// Runs the plans in order until one moves the stream (returns its row:
+/// the new version and the stream's type).
+fn run_first(plans: &[&KeptPlan], args: &[Option<Datum>]) -> bool {
+    plans.iter().any(|p| p.run(args, false) == 1)
+}
+
+unsafe fn request<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    stream_id_arg: usize,
+    expected_arg: usize,
+    stream_type_arg: usize,
+) -> Request<'a> {
+    let stream_id = args::identifier("stream_id", crate::pg::fmgr::arg_str(fcinfo, stream_id_arg));
+    let stream_type = args::optional_identifier(
+        "stream_type",
+        crate::pg::fmgr::arg_str(fcinfo, stream_type_arg),
+    );
+    Request {
+        stream_id,
+        stream_id_datum: fcinfo::pg_getarg_datum_raw(fcinfo, stream_id_arg),
+        stream_type,
+        stream_type_datum: crate::pg::fmgr::arg_datum(fcinfo, stream_type_arg),
+        expected: args::expected_version(fcinfo::pg_getarg::<i64>(fcinfo, expected_arg)),
+    }
+}
+
+fn check_size(what: &str, bytes: usize) {
+    let limit = MAX_EVENT_SIZE.get().max(0) as usize;
+    if bytes > limit {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("{what} is {bytes} bytes; es.max_event_size is {limit} bytes"),
+            "Store large payloads elsewhere and put a reference in the event, or raise es.max_event_size.",
+        );
+    }
+}
+
+fn duplicate_id(msg: String) -> ! {
+    fail_hint(
+        PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+        msg,
+        "An event id names one event: a retry must repeat the same stream, type and data.",
+    )
+}
+
+crate::v1_function_info!(pg_finfo_es_append_event);
+
+/// es.append_event(stream_id, event_type, data, expected_version, metadata, event_id, stream_type)
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    // 25006 in a read-only transaction (a hot standby's included), before
+    // anything asks for a transaction id.
+    pg_sys::PreventCommandIfReadOnly(c"es.append_event()".as_ptr());
+    let req = request(fcinfo, 0, 3, 6);
+    args::identifier("event_type", crate::pg::fmgr::arg_str(fcinfo, 1));
+    let Some(data) = crate::pg::fmgr::arg_datum(fcinfo, 2) else {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "data must not be NULL".into(),
+            "An event with no payload can use '{}' or 'null'::jsonb.",
+        );
+    };
+    check_size(
+        "data",
+        pg_sys::toast_raw_datum_size(data).saturating_sub(pg_sys::VARHDRSZ),
+    );
+    let metadata = crate::pg::fmgr::arg_datum(fcinfo, 4);
+    if let Some(m) = metadata {
+        if !jsonb::datum_is_object(m) {
+            fail(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "metadata must be a JSON object".into(),
+            );
+        }
+    }
+    let given_id = crate::pg::fmgr::arg_datum(fcinfo, 5);
+    let event_type = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+
+    let version = spi::connected(|| {
+        if let Some(id) = given_id {
+            if FIND_EVENT_ID.run(&[Some(id), Some(event_type), Some(data)], false) == 1 {
+                let same = spi::value_string(0, 1).as_deref() == Some(req.stream_id)
+                    && spi::value_bool(0, 3) == Some(true);
+                if same {
+                    return spi::value_i64(0, 2).unwrap_or(0);
+                }
+                duplicate_id("event_id is already used by a different event".into());
+            }
+        }
+        let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
+        let empty = chain::empty_object();
+        let parts = chain::partial(&chain::EventParts {
+            stream_id: req.stream_id.as_bytes(),
+            event_type: crate::pg::fmgr::text_datum_str(event_type).as_bytes(),
+            event_id: std::slice::from_raw_parts(id.expect("an id").cast_mut_ptr::<u8>(), 16),
+            recorded_at: chain::now(),
+            data: chain::varlena_bytes(data),
+            metadata: metadata.map_or(&empty[..], |m| chain::varlena_bytes(m)),
+        });
+        let mut pos = position::reserve(1);
+        let plans: &[&KeptPlan] = match req.expected {
+            None => &[&ONE_EXISTING, &ONE_ANY],
+            Some(0) => &[&ONE_NEW],
+            Some(_) => &[&ONE_EXACT],
+        };
+        let _scope = AppendScope::enter();
+        while !run_first(
+            plans,
+            &req.args(
+                &Events {
+                    event_type: Some(event_type),
+                    data,
+                    metadata,
+                    event_id: id,
+                    ids: None,
+                },
+                pos,
+                1,
+                chain::bytea(&chain::finish(parts.clone(), pos)),
+            ),
+        ) {
+            req.explain_refusal(pos);
+            pos = position::reserve_after_lock(1);
+        }
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        appended::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            vec![crate::pg::fmgr::text_datum_str(event_type).to_owned()],
+            pos,
+            1,
+        );
+        version
+    });
+    Datum::from(version)
+}
+
+/// An events array, checked: how many, whether any carries an id, the
+/// distinct event types, each event's id (generated where absent) and its
+/// digest but for the position (`chain.rs`).
+struct Batch {
+    n: u32,
+    any_id: bool,
+    types: Vec<String>,
+    ids: Vec<pgrx::Uuid>,
+    parts: Vec<sha2::Sha256>,
+}
+
+/// Checks every element of an events array.
+fn check_events(stream_id: &str, events: Datum) -> Batch {
+    let arr = unsafe { Container::from_datum(events) };
+    let bad = |msg: String| -> ! {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            msg,
+            r#"events is a JSON array of {"type": text, "data": any, "metadata"?: object, "id"?: uuid}."#,
+        )
+    };
+    if !arr.is_array() {
+        bad("events must be a JSON array".into());
+    }
+    let n = arr.len();
+    if n == 0 {
+        bad("events must not be empty".into());
+    }
+    if n as u64 > position::MAX_EVENTS_PER_TRANSACTION {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "events has {n} elements; at most {} fit in one append",
+                position::MAX_EVENTS_PER_TRANSACTION
+            ),
+        );
+    }
+    let mut ids: Vec<[u8; 16]> = Vec::new();
+    let mut types: Vec<String> = Vec::new();
+    let mut all_ids = Vec::with_capacity(n as usize);
+    let mut parts = Vec::with_capacity(n as usize);
+    let recorded_at = chain::now();
+    let empty = chain::empty_object().to_vec();
+    for i in 0..n {
+        let Some(el) = arr
+            .ith(i)
+            .and_then(|v| v.container())
+            .filter(|c| c.is_object())
+        else {
+            bad(format!("events[{i}] must be a JSON object"));
+        };
+        let event_type = match el.get("type").map(|v| v.as_str()) {
+            None => bad(format!("events[{i}] has no \"type\"")),
+            Some(None) => bad(format!("events[{i}].type must be a string")),
+            Some(Some(t)) => {
+                args::check_identifier(&format!("events[{i}].type"), t);
+                if !types.iter().any(|x| x == t) {
+                    types.push(t.to_owned());
+                }
+                t
+            }
+        };
+        let data = match el.get("data") {
+            None => bad(format!("events[{i}] has no \"data\"")),
+            Some(d) => {
+                check_size(&format!("events[{i}].data"), d.byte_len());
+                d
+            }
+        };
+        let metadata = el.get("metadata");
+        if let Some(m) = metadata {
+            if !m.is_null() && !m.is_object() {
+                bad(format!("events[{i}].metadata must be a JSON object"));
+            }
+        }
+        let id = if let Some(id) = el.get("id").filter(|v| !v.is_null()) {
+            let Some(uuid) = id.as_str().and_then(ids::parse_uuid) else {
+                bad(format!("events[{i}].id must be a UUID string"));
+            };
+            if ids.contains(&uuid) {
+                bad(format!("events[{i}].id appears twice in the batch"));
+            }
+            ids.push(uuid);
+            uuid
+        } else {
+            ids::uuid_v7()
+        };
+        // What the insert stores: data and metadata as `->` takes them out
+        // of the element, `{}` for metadata that is not an object.
+        let metadata = match metadata.filter(|m| m.is_object()) {
+            Some(m) => chain::value_bytes(&m),
+            None => empty.clone(),
+        };
+        parts.push(chain::partial(&chain::EventParts {
+            stream_id: stream_id.as_bytes(),
+            event_type: event_type.as_bytes(),
+            event_id: &id,
+            recorded_at,
+            data: &chain::value_bytes(&data),
+            metadata: &metadata,
+        }));
+        all_ids.push(pgrx::Uuid::from_bytes(id));
+    }
+    Batch {
+        n,
+        any_id: !ids.is_empty(),
+        types,
+        ids: all_ids,
+        parts,
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_append_events);
+
+/// es.append_events(stream_id, events, expected_version, stream_type)
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    pg_sys::PreventCommandIfReadOnly(c"es.append_events()".as_ptr());
+    let req = request(fcinfo, 0, 2, 3);
+    let Some(events) = crate::pg::fmgr::arg_datum(fcinfo, 1) else {
+        fail(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "events must not be NULL".into(),
+        );
+    };
+    let Batch {
+        n,
+        any_id,
+        types,
+        ids,
+        parts,
+    } = check_events(req.stream_id, events);
+    let ids = ids.into_datum();
+
+    let version = spi::connected(|| {
+        if any_id {
+            FIND_BATCH_IDS.run(&[Some(req.stream_id_datum), Some(events)], false);
+            let found = spi::value_i64(0, 1).unwrap_or(0);
+            let matched = spi::value_i64(0, 2).unwrap_or(0);
+            if found > 0 {
+                if matched == n as i64 {
+                    return spi::value_i64(0, 4).unwrap_or(0);
+                }
+                duplicate_id(format!(
+                    "{found} of the {n} event ids are already used, not all by this same batch"
+                ));
+            }
+        }
+        let mut first = position::reserve(n as u64);
+        let plans: &[&KeptPlan] = match req.expected {
+            None => &[&MANY_EXISTING, &MANY_ANY],
+            Some(0) => &[&MANY_NEW],
+            Some(_) => &[&MANY_EXACT],
+        };
+        let _scope = AppendScope::enter();
+        let digests = |first: i64| {
+            let mut all = Vec::with_capacity(parts.len() * 32);
+            for (i, p) in parts.iter().enumerate() {
+                all.extend_from_slice(&chain::finish(p.clone(), first + i as i64));
+            }
+            chain::bytea(&all)
+        };
+        while !run_first(
+            plans,
+            &req.args(
+                &Events {
+                    event_type: None,
+                    data: events,
+                    metadata: None,
+                    event_id: None,
+                    ids,
+                },
+                first,
+                n as i64,
+                digests(first),
+            ),
+        ) {
+            req.explain_refusal(first);
+            first = position::reserve_after_lock(n as u64);
+        }
+        let version = spi::value_i64(0, 1).unwrap_or(0);
+        appended::record(
+            req.stream_id,
+            &spi::value_string(0, 2).unwrap_or_default(),
+            types,
+            first,
+            n as i64,
+        );
+        version
+    });
+    Datum::from(version)
+}
+
+// ---- the extent of an append -------------------------------------------
+// Only appends made by these functions take snapshots and reach inline
+// projections: rows that a restore copies into es.events are left alone.
+
+thread_local! {
+    static APPEND_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks the extent of an append made by the extension's own functions.
+pub struct AppendScope;
+
+impl AppendScope {
+    pub fn enter() -> AppendScope {
+        APPEND_DEPTH.with(|d| d.set(d.get() + 1));
+        AppendScope
+    }
+}
+
+/// Whether an append made by the extension's functions is under way.
+pub fn in_append() -> bool {
+    APPEND_DEPTH.with(|d| d.get()) > 0
+}
+
+impl Drop for AppendScope {
+    fn drop(&mut self) {
+        APPEND_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}

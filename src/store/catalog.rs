@@ -1,0 +1,41 @@
+//! The extension's own tables: looking them up, telling every backend that
+//! one of them changed (so caches built from it are dropped), and who owns
+//! them (the extension's owner, whose rights the store's work runs with).
+
+use pgrx::pg_sys::{self, Oid};
+use std::ffi::CStr;
+
+/// The oid of table `es.<name>` (InvalidOid when it does not exist).
+pub fn relation(name: &CStr) -> Oid {
+    unsafe {
+        let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
+        pg_sys::get_relname_relid(name.as_ptr(), es)
+    }
+}
+
+/// Sends a relcache invalidation for `es.<name>`, delivered to every backend
+/// when this transaction commits (and to this one at its next command).
+pub fn changed(name: &CStr) {
+    let oid = relation(name);
+    if oid != Oid::INVALID {
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
+    }
+}
+
+/// The owner of the extension (who owns `es.events`).
+pub fn extension_owner() -> Oid {
+    unsafe {
+        let rel = relation(c"events");
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+        );
+        if tuple.is_null() {
+            pgrx::error!("es.events is missing");
+        }
+        let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_class;
+        let owner = (*form).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    }
+}

@@ -1,0 +1,210 @@
+//! Tamper evidence: a SHA-256 chain over each stream's events.
+//!
+//! The guards stop every role from changing `es.events`, but a superuser can
+//! disable them (or edit a dump before restoring it). So every append also
+//! moves `es.streams.chain_hash`, in the same UPDATE of the stream's row:
+//!
+//! ```text
+//! digest(e) = SHA-256(stream_id, event_type, event_id, recorded_at, data,
+//!                     metadata, global_position)      -- in Rust, before the statement
+//! chain'    = SHA-256(chain, version, stream_type, digest(e))  -- es._chain, in the UPDATE
+//! ```
+//!
+//! `es.verify()` folds the stored events again (`es._stream_chain`) and
+//! reports every stream whose result differs. jsonb is hashed in its binary
+//! form (the bytes of a standalone jsonb, which are the same for the same
+//! value); fields are length-prefixed so no two events share an input.
+//! A chain starts at a stream's first event; streams created before the
+//! chain existed (an upgrade) keep `chain_hash` NULL and are not checked.
+//! Cost: two SHA-256 runs per event (the CPU's SHA extensions where present).
+
+use crate::kept_plan;
+use crate::pg::spi;
+use crate::store::event::RowReader;
+use pgrx::fcinfo;
+use pgrx::pg_sys::{self, Datum};
+use sha2::{Digest, Sha256};
+
+pub type Hash = [u8; 32];
+
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// What one event contributes to its stream's chain, but its position
+/// (an append learns its position late, and may have to take another).
+pub struct EventParts<'a> {
+    pub stream_id: &'a [u8],
+    pub event_type: &'a [u8],
+    pub event_id: &'a [u8],
+    pub recorded_at: i64,
+    /// The payload bytes of standalone jsonb values (no varlena header).
+    pub data: &'a [u8],
+    pub metadata: &'a [u8],
+}
+
+/// The digest so far; [`finish`] adds the position.
+pub fn partial(e: &EventParts) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(b"pg_eventsource event 1");
+    field(&mut h, e.stream_id);
+    field(&mut h, e.event_type);
+    field(&mut h, e.event_id);
+    h.update(e.recorded_at.to_be_bytes());
+    field(&mut h, e.data);
+    field(&mut h, e.metadata);
+    h
+}
+
+pub fn finish(mut h: Sha256, position: i64) -> Hash {
+    h.update(position.to_be_bytes());
+    h.finalize().into()
+}
+
+/// The binary form of the empty object `{}` (an object header counting no
+/// pairs): the metadata of an event appended without any.
+pub fn empty_object() -> [u8; 4] {
+    pg_sys::JB_FOBJECT.to_ne_bytes()
+}
+
+/// The bytes of a standalone jsonb holding `v`, as the `->` operator builds
+/// it from the same value (an append of many events takes data and metadata
+/// out of the array with `->`).
+pub fn value_bytes(v: &crate::pg::jsonb::Value) -> Vec<u8> {
+    let mut jv = v.0;
+    // SAFETY: JsonbValueToJsonb copies a scalar or a binary container into a
+    // new varlena in the current memory context; it is read and freed here.
+    unsafe {
+        let j = pg_sys::JsonbValueToJsonb(&mut jv);
+        let bytes = varlena_bytes(Datum::from(j)).to_vec();
+        pg_sys::pfree(j.cast());
+        bytes
+    }
+}
+
+/// One link: the chain after the event at `version` with digest `d`.
+pub fn step(prev: &Hash, version: i64, stream_type: &[u8], d: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(version.to_be_bytes());
+    field(&mut h, stream_type);
+    h.update(d);
+    h.finalize().into()
+}
+
+/// The bytes of a varlena datum (detoasted if needed).
+///
+/// # Safety
+/// `d` must be a non-null varlena datum that outlives the slice.
+pub unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
+    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+    std::slice::from_raw_parts(
+        pgrx::vardata_any(v) as *const u8,
+        pgrx::varsize_any_exhdr(v),
+    )
+}
+
+/// The transaction's start time as `now()` and a column default record it.
+pub fn now() -> i64 {
+    // SAFETY: reads a backend-local timestamp.
+    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
+}
+
+/// A bytea datum holding `bytes`, in the current memory context.
+pub fn bytea(bytes: &[u8]) -> Datum {
+    // SAFETY: allocates and fills a varlena of exactly that size.
+    unsafe {
+        let v = pg_sys::palloc(bytes.len() + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
+        pgrx::set_varsize_4b(v, (bytes.len() + pg_sys::VARHDRSZ) as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::vardata_any(v) as *mut u8, bytes.len());
+        Datum::from(v)
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_chain);
+
+/// es._chain(prev bytea, prev_version bigint, stream_type text, digests bytea) RETURNS bytea:
+/// the chain after the events whose digests are concatenated in `digests`,
+/// at versions prev_version + 1, + 2, ... NULL when the stream had events
+/// but no chain (it predates the chain), or when an argument is missing.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let arg = |i| crate::pg::fmgr::arg_datum(fcinfo, i);
+    let (Some(version), Some(stream_type), Some(digests)) = (arg(1), arg(2), arg(3)) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
+    let version = version.value() as i64;
+    let mut head: Hash = match arg(0) {
+        Some(prev) => match <Hash>::try_from(varlena_bytes(prev)) {
+            Ok(h) => h,
+            Err(_) => return fcinfo::pg_return_null(fcinfo),
+        },
+        None if version == 0 => [0; 32],
+        None => return fcinfo::pg_return_null(fcinfo),
+    };
+    let stream_type = varlena_bytes(stream_type);
+    let digests = varlena_bytes(digests);
+    if digests.is_empty() || digests.len() % 32 != 0 {
+        crate::pg::error::fail(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "digests must be a whole number of 32-byte SHA-256 digests".into(),
+        );
+    }
+    for (i, d) in digests.chunks_exact(32).enumerate() {
+        let d: &Hash = d.try_into().expect("32 bytes");
+        head = step(&head, version + 1 + i as i64, stream_type, d);
+    }
+    bytea(&head)
+}
+
+kept_plan!(
+    STREAM_EVENTS,
+    c"SELECT e FROM es.events e WHERE e.stream_id = $1 ORDER BY e.version",
+    [pg_sys::TEXTOID]
+);
+
+crate::v1_function_info!(pg_finfo_es_stream_chain);
+
+/// es._stream_chain(stream_id text) RETURNS bytea: the chain folded again
+/// from the stream's stored events (NULL for a stream with none), for
+/// es.verify. Reads with the caller's rights.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let Some(stream_id) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
+    let mut head: Option<Hash> = None;
+    let mut reader: Option<RowReader> = None;
+    spi::connected(|| {
+        STREAM_EVENTS.cursor(&[Some(stream_id)], true, |rows| {
+            for row in rows {
+                // SAFETY: the rows are es.events composites from the query
+                // above, alive until the next fetch.
+                let r = reader.get_or_insert_with(|| RowReader::for_row(*row));
+                let ev = r.read(*row);
+                let parts = partial(&EventParts {
+                    stream_id: ev.stream_id.as_bytes(),
+                    event_type: ev.event_type.as_bytes(),
+                    event_id: std::slice::from_raw_parts(ev.event_id.cast_mut_ptr::<u8>(), 16),
+                    recorded_at: ev.recorded_at.value() as i64,
+                    data: varlena_bytes(ev.data_datum),
+                    metadata: varlena_bytes(ev.metadata_datum),
+                });
+                let d = finish(parts, ev.global_position);
+                head = Some(step(
+                    &head.unwrap_or([0; 32]),
+                    ev.version,
+                    ev.stream_type.as_bytes(),
+                    &d,
+                ));
+            }
+        })
+    });
+    match head {
+        Some(h) => bytea(&h),
+        None => fcinfo::pg_return_null(fcinfo),
+    }
+}

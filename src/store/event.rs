@@ -1,0 +1,144 @@
+//! One `es.events` row as the folds see it: read straight out of the row's
+//! composite datum, with `data` and `metadata` kept in jsonb's binary form.
+
+use crate::pg::fmgr::text_datum_str;
+use crate::pg::jsonb::Container;
+use pgrx::pg_sys::{self, Datum};
+
+pub struct Event<'a> {
+    pub global_position: i64,
+    pub stream_id: &'a str,
+    pub stream_type: &'a str,
+    pub version: i64,
+    pub event_type: &'a str,
+    pub data: Container,
+    pub data_datum: Datum,
+    /// Detoasted only when a step reads it.
+    pub metadata_datum: Datum,
+    pub event_id: Datum,
+    pub recorded_at: Datum,
+}
+
+impl Event<'_> {
+    pub fn metadata(&self) -> Container {
+        unsafe { Container::from_datum(self.metadata_datum) }
+    }
+
+    /// `recorded_at` as `to_jsonb` writes a timestamptz (ISO 8601).
+    pub fn recorded_at_text(&self) -> String {
+        unsafe {
+            let p = pg_sys::JsonEncodeDateTime(
+                std::ptr::null_mut(),
+                self.recorded_at,
+                pg_sys::TIMESTAMPTZOID,
+                std::ptr::null(),
+            );
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+
+    pub fn event_id_text(&self) -> String {
+        let b = unsafe { std::slice::from_raw_parts(self.event_id.cast_mut_ptr::<u8>(), 16) };
+        let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            h[..4].concat(),
+            h[4..6].concat(),
+            h[6..8].concat(),
+            h[8..10].concat(),
+            h[10..].concat()
+        )
+    }
+}
+
+/// Reads `es.events` rows (whole-row composite datums). The attribute numbers
+/// are looked up by name once, so the reader follows the table's shape.
+pub struct RowReader {
+    tupdesc: pg_sys::TupleDesc,
+    /// 0-based attribute index of each column, in `Event` order.
+    idx: [usize; 9],
+}
+
+/// Room for the row's attributes, dropped columns included.
+const MAX_ATTS: usize = 32;
+
+const COLUMNS: [&str; 9] = [
+    "global_position",
+    "stream_id",
+    "stream_type",
+    "version",
+    "event_type",
+    "data",
+    "metadata",
+    "event_id",
+    "recorded_at",
+];
+
+impl RowReader {
+    /// # Safety
+    /// `row` must be a composite datum of type `es.events`. The tuple
+    /// descriptor is copied into the current memory context.
+    pub unsafe fn for_row(row: Datum) -> RowReader {
+        let th = pg_sys::pg_detoast_datum(row.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+        let typid = (*th).t_choice.t_datum.datum_typeid;
+        let typmod = (*th).t_choice.t_datum.datum_typmod;
+        let tupdesc = pg_sys::lookup_rowtype_tupdesc_copy(typid, typmod);
+        let natts = (*tupdesc).natts as usize;
+        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let mut idx = [usize::MAX; 9];
+        for (i, a) in attrs.iter().enumerate() {
+            if a.attisdropped {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy();
+            if let Some(c) = COLUMNS.iter().position(|c| *c == name) {
+                idx[c] = i;
+            }
+        }
+        assert!(
+            idx.iter().all(|i| *i != usize::MAX) && natts <= MAX_ATTS,
+            "the row is not an es.events row"
+        );
+        RowReader { tupdesc, idx }
+    }
+
+    /// # Safety
+    /// `row` must be a composite datum of type `es.events` that outlives the event.
+    pub unsafe fn read<'a>(&self, row: Datum) -> Event<'a> {
+        let th = pg_sys::pg_detoast_datum(row.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_len = pgrx::varsize_any(th as *const pg_sys::varlena) as u32;
+        tuple.t_tableOid = pg_sys::InvalidOid;
+        tuple.t_data = th;
+        // On the stack: this runs once per event of a fold.
+        let mut values = [Datum::from(0usize); MAX_ATTS];
+        let mut nulls = [false; MAX_ATTS];
+        pg_sys::heap_deform_tuple(
+            &mut tuple,
+            self.tupdesc,
+            values.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+        );
+        // A row built by hand (es.fold(ROW(...))) may hold NULLs that the
+        // table never does.
+        if let Some(c) = (0..COLUMNS.len()).find(|c| nulls[self.idx[*c]]) {
+            crate::pg::error::fail(
+                pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("an event's {} must not be NULL", COLUMNS[c]),
+            );
+        }
+        let v = |c: usize| values[self.idx[c]];
+        Event {
+            global_position: v(0).value() as i64,
+            stream_id: text_datum_str(v(1)),
+            stream_type: text_datum_str(v(2)),
+            version: v(3).value() as i64,
+            event_type: text_datum_str(v(4)),
+            data: Container::from_datum(v(5)),
+            data_datum: v(5),
+            metadata_datum: v(6),
+            event_id: v(7),
+            recorded_at: v(8),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The event store: the append path, global positions, stream versions,
+//! event ids, argument rules, reading `es.events` rows, the extension's
+//! tables, the hash chain over each stream, and what the transaction
+//! appended.
+//!
+//! May import: `pg`, `settings`. What a transaction appended is kept here
+//! (`appended`) for the commit's notification to take. Tables, indexes and the read
+//! functions are SQL: `sql/01_tables.sql` to `sql/04_guards.sql`.
+
+pub(crate) mod append;
+pub(crate) mod appended;
+pub(crate) mod args;
+pub(crate) mod catalog;
+pub(crate) mod chain;
+pub(crate) mod event;
+pub(crate) mod ids;
+pub(crate) mod position;
+pub(crate) mod stream_version;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;

@@ -1,0 +1,199 @@
+//! Global positions that follow transaction ids.
+//!
+//! A position is `(xid8 + offset) << 20 | n`: the appending transaction's
+//! 64-bit id, shifted, plus a counter within the transaction. A reader may
+//! hand out every event of every transaction whose id is below its snapshot's
+//! `xmin` (they have all ended), and nothing at or above it, so
+//! `es.read_horizon()` is `(xmin + offset) << 20` and a reader paging by
+//! position can never skip an event that commits later: any such event
+//! belongs to a transaction at or above the horizon, so its position is too.
+//! Writers never wait on each other for this.
+//!
+//! `offset` is 0 unless the events were restored from another cluster, whose
+//! transaction ids may be higher than this one's: consumers' stored positions
+//! from there must stay below everything appended here. `es.position_base`
+//! holds one row per cluster system identifier; `CREATE EXTENSION` writes this
+//! cluster's row, so ordinary appends only read it (never wait on each other).
+//! A restore that brings another cluster's row flags ours (a trigger, see
+//! `sql/04_guards.sql`); the first append after that raises our offset above
+//! every restored position, under a table lock so concurrent first appends
+//! agree on it. Until then `es.read_horizon()` hands out all restored events.
+//!
+//! Order within a stream. A transaction may take its id early (an earlier
+//! write) and then wait for a stream's row behind a younger transaction that
+//! appends to the same stream and commits first; its own positions would
+//! then be lower than those of the stream's previous version. So every
+//! append also requires the stream's `last_position` to be below its first
+//! position; when it is not, `reserve_after_lock` moves the transaction's
+//! positions onto the id of a subtransaction started there and then, which
+//! is newer than that of every transaction that has ended (the previous
+//! writer among them). Positions above the transaction's own id keep the
+//! horizon argument intact: they are handed out only after every id below
+//! them, the transaction's own included, has ended.
+
+use crate::kept_plan;
+use crate::pg::error::fail;
+use crate::pg::spi;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+/// Bits of a position that count events within one transaction.
+pub const COUNTER_BITS: u32 = 20;
+pub const MAX_EVENTS_PER_TRANSACTION: u64 = (1 << COUNTER_BITS) - 1;
+const MAX_BASE: u64 = 1 << (63 - COUNTER_BITS);
+
+thread_local! {
+    /// (transaction id, next counter, shifted base) of the current transaction.
+    static TXN: Cell<(u64, u64, i64)> = const { Cell::new((0, 0, 0)) };
+    /// The offset read from a committed `es.position_base` row, and that table's oid.
+    static OFFSET: Cell<Option<(i64, pg_sys::Oid)>> = const { Cell::new(None) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Dropping and recreating the extension, or a restore, replaces the table.
+    OFFSET.with(|o| {
+        if let Some((_, cached)) = o.get() {
+            if relid == pg_sys::InvalidOid || relid == cached {
+                o.set(None);
+            }
+        }
+    });
+}
+
+kept_plan!(
+    READ_OFFSET,
+    c"SELECT xid_offset, restored_foreign,
+             'es.position_base'::pg_catalog.regclass::pg_catalog.oid
+        FROM es.position_base WHERE system_identifier = $1",
+    [pg_sys::INT8OID]
+);
+
+kept_plan!(
+    LOCK_OFFSETS,
+    c"LOCK TABLE es.position_base IN SHARE ROW EXCLUSIVE MODE",
+    []
+);
+
+// Puts this cluster's positions after every stored one. Any transaction that
+// can still append has an id at or above the snapshot's xmin.
+kept_plan!(
+    RAISE_OFFSET,
+    c"UPDATE es.position_base
+         SET xid_offset = GREATEST(xid_offset,
+                 COALESCE((SELECT pg_catalog.max(global_position) >> 20 FROM es.events), 0) + 1
+                 - pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
+             restored_foreign = false, recorded_at = pg_catalog.now()
+       WHERE system_identifier = $1
+      RETURNING xid_offset",
+    [pg_sys::INT8OID]
+);
+
+kept_plan!(
+    ADD_OFFSET_ROW,
+    c"INSERT INTO es.position_base (system_identifier) VALUES ($1)",
+    [pg_sys::INT8OID]
+);
+
+pub fn system_identifier() -> i64 {
+    unsafe { pg_sys::GetSystemIdentifier() as i64 }
+}
+
+/// The offset for this cluster. Must be called inside an SPI connection.
+fn offset() -> i64 {
+    if let Some((off, _)) = OFFSET.with(|o| o.get()) {
+        return off;
+    }
+    let sysid = Some(pg_sys::Datum::from(system_identifier()));
+    if READ_OFFSET.run(&[sysid], false) == 1 && spi::value_bool(0, 2) == Some(false) {
+        let off = spi::value_i64(0, 1).unwrap_or(0);
+        let oid = pg_sys::Oid::from(spi::value_i64(0, 3).unwrap_or(0) as u32);
+        if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+            unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into()) };
+        }
+        OFFSET.with(|o| o.set(Some((off, oid))));
+        return off;
+    }
+    // Restored from another cluster (or our row is missing): raise the offset
+    // once. The lock makes concurrent first appends wait for the one that
+    // does it; after it, a fresh snapshot sees what that one committed. Not
+    // cached: this row is not committed yet.
+    LOCK_OFFSETS.run(&[], false);
+    if READ_OFFSET.run(&[sysid], false) == 1 && spi::value_bool(0, 2) == Some(false) {
+        return spi::value_i64(0, 1).unwrap_or(0);
+    }
+    if RAISE_OFFSET.run(&[sysid], false) != 1 {
+        ADD_OFFSET_ROW.run(&[sysid], false);
+        RAISE_OFFSET.run(&[sysid], false);
+    }
+    spi::value_i64(0, 1).expect("es.position_base has this cluster's row")
+}
+
+/// Reserves `n` consecutive positions in the current transaction and returns
+/// the first. Must be called inside an SPI connection.
+pub fn reserve(n: u64) -> i64 {
+    let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    let (mut cur_xid, mut next, mut base) = TXN.with(|t| t.get());
+    if cur_xid != xid {
+        let b = xid as i128 + offset() as i128;
+        if b >= MAX_BASE as i128 {
+            fail(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("transaction id {xid} is beyond the range of global positions"),
+            );
+        }
+        (cur_xid, next, base) = (xid, 1, (b as i64) << COUNTER_BITS);
+    }
+    if next + n - 1 > MAX_EVENTS_PER_TRANSACTION {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "a transaction can append at most {MAX_EVENTS_PER_TRANSACTION} events; commit in smaller batches"
+            ),
+        );
+    }
+    TXN.with(|t| t.set((cur_xid, next + n, base)));
+    base | next as i64
+}
+
+/// Reserves `n` positions after every position of every transaction that
+/// has ended: from the id of a subtransaction started now. The rest of the
+/// transaction's positions follow on from there. Must be called inside an
+/// SPI connection, after `reserve` in the same transaction.
+pub fn reserve_after_lock(n: u64) -> i64 {
+    let xid = unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let x = pg_sys::GetCurrentFullTransactionId().value;
+        pg_sys::ReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        x
+    };
+    let top = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    let b = xid as i128 + offset() as i128;
+    if b >= MAX_BASE as i128 {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("transaction id {xid} is beyond the range of global positions"),
+        );
+    }
+    TXN.with(|t| t.set((top, 1, (b as i64) << COUNTER_BITS)));
+    reserve(n)
+}
+
+/// This cluster's system identifier, which keys `es.position_base`.
+#[pg_extern(stable, parallel_safe, schema = "es", name = "_system_identifier")]
+fn system_identifier_sql() -> i64 {
+    system_identifier()
+}
+
+/// Makes every backend re-read `es.position_base` (called by the restore
+/// trigger on it; its own updates would not reach cached offsets).
+#[pg_extern(volatile, schema = "es", name = "_position_base_changed")]
+fn position_base_changed() {
+    crate::store::catalog::changed(c"position_base");
+}

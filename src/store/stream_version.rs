@@ -1,0 +1,36 @@
+//! `es.stream_version`: a stream's current version, the number a writer
+//! passes back as its expected version.
+//!
+//! In C rather than SQL because it is called once per optimistic write: the
+//! SQL function could not be inlined (its body is a sub-select) and so was
+//! planned on every call, costing more than the lookup itself. Here it is one
+//! kept plan (an index probe on `es.streams`), run with the caller's rights.
+
+use crate::kept_plan;
+use crate::pg::spi;
+use crate::store::args;
+use pgrx::pg_sys::{self, Datum};
+
+kept_plan!(
+    VERSION,
+    c"SELECT version FROM es.streams WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+
+crate::v1_function_info!(pg_finfo_es_stream_version);
+
+/// es.stream_version(stream_id text) RETURNS bigint: 0 when the stream has no events.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let given = crate::pg::fmgr::arg_datum(fcinfo, 0);
+    args::identifier("stream_id", crate::pg::fmgr::arg_str(fcinfo, 0));
+    let version = spi::connected(|| {
+        if VERSION.run(&[given], true) == 1 {
+            spi::value_i64(0, 1).unwrap_or(0)
+        } else {
+            0
+        }
+    });
+    Datum::from(version)
+}
