@@ -4,22 +4,22 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
 /// Largest event payload accepted, in bytes.
-pub static MAX_EVENT_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+pub(crate) static MAX_EVENT_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
 /// Whether committing appends send NOTIFY es_events.
-pub static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub(crate) static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// Databases the background worker and the notification relay serve
 /// (comma-separated; needs a restart).
-pub static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub(crate) static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Whether appenders hand every notification to the relay, even when no
 /// other notifying transaction is committing (then they notify themselves).
-pub static NOTIFY_ALWAYS_RELAY: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub(crate) static NOTIFY_ALWAYS_RELAY: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Size of each relay's queue of payloads, in kB (needs a restart).
-pub static NOTIFY_RELAY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub(crate) static NOTIFY_RELAY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(256);
 
 /// The names in `es.worker_databases`.
-pub fn worker_databases() -> Vec<String> {
+pub(crate) fn worker_databases() -> Vec<String> {
     WORKER_DATABASES
         .get()
         .map(|s| s.to_string_lossy().into_owned())
@@ -31,11 +31,11 @@ pub fn worker_databases() -> Vec<String> {
         .collect()
 }
 /// Events per es.run_projection call made by the worker.
-pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10000);
+pub(crate) static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10000);
 /// Longest wait between two catch-ups of the worker, in milliseconds.
-pub static WORKER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub(crate) static WORKER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
-pub fn init() {
+pub(crate) fn init() {
     // A server-start setting can only be defined while the server starts,
     // i.e. when the library is preloaded; it means nothing otherwise.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {

@@ -4,29 +4,29 @@
 
 use pgrx::prelude::*;
 
-pub fn run(sql: &str) {
+pub(crate) fn run(sql: &str) {
     Spi::run(sql).unwrap();
 }
 
-pub fn one_i64(sql: &str) -> i64 {
+pub(crate) fn one_i64(sql: &str) -> i64 {
     Spi::get_one::<i64>(sql).unwrap().unwrap()
 }
 
-pub fn one_text(sql: &str) -> String {
+pub(crate) fn one_text(sql: &str) -> String {
     Spi::get_one::<String>(sql).unwrap().unwrap()
 }
 
-pub fn opt_text(sql: &str) -> Option<String> {
+pub(crate) fn opt_text(sql: &str) -> Option<String> {
     Spi::get_one::<String>(sql).unwrap()
 }
 
-pub fn one_bool(sql: &str) -> bool {
+pub(crate) fn one_bool(sql: &str) -> bool {
     Spi::get_one::<bool>(sql).unwrap().unwrap()
 }
 
 /// Runs a PL/pgSQL statement in a subtransaction and returns
 /// "SQLSTATE message" of the error it raised ("00000" if none).
-pub fn error_of(stmt: &str) -> String {
+pub(crate) fn error_of(stmt: &str) -> String {
     Spi::run(&format!(
         "DO $do$ BEGIN {stmt}; PERFORM set_config('es_test.err', '00000', true);
          EXCEPTION WHEN OTHERS THEN
@@ -36,7 +36,7 @@ pub fn error_of(stmt: &str) -> String {
     one_text("SELECT current_setting('es_test.err')")
 }
 
-pub fn assert_error(stmt: &str, sqlstate: &str, fragment: &str) {
+pub(crate) fn assert_error(stmt: &str, sqlstate: &str, fragment: &str) {
     let e = error_of(stmt);
     assert!(
         e.starts_with(sqlstate) && e.contains(fragment),
@@ -44,7 +44,7 @@ pub fn assert_error(stmt: &str, sqlstate: &str, fragment: &str) {
     );
 }
 
-pub fn events_in(stream: &str) -> i64 {
+pub(crate) fn events_in(stream: &str) -> i64 {
     one_i64(&format!(
         "SELECT count(*) FROM es.events WHERE stream_id = '{stream}'"
     ))

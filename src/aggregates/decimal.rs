@@ -11,7 +11,7 @@ use pgrx::{AnyNumeric, FromDatum};
 use std::str::FromStr;
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Num {
+pub(crate) enum Num {
     /// mantissa × 10^-scale
     Dec { m: i128, scale: u32 },
     /// Text of a PostgreSQL numeric too large for `Dec`.
@@ -25,7 +25,7 @@ fn pow10(n: u32) -> Option<i128> {
 }
 
 impl Num {
-    pub fn int(v: i64) -> Num {
+    pub(crate) fn int(v: i64) -> Num {
         Num::Dec {
             m: v as i128,
             scale: 0,
@@ -33,7 +33,7 @@ impl Num {
     }
 
     /// Parses a JSON number's text.
-    pub fn parse(s: &str) -> Option<Num> {
+    pub(crate) fn parse(s: &str) -> Option<Num> {
         let (neg, body) = match s.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, s),
@@ -82,7 +82,7 @@ impl Num {
     ///
     /// # Safety
     /// `n` must point to a valid, untoasted numeric varlena.
-    pub unsafe fn from_numeric(n: pg_sys::Numeric) -> Num {
+    pub(crate) unsafe fn from_numeric(n: pg_sys::Numeric) -> Num {
         const NUMERIC_SIGN_MASK: u16 = 0xC000;
         const NUMERIC_NEG: u16 = 0x4000;
         const NUMERIC_SHORT: u16 = 0x8000;
@@ -183,11 +183,11 @@ impl Num {
         Num::parse(&r.to_string()).unwrap_or_else(|| Num::Big(r.to_string()))
     }
 
-    pub fn add(&self, other: &Num) -> Num {
+    pub(crate) fn add(&self, other: &Num) -> Num {
         self.op(other, false)
     }
 
-    pub fn sub(&self, other: &Num) -> Num {
+    pub(crate) fn sub(&self, other: &Num) -> Num {
         self.op(other, true)
     }
 }

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-pub enum Kind {
+pub(crate) enum Kind {
     /// Native reducers and the initial state.
     Reducers(Reducers, Val),
     /// A SQL-callable fold function `(state jsonb, event es.events) RETURNS jsonb`,
@@ -27,12 +27,12 @@ pub enum Kind {
     Missing(String),
 }
 
-pub struct Def {
-    pub stream_type: String,
-    pub revision: i64,
-    pub snapshot_every: i32,
-    pub initial_state: String,
-    pub kind: Kind,
+pub(crate) struct Def {
+    pub(crate) stream_type: String,
+    pub(crate) revision: i64,
+    pub(crate) snapshot_every: i32,
+    pub(crate) initial_state: String,
+    pub(crate) kind: Kind,
 }
 
 thread_local! {
@@ -131,7 +131,7 @@ fn load_all() -> HashMap<String, Rc<Def>> {
 }
 
 /// The definition of a stream type, if there is one.
-pub fn get(stream_type: &str) -> Option<Rc<Def>> {
+pub(crate) fn get(stream_type: &str) -> Option<Rc<Def>> {
     if let Some(found) = DEFS.with(|d| d.borrow().as_ref().map(|m| m.get(stream_type).cloned())) {
         return found;
     }
@@ -143,7 +143,7 @@ pub fn get(stream_type: &str) -> Option<Rc<Def>> {
 
 /// The definition, or the error a user sees for a type with none (or with
 /// a dropped fold function).
-pub fn require(stream_type: &str) -> Rc<Def> {
+pub(crate) fn require(stream_type: &str) -> Rc<Def> {
     let def = get(stream_type).unwrap_or_else(|| {
         fail(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

@@ -27,11 +27,11 @@ enum State {
     Jsonb(Datum),
 }
 
-pub struct Folder {
-    pub def: Rc<Def>,
+pub(crate) struct Folder {
+    pub(crate) def: Rc<Def>,
     state: State,
     /// Version of the last event applied (or of the snapshot started from).
-    pub version: i64,
+    pub(crate) version: i64,
     last_stream: Option<String>,
     state_cxt: pg_sys::MemoryContext,
     reader: Option<RowReader>,
@@ -41,7 +41,7 @@ impl Folder {
     /// A folder starting from `start` (a snapshot's version and state) or from
     /// the definition's initial state. Its memory lives under the current
     /// memory context.
-    pub fn new(def: Rc<Def>, start: Option<(i64, Datum)>) -> Folder {
+    pub(crate) fn new(def: Rc<Def>, start: Option<(i64, Datum)>) -> Folder {
         let state_cxt = unsafe {
             pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
@@ -77,13 +77,13 @@ impl Folder {
     }
 
     /// Applies one event, given as an `es.events` composite datum.
-    pub fn apply_row(&mut self, row: Datum) {
+    pub(crate) fn apply_row(&mut self, row: Datum) {
         self.apply_rows(&[row]);
     }
 
     /// Applies events in order. A fold function runs as its owner, in one
     /// sandbox for the whole slice (entering one costs a search_path change).
-    pub fn apply_rows(&mut self, rows: &[Datum]) {
+    pub(crate) fn apply_rows(&mut self, rows: &[Datum]) {
         let def = self.def.clone();
         match &def.kind {
             Kind::Function(f) => roles::sandboxed(f.owner, roles::PINNED_PATH, || {
@@ -159,7 +159,7 @@ impl Folder {
     }
 
     /// The state as jsonb, in the current memory context.
-    pub fn result(&self) -> Datum {
+    pub(crate) fn result(&self) -> Datum {
         match &self.state {
             State::Native(v) => v.to_jsonb(),
             State::Jsonb(d) => unsafe {
@@ -173,7 +173,7 @@ impl Folder {
     /// Frees the folder's memory now rather than with its parent context.
     /// (Not a `Drop`: inside an aggregate the parent context, and this one
     /// with it, is gone by the time the Rust side is dropped.)
-    pub fn free(self) {
+    pub(crate) fn free(self) {
         unsafe { pg_sys::MemoryContextDelete(self.state_cxt) };
     }
 }
@@ -203,7 +203,7 @@ kept_plan!(
 /// memory context `outer`. `read_only` reads with the caller's snapshot (a
 /// STABLE function, possibly on a standby); otherwise with a fresh one that
 /// sees the current command's own writes (the snapshot trigger).
-pub fn fold_stream(
+pub(crate) fn fold_stream(
     outer: pg_sys::MemoryContext,
     stream_id: Datum,
     def: Rc<Def>,
@@ -259,7 +259,7 @@ pub fn fold_stream(
 
 /// Where a stream stands: its type (recorded, or derived from its id when it
 /// has no events yet) and its current version.
-pub fn stream_info(stream_id: Datum, stream_id_str: &str) -> (String, i64) {
+pub(crate) fn stream_info(stream_id: Datum, stream_id_str: &str) -> (String, i64) {
     if STREAM_INFO.run(&[Some(stream_id)], true) == 1 {
         (
             spi::value_string(0, 1).unwrap_or_default(),

@@ -60,7 +60,7 @@ struct Step {
 }
 
 #[derive(Debug, Default)]
-pub struct Reducers {
+pub(crate) struct Reducers {
     by_type: HashMap<String, Vec<Step>>,
     every: Vec<Step>,
 }
@@ -193,7 +193,7 @@ fn compile_step(v: &Val) -> Result<Step, String> {
 
 impl Reducers {
     /// Compiles (and so validates) a reducers definition.
-    pub fn compile(def: &Val) -> Result<Reducers, String> {
+    pub(crate) fn compile(def: &Val) -> Result<Reducers, String> {
         let Val::Obj(types) = def else {
             return Err(
                 "reducers must be a JSON object mapping event types to lists of steps".into(),
@@ -224,7 +224,7 @@ impl Reducers {
     }
 
     /// Applies one event to the state.
-    pub fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
+    pub(crate) fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
         if let Some(steps) = self.by_type.get(ev.event_type) {
             for s in steps {
                 run_step(s, state, ev)?;

@@ -30,14 +30,14 @@ kept_plan!(
 
 /// Whether appending version `version` of a stream of this type is due a
 /// snapshot (its version reached a multiple of the type's `snapshot_every`).
-pub fn due(stream_type: &str, version: i64) -> bool {
+pub(crate) fn due(stream_type: &str, version: i64) -> bool {
     definitions::get(stream_type)
         .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0)
 }
 
 /// Writes the snapshot of the stream at the event just inserted (`row`, read
 /// as `ev`), folded from the previous snapshot.
-pub unsafe fn take(ev: &Event) {
+pub(crate) unsafe fn take(ev: &Event) {
     let def = definitions::require(ev.stream_type);
     let stream_id = ev.stream_id.into_datum().expect("stream id");
     let stream_type = ev.stream_type.into_datum();

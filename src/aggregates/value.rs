@@ -7,7 +7,7 @@ use pgrx::pg_sys;
 use std::fmt::Write;
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Val {
+pub(crate) enum Val {
     Null,
     Bool(bool),
     Num(Num),
@@ -19,7 +19,7 @@ pub enum Val {
 
 impl Val {
     /// Converts one value taken out of a jsonb container.
-    pub fn from_jsonb_value(v: &Value) -> Val {
+    pub(crate) fn from_jsonb_value(v: &Value) -> Val {
         let jv = &v.0;
         unsafe {
             match jv.type_ {
@@ -36,7 +36,7 @@ impl Val {
     }
 
     /// Converts a whole container (a scalar root comes back as the scalar).
-    pub fn from_container(c: Container) -> Val {
+    pub(crate) fn from_container(c: Container) -> Val {
         let mut it = unsafe { pg_sys::JsonbIteratorInit(c.as_ptr()) };
         let mut stack: Vec<Val> = Vec::new();
         let mut keys: Vec<Option<String>> = Vec::new();
@@ -91,11 +91,11 @@ impl Val {
     ///
     /// # Safety
     /// `d` must be a non-null jsonb datum.
-    pub unsafe fn from_datum(d: pg_sys::Datum) -> Val {
+    pub(crate) unsafe fn from_datum(d: pg_sys::Datum) -> Val {
         Val::from_container(Container::from_datum(d))
     }
 
-    pub fn write_json(&self, out: &mut String) {
+    pub(crate) fn write_json(&self, out: &mut String) {
         match self {
             Val::Null => out.push_str("null"),
             Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -129,7 +129,7 @@ impl Val {
     }
 
     /// The value as a jsonb datum, in the current memory context.
-    pub fn to_jsonb(&self) -> pg_sys::Datum {
+    pub(crate) fn to_jsonb(&self) -> pg_sys::Datum {
         let mut s = String::new();
         self.write_json(&mut s);
         crate::pg::jsonb::from_text(&s)

@@ -12,7 +12,7 @@ unsafe extern "C-unwind" {
 }
 
 /// NOTIFY es_events with `payload` in the current transaction.
-pub fn send(payload: &CStr) {
+pub(crate) fn send(payload: &CStr) {
     unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(CHANNEL.as_ptr(), payload.as_ptr()))
     };
@@ -20,7 +20,7 @@ pub fn send(payload: &CStr) {
 
 /// The relay's one notification for transactions whose payloads did not fit
 /// in its FIFO: exact count and position range, no lists.
-pub fn overflow_payload(events: i64, first: i64, last: i64) -> String {
+pub(crate) fn overflow_payload(events: i64, first: i64, last: i64) -> String {
     format!(
         "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \
          \"streams\": [], \"streams_truncated\": true, \"stream_types\": [], \

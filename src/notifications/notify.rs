@@ -63,7 +63,7 @@ fn take_notify_lock() -> bool {
 }
 
 /// Registers the transaction callbacks (from `_PG_init`).
-pub fn init() {
+pub(crate) fn init() {
     unsafe {
         pg_sys::RegisterXactCallback(Some(xact_event), std::ptr::null_mut());
     }

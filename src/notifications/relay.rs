@@ -32,15 +32,15 @@ const ENTRY_OVERHEAD: usize = 5;
 /// Payloads that did not fit in the FIFO, folded (`transactions == 0`: none).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub struct Overflow {
-    pub transactions: i64,
-    pub events: i64,
-    pub first: i64,
-    pub last: i64,
+pub(crate) struct Overflow {
+    pub(crate) transactions: i64,
+    pub(crate) events: i64,
+    pub(crate) first: i64,
+    pub(crate) last: i64,
 }
 
 impl Overflow {
-    pub fn fold(&mut self, events: i64, first: i64, last: i64) {
+    pub(crate) fn fold(&mut self, events: i64, first: i64, last: i64) {
         if self.transactions == 0 {
             *self = Overflow {
                 transactions: 1,
@@ -125,7 +125,7 @@ impl Drop for Held {
 }
 
 /// Appends one payload; false when it does not fit.
-pub fn fifo_push(buf: &mut [u8], used: &mut usize, payload: &[u8]) -> bool {
+pub(crate) fn fifo_push(buf: &mut [u8], used: &mut usize, payload: &[u8]) -> bool {
     let Ok(len) = u32::try_from(payload.len()) else {
         return false;
     };
@@ -145,7 +145,7 @@ pub fn fifo_push(buf: &mut [u8], used: &mut usize, payload: &[u8]) -> bool {
 }
 
 /// The payloads of a FIFO's bytes, oldest first.
-pub fn fifo_entries(mut bytes: &[u8]) -> impl Iterator<Item = &CStr> {
+pub(crate) fn fifo_entries(mut bytes: &[u8]) -> impl Iterator<Item = &CStr> {
     std::iter::from_fn(move || {
         let (head, rest) = bytes.split_first_chunk::<4>()?;
         let len = u32::from_ne_bytes(*head) as usize;
@@ -156,7 +156,7 @@ pub fn fifo_entries(mut bytes: &[u8]) -> impl Iterator<Item = &CStr> {
 }
 
 /// Removes the first `n` bytes (whole entries) of the FIFO.
-pub fn fifo_consume(buf: &mut [u8], used: &mut usize, n: usize) {
+pub(crate) fn fifo_consume(buf: &mut [u8], used: &mut usize, n: usize) {
     let n = n.min(*used);
     buf.copy_within(n..*used, 0);
     *used -= n;
@@ -164,7 +164,7 @@ pub fn fifo_consume(buf: &mut [u8], used: &mut usize, n: usize) {
 
 /// Reserves shared memory and registers one relay per database in
 /// `es.worker_databases` (from `_PG_init`, only while preloading).
-pub fn init() {
+pub(crate) fn init() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
@@ -228,7 +228,7 @@ unsafe extern "C-unwind" fn shmem_startup() {
 }
 
 /// The slot of a live relay for this backend's database, if any.
-pub fn serving() -> Option<usize> {
+pub(crate) fn serving() -> Option<usize> {
     let db = unsafe { pg_sys::MyDatabaseId };
     (0..SLOTS.load(Relaxed)).find(|&i| {
         slot(i).is_some_and(|s| unsafe {
@@ -242,7 +242,7 @@ pub fn serving() -> Option<usize> {
 /// wakes it. Runs at XACT_EVENT_COMMIT, after the commit record: nothing
 /// here may raise an error or allocate. A relay that died since PRE_COMMIT
 /// leaves the payload to the next one.
-pub fn hand_over(i: usize, payload: &CStr, events: i64, first: i64, last: i64) {
+pub(crate) fn hand_over(i: usize, payload: &CStr, events: i64, first: i64, last: i64) {
     let Some(s) = slot(i) else {
         return;
     };

@@ -12,16 +12,16 @@
 
 use pgrx::pg_sys::{self, Datum, Oid};
 
-pub struct UserFunction {
+pub(crate) struct UserFunction {
     cxt: pg_sys::MemoryContext,
     finfo: *mut pg_sys::FmgrInfo,
     /// The function's owner (`pg_proc.proowner`).
-    pub owner: Oid,
+    pub(crate) owner: Oid,
 }
 
 impl UserFunction {
     /// Looks the function up. Errors (a dropped function) are PostgreSQL's own.
-    pub fn new(proc: Oid) -> UserFunction {
+    pub(crate) fn new(proc: Oid) -> UserFunction {
         // SAFETY: the context is a child of TopMemoryContext, so it outlives
         // any transaction; it is deleted by Drop and nothing else. The
         // FmgrInfo is allocated zeroed inside it and filled by fmgr.
@@ -51,7 +51,7 @@ impl UserFunction {
     /// Errors come back as Rust panics, so callers may catch them (an
     /// async projection's batch does) and values on the way out are dropped.
     /// pgrx maps a SQLSTATE it does not know (a user's own, `P0042`) to XX000.
-    pub fn call(&self, args: &[Datum]) -> Option<Datum> {
+    pub(crate) fn call(&self, args: &[Datum]) -> Option<Datum> {
         // SAFETY: see `call_frame`; pg_guard_ffi_boundary turns a PostgreSQL
         // error inside the call into a Rust panic.
         unsafe { self.call_frame(args, |f, fc| pg_sys::ffi::pg_guard_ffi_boundary(|| f(fc))) }
@@ -66,7 +66,7 @@ impl UserFunction {
     /// on the way out: Rust frames are skipped, not unwound. The sandbox
     /// this runs in is undone by the (sub)transaction abort, which restores
     /// the role, the security context and every GUC nest level.
-    pub unsafe fn call_propagating(&self, args: &[Datum]) -> Option<Datum> {
+    pub(crate) unsafe fn call_propagating(&self, args: &[Datum]) -> Option<Datum> {
         self.call_frame(args, |f, fc| f(fc))
     }
 
@@ -112,7 +112,7 @@ impl Drop for UserFunction {
 }
 
 /// The owner of function `proc` (InvalidOid when it no longer exists).
-pub fn owner_of(proc: Oid) -> Oid {
+pub(crate) fn owner_of(proc: Oid) -> Oid {
     // SAFETY: a syscache lookup whose tuple is released before returning;
     // GETSTRUCT of a pg_proc tuple is a Form_pg_proc.
     unsafe {

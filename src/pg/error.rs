@@ -4,11 +4,11 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-pub fn fail(code: PgSqlErrorCode, msg: String) -> ! {
+pub(crate) fn fail(code: PgSqlErrorCode, msg: String) -> ! {
     ereport!(ERROR, code, msg);
 }
 
-pub fn fail_hint(code: PgSqlErrorCode, msg: String, hint: &str) -> ! {
+pub(crate) fn fail_hint(code: PgSqlErrorCode, msg: String, hint: &str) -> ! {
     pgrx::pg_sys::panic::ErrorReport::new(code, msg, "pg_eventsource")
         .set_hint(hint)
         .report(PgLogLevel::ERROR);

@@ -8,7 +8,7 @@ use pgrx::pg_sys::{self, Datum};
 ///
 /// # Safety
 /// `d` must be a valid, non-null text datum that outlives the returned slice.
-pub unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
+pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
     let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
     let len = pgrx::varsize_any_exhdr(v);
     let ptr = pgrx::vardata_any(v) as *const u8;
@@ -18,7 +18,7 @@ pub unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
 }
 
 /// Argument `n` of a V1 C function as a raw datum, `None` when SQL NULL.
-pub unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+pub(crate) unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
     if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
         None
     } else {
@@ -27,12 +27,12 @@ pub unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg
 }
 
 /// Argument `n` (text) as a string slice into the argument, `None` when SQL NULL.
-pub unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
+pub(crate) unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
     arg_datum(fcinfo, n).map(|d| text_datum_str(d))
 }
 
 /// Forms the function's composite result from `values` (None is NULL).
-pub unsafe fn composite_result(
+pub(crate) unsafe fn composite_result(
     fcinfo: pg_sys::FunctionCallInfo,
     values: &[Option<Datum>],
 ) -> Datum {

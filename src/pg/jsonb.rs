@@ -5,33 +5,33 @@ use std::mem::MaybeUninit;
 
 /// A jsonb container (an object, an array, or a scalar wrapped in an array).
 #[derive(Clone, Copy)]
-pub struct Container(*mut pg_sys::JsonbContainer);
+pub(crate) struct Container(*mut pg_sys::JsonbContainer);
 
 /// One value taken out of a container.
 #[derive(Clone, Copy)]
-pub struct Value(pub pg_sys::JsonbValue);
+pub(crate) struct Value(pub pg_sys::JsonbValue);
 
 impl Container {
     /// # Safety
     /// `d` must be a non-null jsonb datum; the detoasted copy lives in the
     /// current memory context.
-    pub unsafe fn from_datum(d: pg_sys::Datum) -> Container {
+    pub(crate) unsafe fn from_datum(d: pg_sys::Datum) -> Container {
         let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
         Container((v as *mut u8).add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer)
     }
 
     /// A container pointer taken from a `JsonbValue` of type jbvBinary.
-    pub fn raw(p: *mut pg_sys::JsonbContainer) -> Container {
+    pub(crate) fn raw(p: *mut pg_sys::JsonbContainer) -> Container {
         Container(p)
     }
 
-    pub fn as_ptr(&self) -> *mut pg_sys::JsonbContainer {
+    pub(crate) fn as_ptr(&self) -> *mut pg_sys::JsonbContainer {
         self.0
     }
 
     /// Follows a path of object keys; `None` when a key is missing or a
     /// step is not an object.
-    pub fn path(&self, keys: &[String]) -> Option<Value> {
+    pub(crate) fn path(&self, keys: &[String]) -> Option<Value> {
         let (last, init) = keys.split_last()?;
         let mut c = *self;
         for k in init {
@@ -44,22 +44,22 @@ impl Container {
         unsafe { *(self.0 as *const u32) }
     }
 
-    pub fn is_object(&self) -> bool {
+    pub(crate) fn is_object(&self) -> bool {
         self.header() & pg_sys::JB_FOBJECT != 0
     }
 
-    pub fn is_array(&self) -> bool {
+    pub(crate) fn is_array(&self) -> bool {
         let h = self.header();
         h & pg_sys::JB_FARRAY != 0 && h & pg_sys::JB_FSCALAR == 0
     }
 
     /// Elements of an array, or pairs of an object.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.header() & pg_sys::JB_CMASK
     }
 
     /// The value under `key` of an object (`None` for arrays and scalars).
-    pub fn get(&self, key: &str) -> Option<Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<Value> {
         if !self.is_object() {
             return None;
         }
@@ -80,7 +80,7 @@ impl Container {
     }
 
     /// The `i`-th element of an array.
-    pub fn ith(&self, i: u32) -> Option<Value> {
+    pub(crate) fn ith(&self, i: u32) -> Option<Value> {
         unsafe {
             let v = pg_sys::getIthJsonbValueFromContainer(self.0, i);
             if v.is_null() {
@@ -94,7 +94,7 @@ impl Container {
 
 impl Value {
     /// The string points into the container, which outlives this `Value`.
-    pub fn as_str<'a>(&self) -> Option<&'a str> {
+    pub(crate) fn as_str<'a>(&self) -> Option<&'a str> {
         if self.0.type_ != pg_sys::jbvType::jbvString {
             return None;
         }
@@ -106,24 +106,24 @@ impl Value {
     }
 
     /// The nested container of an object or array value.
-    pub fn container(&self) -> Option<Container> {
+    pub(crate) fn container(&self) -> Option<Container> {
         if self.0.type_ != pg_sys::jbvType::jbvBinary {
             return None;
         }
         Some(Container(unsafe { self.0.val.binary.data }))
     }
 
-    pub fn is_object(&self) -> bool {
+    pub(crate) fn is_object(&self) -> bool {
         self.container().is_some_and(|c| c.is_object())
     }
 
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         self.0.type_ == pg_sys::jbvType::jbvNull
     }
 
     /// Bytes the value takes in its binary form (strings and containers; other
     /// scalars are small and count as 0).
-    pub fn byte_len(&self) -> usize {
+    pub(crate) fn byte_len(&self) -> usize {
         unsafe {
             match self.0.type_ {
                 pg_sys::jbvType::jbvString => self.0.val.string.len as usize,
@@ -138,12 +138,12 @@ impl Value {
 ///
 /// # Safety
 /// `d` must be a non-null jsonb datum.
-pub unsafe fn datum_is_object(d: pg_sys::Datum) -> bool {
+pub(crate) unsafe fn datum_is_object(d: pg_sys::Datum) -> bool {
     Container::from_datum(d).is_object()
 }
 
 /// Parses JSON text into a jsonb datum (in the current memory context).
-pub fn from_text(s: &str) -> pg_sys::Datum {
+pub(crate) fn from_text(s: &str) -> pg_sys::Datum {
     let c = std::ffi::CString::new(s).expect("JSON text has no NUL byte");
     unsafe {
         pgrx::fcinfo::direct_function_call_as_datum(

@@ -11,7 +11,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
 /// The role running the current statement.
-pub fn current() -> Oid {
+pub(crate) fn current() -> Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
@@ -25,7 +25,7 @@ impl Drop for Restore {
 
 /// Runs `f` as role `uid`. An error inside `f` that aborts the (sub)transaction
 /// also restores the previous role: PostgreSQL saves it at transaction start.
-pub fn as_user<R>(uid: Oid, f: impl FnOnce() -> R) -> R {
+pub(crate) fn as_user<R>(uid: Oid, f: impl FnOnce() -> R) -> R {
     let mut old_uid = Oid::INVALID;
     let mut old_sec = 0;
     unsafe {
@@ -40,7 +40,7 @@ pub fn as_user<R>(uid: Oid, f: impl FnOnce() -> R) -> R {
 }
 
 /// Fails with 42501 unless role `member` has the privileges of `owner`.
-pub fn require_member(member: Oid, owner: Oid, what: &str) {
+pub(crate) fn require_member(member: Oid, owner: Oid, what: &str) {
     if !unsafe { pg_sys::has_privs_of_role(member, owner) } {
         fail(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -50,7 +50,7 @@ pub fn require_member(member: Oid, owner: Oid, what: &str) {
 }
 
 /// Fails with 42501 unless the current role may execute function `proc`.
-pub fn require_execute(proc: Oid, what: &str) {
+pub(crate) fn require_execute(proc: Oid, what: &str) {
     let ok = unsafe {
         pg_sys::pg_proc_aclcheck(proc, current(), pg_sys::ACL_EXECUTE as pg_sys::AclMode)
     } == pg_sys::AclResult::ACLCHECK_OK;
@@ -64,14 +64,14 @@ pub fn require_execute(proc: Oid, what: &str) {
 
 /// The search_path the extension's own statements run with, and user code
 /// that has no recorded path of its own (fold functions, materialized tables).
-pub const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
+pub(crate) const PINNED_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
 
 /// Runs `f` with `search_path` set to `path`, for the extension's own
 /// statements. Skipped when it is already set. Settings changed inside `f`
 /// are kept (like a function's SET clause): only the extension's code runs
 /// here; user code goes through [`sandboxed`], which rolls its changes back.
 /// An error inside `f` that aborts the (sub)transaction restores the setting.
-pub fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_search_path<R>(path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
     if search_path_is(path) {
         return f();
     }
@@ -146,7 +146,7 @@ impl Drop for Sandbox {
 /// set to `path`, inside a GUC nest level that is rolled back afterwards,
 /// so no setting it changes (even with `is_local` false) reaches the
 /// extension's statements or the caller's session.
-pub fn sandboxed<R>(owner: Oid, path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+pub(crate) fn sandboxed<R>(owner: Oid, path: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
     let mut uid = Oid::INVALID;
     let mut sec = 0;
     // SAFETY: plain reads and writes of the backend's user id and security

@@ -24,15 +24,15 @@ fn pack(args: &[Option<pg_sys::Datum>]) -> ([pg_sys::Datum; 16], [std::ffi::c_ch
 
 /// A statement prepared once per backend and kept (`SPI_keepplan`).
 /// PostgreSQL's plan cache re-plans it when the tables change.
-pub struct KeptPlan {
-    pub sql: &'static CStr,
-    pub types: &'static [pg_sys::Oid],
-    pub slot: &'static LocalKey<Cell<pg_sys::SPIPlanPtr>>,
+pub(crate) struct KeptPlan {
+    pub(crate) sql: &'static CStr,
+    pub(crate) types: &'static [pg_sys::Oid],
+    pub(crate) slot: &'static LocalKey<Cell<pg_sys::SPIPlanPtr>>,
 }
 
 impl KeptPlan {
     /// The plan, preparing it on first use. Must be called inside an SPI connection.
-    pub fn get(&self) -> pg_sys::SPIPlanPtr {
+    pub(crate) fn get(&self) -> pg_sys::SPIPlanPtr {
         let cached = self.slot.with(|c| c.get());
         if !cached.is_null() {
             return cached;
@@ -59,7 +59,7 @@ impl KeptPlan {
 
     /// Runs the plan with the given arguments (`None` is SQL NULL) and returns
     /// the number of rows it processed. The rows are in `SPI_tuptable`.
-    pub fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
+    pub(crate) fn run(&self, args: &[Option<pg_sys::Datum>], read_only: bool) -> u64 {
         debug_assert_eq!(args.len(), self.types.len());
         execute(self.get(), args, read_only).unwrap_or_else(|rc| {
             pgrx::error!(
@@ -73,7 +73,7 @@ impl KeptPlan {
 impl KeptPlan {
     /// Runs the plan through a cursor and hands `f` the first column of each
     /// batch of rows, so a long result never sits in memory whole.
-    pub fn cursor(
+    pub(crate) fn cursor(
         &self,
         args: &[Option<pg_sys::Datum>],
         read_only: bool,
@@ -107,7 +107,7 @@ impl KeptPlan {
 
 /// Runs a prepared plan with the given arguments (`None` is SQL NULL);
 /// returns the number of rows processed, or SPI's error code.
-pub fn execute(
+pub(crate) fn execute(
     plan: pg_sys::SPIPlanPtr,
     args: &[Option<pg_sys::Datum>],
     read_only: bool,
@@ -124,7 +124,7 @@ pub fn execute(
 }
 
 /// Column `col` (1-based) of row `row` of the last SPI result, as a raw datum.
-pub fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
+pub(crate) fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
     unsafe {
         let table = pg_sys::SPI_tuptable;
         if table.is_null() || row as u64 >= pg_sys::SPI_processed {
@@ -141,15 +141,15 @@ pub fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
     }
 }
 
-pub fn value_i64(row: usize, col: i32) -> Option<i64> {
+pub(crate) fn value_i64(row: usize, col: i32) -> Option<i64> {
     value(row, col).map(|d| d.value() as i64)
 }
 
-pub fn value_bool(row: usize, col: i32) -> Option<bool> {
+pub(crate) fn value_bool(row: usize, col: i32) -> Option<bool> {
     value(row, col).map(|d| d.value() != 0)
 }
 
-pub fn value_string(row: usize, col: i32) -> Option<String> {
+pub(crate) fn value_string(row: usize, col: i32) -> Option<String> {
     value(row, col).map(|d| unsafe { crate::pg::fmgr::text_datum_str(d).to_owned() })
 }
 
@@ -159,7 +159,7 @@ pub fn value_string(row: usize, col: i32) -> Option<String> {
 /// otherwise resolve through the caller's search_path (kept plans are
 /// re-planned when it changes), where look-alikes could sit ahead of
 /// pg_catalog. Functions whose SQL definition already pins it pay nothing.
-pub fn connected<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn connected<R>(f: impl FnOnce() -> R) -> R {
     unsafe {
         if pg_sys::SPI_connect() < 0 {
             pgrx::error!("SPI_connect failed");

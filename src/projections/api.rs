@@ -32,7 +32,7 @@ kept_plan!(
     []
 );
 
-pub fn names_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'static str {
+pub(crate) fn names_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'static str {
     args::identifier("name", unsafe { fcinfo::pg_getarg::<&str>(fcinfo, n) })
 }
 

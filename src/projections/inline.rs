@@ -141,14 +141,14 @@ fn entries() -> Rc<Vec<Entry>> {
 }
 
 /// Whether any inline projection wants events of this stream type and event type.
-pub fn due(stream_type: &str, event_type: &str) -> bool {
+pub(crate) fn due(stream_type: &str, event_type: &str) -> bool {
     entries().iter().any(|e| e.wants(stream_type, event_type))
 }
 
 /// Hands the event just inserted (`row`, read as `ev`) to every inline
 /// projection that wants it, in name order, each handler as its
 /// projection's owner. An error fails the append.
-pub unsafe fn run(row: Datum, ev: &Event) {
+pub(crate) unsafe fn run(row: Datum, ev: &Event) {
     for e in entries().iter() {
         if !e.wants(ev.stream_type, ev.event_type) {
             continue;

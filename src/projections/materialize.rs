@@ -102,7 +102,7 @@ fn exec(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], read_only: bool) -> u6
 
 /// Applies one event (an `es.events` row, already read as `ev`) to its
 /// stream's row in `target`.
-pub fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
+pub(crate) fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     let def = definitions::require(ev.stream_type);
     let sid = ev.stream_id.into_datum();
@@ -186,7 +186,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
 }
 
 /// Empties the table and fills it again; returns the number of streams.
-pub fn rebuild(p: &Projection) -> i64 {
+pub(crate) fn rebuild(p: &Projection) -> i64 {
     let plans = plans(p.target);
     sandboxed(p.owner, PINNED_PATH, || exec(plans.delete, &[], false));
     let stream_type = p

@@ -14,22 +14,22 @@ use pgrx::{FromDatum, IntoDatum};
 use std::ffi::CString;
 
 /// A registry row.
-pub struct Projection {
-    pub name: String,
-    pub kind: String,
-    pub mode: String,
-    pub handler: Oid,
-    pub reset: Oid,
-    pub target: Oid,
-    pub event_types: Option<Vec<String>>,
-    pub stream_types: Option<Vec<String>>,
-    pub owner: Oid,
-    pub position: i64,
-    pub search_path: CString,
+pub(crate) struct Projection {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) mode: String,
+    pub(crate) handler: Oid,
+    pub(crate) reset: Oid,
+    pub(crate) target: Oid,
+    pub(crate) event_types: Option<Vec<String>>,
+    pub(crate) stream_types: Option<Vec<String>>,
+    pub(crate) owner: Oid,
+    pub(crate) position: i64,
+    pub(crate) search_path: CString,
     /// The recorded signatures (the oids above are invalid when a function
     /// was dropped).
-    pub handler_name: Option<String>,
-    pub reset_name: Option<String>,
+    pub(crate) handler_name: Option<String>,
+    pub(crate) reset_name: Option<String>,
 }
 
 impl Projection {
@@ -108,7 +108,7 @@ kept_plan!(
     [pg_sys::TEXTOID]
 );
 
-pub fn cstring(s: String) -> CString {
+pub(crate) fn cstring(s: String) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
@@ -172,7 +172,7 @@ pub(crate) fn lock(name: &str, wait: bool, caller: Oid) -> Option<Projection> {
 /// statement run after it sees every event there will be until then. (It
 /// conflicts with itself, so two such transactions that also append queue
 /// up rather than deadlock.)
-pub fn lock_out_appends(what: &str) {
+pub(crate) fn lock_out_appends(what: &str) {
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             fail_hint(
@@ -189,12 +189,12 @@ pub fn lock_out_appends(what: &str) {
 }
 
 /// Makes every backend reload its inline projections at its next statement.
-pub fn registry_changed() {
+pub(crate) fn registry_changed() {
     crate::store::catalog::changed(c"projection_registry");
 }
 
 /// Inserts a registry row as the extension owner; 42710 for a taken name.
-pub fn register(p: &Projection) {
+pub(crate) fn register(p: &Projection) {
     let arg = [p.name.as_str().into_datum()];
     if EXISTS.run(&arg, false) == 1 {
         fail_hint(
@@ -223,7 +223,7 @@ pub fn register(p: &Projection) {
 }
 
 /// Every async projection that is running, for the background worker.
-pub fn running_async() -> Vec<String> {
+pub(crate) fn running_async() -> Vec<String> {
     kept_plan!(
         RUNNING,
         c"SELECT name FROM es.projection_registry

@@ -33,7 +33,7 @@ unsafe extern "C-unwind" {
 }
 
 /// Registers one worker per database in `es.worker_databases` (from `_PG_init`).
-pub fn register() {
+pub(crate) fn register() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }

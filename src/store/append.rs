@@ -620,17 +620,17 @@ thread_local! {
 }
 
 /// Marks the extent of an append made by the extension's own functions.
-pub struct AppendScope;
+pub(crate) struct AppendScope;
 
 impl AppendScope {
-    pub fn enter() -> AppendScope {
+    pub(crate) fn enter() -> AppendScope {
         APPEND_DEPTH.with(|d| d.set(d.get() + 1));
         AppendScope
     }
 }
 
 /// Whether an append made by the extension's functions is under way.
-pub fn in_append() -> bool {
+pub(crate) fn in_append() -> bool {
     APPEND_DEPTH.with(|d| d.get()) > 0
 }
 

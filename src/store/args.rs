@@ -7,10 +7,10 @@ use crate::pg::error::{fail, fail_hint};
 use pgrx::prelude::*;
 
 /// Longest stream id, event type or stream type accepted, in bytes.
-pub const MAX_ID_BYTES: usize = 1000;
+pub(crate) const MAX_ID_BYTES: usize = 1000;
 
 /// A required identifier argument: not NULL, not empty, at most `MAX_ID_BYTES`.
-pub fn identifier<'a>(what: &str, value: Option<&'a str>) -> &'a str {
+pub(crate) fn identifier<'a>(what: &str, value: Option<&'a str>) -> &'a str {
     match value {
         None => fail(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -20,7 +20,7 @@ pub fn identifier<'a>(what: &str, value: Option<&'a str>) -> &'a str {
     }
 }
 
-pub fn check_identifier<'a>(what: &str, s: &'a str) -> &'a str {
+pub(crate) fn check_identifier<'a>(what: &str, s: &'a str) -> &'a str {
     if s.is_empty() {
         fail(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -40,11 +40,11 @@ pub fn check_identifier<'a>(what: &str, s: &'a str) -> &'a str {
 }
 
 /// An optional identifier (NULL allowed, but not empty or too long).
-pub fn optional_identifier<'a>(what: &str, value: Option<&'a str>) -> Option<&'a str> {
+pub(crate) fn optional_identifier<'a>(what: &str, value: Option<&'a str>) -> Option<&'a str> {
     value.map(|s| check_identifier(what, s))
 }
 
-pub fn expected_version(value: Option<i64>) -> Option<i64> {
+pub(crate) fn expected_version(value: Option<i64>) -> Option<i64> {
     if let Some(v) = value {
         if v < 0 {
             fail_hint(
@@ -59,7 +59,7 @@ pub fn expected_version(value: Option<i64>) -> Option<i64> {
 
 /// The stream type a new stream gets when none is given: the part of the
 /// stream id before its first '-' (the whole id when it has none).
-pub fn default_stream_type(stream_id: &str) -> &str {
+pub(crate) fn default_stream_type(stream_id: &str) -> &str {
     match stream_id.find('-') {
         Some(0) | None => stream_id,
         Some(i) => &stream_id[..i],

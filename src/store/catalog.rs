@@ -6,7 +6,7 @@ use pgrx::pg_sys::{self, Oid};
 use std::ffi::CStr;
 
 /// The oid of table `es.<name>` (InvalidOid when it does not exist).
-pub fn relation(name: &CStr) -> Oid {
+pub(crate) fn relation(name: &CStr) -> Oid {
     unsafe {
         let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
         pg_sys::get_relname_relid(name.as_ptr(), es)
@@ -15,7 +15,7 @@ pub fn relation(name: &CStr) -> Oid {
 
 /// Sends a relcache invalidation for `es.<name>`, delivered to every backend
 /// when this transaction commits (and to this one at its next command).
-pub fn changed(name: &CStr) {
+pub(crate) fn changed(name: &CStr) {
     let oid = relation(name);
     if oid != Oid::INVALID {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
@@ -23,7 +23,7 @@ pub fn changed(name: &CStr) {
 }
 
 /// The owner of the extension (who owns `es.events`).
-pub fn extension_owner() -> Oid {
+pub(crate) fn extension_owner() -> Oid {
     unsafe {
         let rel = relation(c"events");
         let tuple = pg_sys::SearchSysCache1(

@@ -25,7 +25,7 @@ use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
 use sha2::{Digest, Sha256};
 
-pub type Hash = [u8; 32];
+pub(crate) type Hash = [u8; 32];
 
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_be_bytes());
@@ -34,18 +34,18 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
 
 /// What one event contributes to its stream's chain, but its position
 /// (an append learns its position late, and may have to take another).
-pub struct EventParts<'a> {
-    pub stream_id: &'a [u8],
-    pub event_type: &'a [u8],
-    pub event_id: &'a [u8],
-    pub recorded_at: i64,
+pub(crate) struct EventParts<'a> {
+    pub(crate) stream_id: &'a [u8],
+    pub(crate) event_type: &'a [u8],
+    pub(crate) event_id: &'a [u8],
+    pub(crate) recorded_at: i64,
     /// The payload bytes of standalone jsonb values (no varlena header).
-    pub data: &'a [u8],
-    pub metadata: &'a [u8],
+    pub(crate) data: &'a [u8],
+    pub(crate) metadata: &'a [u8],
 }
 
 /// The digest so far; [`finish`] adds the position.
-pub fn partial(e: &EventParts) -> Sha256 {
+pub(crate) fn partial(e: &EventParts) -> Sha256 {
     let mut h = Sha256::new();
     h.update(b"pg_eventsource event 1");
     field(&mut h, e.stream_id);
@@ -57,21 +57,21 @@ pub fn partial(e: &EventParts) -> Sha256 {
     h
 }
 
-pub fn finish(mut h: Sha256, position: i64) -> Hash {
+pub(crate) fn finish(mut h: Sha256, position: i64) -> Hash {
     h.update(position.to_be_bytes());
     h.finalize().into()
 }
 
 /// The binary form of the empty object `{}` (an object header counting no
 /// pairs): the metadata of an event appended without any.
-pub fn empty_object() -> [u8; 4] {
+pub(crate) fn empty_object() -> [u8; 4] {
     pg_sys::JB_FOBJECT.to_ne_bytes()
 }
 
 /// The bytes of a standalone jsonb holding `v`, as the `->` operator builds
 /// it from the same value (an append of many events takes data and metadata
 /// out of the array with `->`).
-pub fn value_bytes(v: &crate::pg::jsonb::Value) -> Vec<u8> {
+pub(crate) fn value_bytes(v: &crate::pg::jsonb::Value) -> Vec<u8> {
     let mut jv = v.0;
     // SAFETY: JsonbValueToJsonb copies a scalar or a binary container into a
     // new varlena in the current memory context; it is read and freed here.
@@ -84,7 +84,7 @@ pub fn value_bytes(v: &crate::pg::jsonb::Value) -> Vec<u8> {
 }
 
 /// One link: the chain after the event at `version` with digest `d`.
-pub fn step(prev: &Hash, version: i64, stream_type: &[u8], d: &Hash) -> Hash {
+pub(crate) fn step(prev: &Hash, version: i64, stream_type: &[u8], d: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(version.to_be_bytes());
@@ -97,7 +97,7 @@ pub fn step(prev: &Hash, version: i64, stream_type: &[u8], d: &Hash) -> Hash {
 ///
 /// # Safety
 /// `d` must be a non-null varlena datum that outlives the slice.
-pub unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
+pub(crate) unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
     let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
     std::slice::from_raw_parts(
         pgrx::vardata_any(v) as *const u8,
@@ -106,13 +106,13 @@ pub unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
 }
 
 /// The transaction's start time as `now()` and a column default record it.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     // SAFETY: reads a backend-local timestamp.
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
 /// A bytea datum holding `bytes`, in the current memory context.
-pub fn bytea(bytes: &[u8]) -> Datum {
+pub(crate) fn bytea(bytes: &[u8]) -> Datum {
     // SAFETY: allocates and fills a varlena of exactly that size.
     unsafe {
         let v = pg_sys::palloc(bytes.len() + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;

@@ -5,27 +5,27 @@ use crate::pg::fmgr::text_datum_str;
 use crate::pg::jsonb::Container;
 use pgrx::pg_sys::{self, Datum};
 
-pub struct Event<'a> {
-    pub global_position: i64,
-    pub stream_id: &'a str,
-    pub stream_type: &'a str,
-    pub version: i64,
-    pub event_type: &'a str,
-    pub data: Container,
-    pub data_datum: Datum,
+pub(crate) struct Event<'a> {
+    pub(crate) global_position: i64,
+    pub(crate) stream_id: &'a str,
+    pub(crate) stream_type: &'a str,
+    pub(crate) version: i64,
+    pub(crate) event_type: &'a str,
+    pub(crate) data: Container,
+    pub(crate) data_datum: Datum,
     /// Detoasted only when a step reads it.
-    pub metadata_datum: Datum,
-    pub event_id: Datum,
-    pub recorded_at: Datum,
+    pub(crate) metadata_datum: Datum,
+    pub(crate) event_id: Datum,
+    pub(crate) recorded_at: Datum,
 }
 
 impl Event<'_> {
-    pub fn metadata(&self) -> Container {
+    pub(crate) fn metadata(&self) -> Container {
         unsafe { Container::from_datum(self.metadata_datum) }
     }
 
     /// `recorded_at` as `to_jsonb` writes a timestamptz (ISO 8601).
-    pub fn recorded_at_text(&self) -> String {
+    pub(crate) fn recorded_at_text(&self) -> String {
         unsafe {
             let p = pg_sys::JsonEncodeDateTime(
                 std::ptr::null_mut(),
@@ -37,7 +37,7 @@ impl Event<'_> {
         }
     }
 
-    pub fn event_id_text(&self) -> String {
+    pub(crate) fn event_id_text(&self) -> String {
         let b = unsafe { std::slice::from_raw_parts(self.event_id.cast_mut_ptr::<u8>(), 16) };
         let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
         format!(
@@ -53,7 +53,7 @@ impl Event<'_> {
 
 /// Reads `es.events` rows (whole-row composite datums). The attribute numbers
 /// are looked up by name once, so the reader follows the table's shape.
-pub struct RowReader {
+pub(crate) struct RowReader {
     tupdesc: pg_sys::TupleDesc,
     /// 0-based attribute index of each column, in `Event` order.
     idx: [usize; 9],
@@ -78,7 +78,7 @@ impl RowReader {
     /// # Safety
     /// `row` must be a composite datum of type `es.events`. The tuple
     /// descriptor is copied into the current memory context.
-    pub unsafe fn for_row(row: Datum) -> RowReader {
+    pub(crate) unsafe fn for_row(row: Datum) -> RowReader {
         let th = pg_sys::pg_detoast_datum(row.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
         let typid = (*th).t_choice.t_datum.datum_typeid;
         let typmod = (*th).t_choice.t_datum.datum_typmod;
@@ -104,7 +104,7 @@ impl RowReader {
 
     /// # Safety
     /// `row` must be a composite datum of type `es.events` that outlives the event.
-    pub unsafe fn read<'a>(&self, row: Datum) -> Event<'a> {
+    pub(crate) unsafe fn read<'a>(&self, row: Datum) -> Event<'a> {
         let th = pg_sys::pg_detoast_datum(row.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
         tuple.t_len = pgrx::varsize_any(th as *const pg_sys::varlena) as u32;

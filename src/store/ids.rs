@@ -39,7 +39,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub fn uuid_v7() -> [u8; 16] {
+pub(crate) fn uuid_v7() -> [u8; 16] {
     let ms = now_ms();
     let (a, b) = (next_random(), next_random());
     let mut u = [0u8; 16];
@@ -51,7 +51,7 @@ pub fn uuid_v7() -> [u8; 16] {
 
 /// Parses a UUID exactly as PostgreSQL's uuid input does: 32 hex digits,
 /// an optional hyphen after any group of four, optionally in braces.
-pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let b = s.as_bytes();
     let braces = b.first() == Some(&b'{');
     let mut p = usize::from(braces);

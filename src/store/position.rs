@@ -39,8 +39,8 @@ use pgrx::prelude::*;
 use std::cell::Cell;
 
 /// Bits of a position that count events within one transaction.
-pub const COUNTER_BITS: u32 = 20;
-pub const MAX_EVENTS_PER_TRANSACTION: u64 = (1 << COUNTER_BITS) - 1;
+pub(crate) const COUNTER_BITS: u32 = 20;
+pub(crate) const MAX_EVENTS_PER_TRANSACTION: u64 = (1 << COUNTER_BITS) - 1;
 const MAX_BASE: u64 = 1 << (63 - COUNTER_BITS);
 
 thread_local! {
@@ -97,7 +97,7 @@ kept_plan!(
     [pg_sys::INT8OID]
 );
 
-pub fn system_identifier() -> i64 {
+pub(crate) fn system_identifier() -> i64 {
     unsafe { pg_sys::GetSystemIdentifier() as i64 }
 }
 
@@ -133,7 +133,7 @@ fn offset() -> i64 {
 
 /// Reserves `n` consecutive positions in the current transaction and returns
 /// the first. Must be called inside an SPI connection.
-pub fn reserve(n: u64) -> i64 {
+pub(crate) fn reserve(n: u64) -> i64 {
     let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
     let (mut cur_xid, mut next, mut base) = TXN.with(|t| t.get());
     if cur_xid != xid {
@@ -162,7 +162,7 @@ pub fn reserve(n: u64) -> i64 {
 /// has ended: from the id of a subtransaction started now. The rest of the
 /// transaction's positions follow on from there. Must be called inside an
 /// SPI connection, after `reserve` in the same transaction.
-pub fn reserve_after_lock(n: u64) -> i64 {
+pub(crate) fn reserve_after_lock(n: u64) -> i64 {
     let xid = unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;
