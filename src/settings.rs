@@ -11,7 +11,8 @@ pub(crate) static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// Databases the background worker and the notification relay serve
 /// (comma-separated; needs a restart).
-pub(crate) static WORKER_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub(crate) static WORKER_DATABASES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 /// Whether appenders hand every notification to the relay, even when no
 /// other notifying transaction is committing (then they notify themselves).
 pub(crate) static NOTIFY_ALWAYS_RELAY: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -38,6 +39,7 @@ pub(crate) static WORKER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000
 pub(crate) fn init() {
     // A server-start setting can only be defined while the server starts,
     // i.e. when the library is preloaded; it means nothing otherwise.
+    // SAFETY: a plain read of a backend-global flag.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         GucRegistry::define_string_guc(
             c"es.worker_databases",

@@ -192,6 +192,8 @@ impl Num {
     }
 }
 
+/// # Safety
+/// `n` is a valid numeric datum.
 unsafe fn big_text(n: pg_sys::Numeric) -> String {
     AnyNumeric::from_datum(pg_sys::Datum::from(n), false)
         .map(|a| a.to_string())

@@ -52,6 +52,8 @@ fn aggregates_oid() -> pg_sys::Oid {
     crate::store::catalog::relation(c"aggregates")
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered relcache invalidation callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     if relid == pg_sys::InvalidOid || relid == aggregates_oid_cached() {
@@ -67,6 +69,8 @@ fn aggregates_oid_cached() -> pg_sys::Oid {
     AGG_OID.with(|o| o.get())
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered syscache invalidation callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn function_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
     // A fold function was replaced or dropped: its cached call info is stale.
@@ -75,6 +79,8 @@ unsafe extern "C-unwind" fn function_changed(_arg: pg_sys::Datum, _cacheid: i32,
 
 fn load_all() -> HashMap<String, Rc<Def>> {
     if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+        // SAFETY: registers static callbacks; PostgreSQL keeps the pointers for the backend's
+        // life, and `CALLBACK_REGISTERED` makes it once.
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into());
             pg_sys::CacheRegisterSyscacheCallback(
@@ -91,6 +97,8 @@ fn load_all() -> HashMap<String, Rc<Def>> {
         for row in 0..n as usize {
             let stream_type = spi::value_string(row, 1).unwrap_or_default();
             let initial = spi::value(row, 4)
+                // SAFETY: `d` is a non-null jsonb datum of the current SPI result, alive while
+                // it is read.
                 .map(|d| unsafe { Val::from_datum(d) })
                 .unwrap_or(Val::Null);
             let mut initial_state = String::new();
@@ -100,6 +108,8 @@ fn load_all() -> HashMap<String, Rc<Def>> {
                     Kind::Function(UserFunction::new(pg_sys::Oid::from(oid.value() as u32)))
                 }
                 (None, Some(r)) => {
+                    // SAFETY: `r` is a non-null jsonb datum of the current SPI result, alive
+                    // while it is read.
                     let def = unsafe { Val::from_datum(r) };
                     match Reducers::compile(&def) {
                         Ok(c) => Kind::Reducers(c, initial),
@@ -164,6 +174,7 @@ pub(crate) fn require(stream_type: &str) -> Rc<Def> {
 fn definitions_changed() {
     let oid = aggregates_oid();
     if oid != pg_sys::InvalidOid {
+        // SAFETY: queues an invalidation of an existing relation, delivered at commit.
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
     }
 }
@@ -171,6 +182,10 @@ fn definitions_changed() {
 crate::v1_function_info!(pg_finfo_es_check_reducers);
 
 /// es._check_reducers(jsonb): compiles a reducers definition or says what is wrong.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose
+/// arguments match the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_check_reducers(

@@ -42,6 +42,8 @@ impl Folder {
     /// the definition's initial state. Its memory lives under the current
     /// memory context.
     pub(crate) fn new(def: Rc<Def>, start: Option<(i64, Datum)>) -> Folder {
+        // SAFETY: a new context under the current one; it is deleted by `free`, or with its
+        // parent.
         let state_cxt = unsafe {
             pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
@@ -53,6 +55,8 @@ impl Folder {
         };
         let (version, state) = match (&def.kind, start) {
             (Kind::Reducers(_, init), None) => (0, State::Native(init.clone())),
+            // SAFETY: `s` is the snapshot's non-null jsonb state, read while the SPI result
+            // holds it.
             (Kind::Reducers(..), Some((v, s))) => (v, State::Native(unsafe { Val::from_datum(s) })),
             (Kind::Function(_), None) => (
                 0,
@@ -101,10 +105,16 @@ impl Folder {
 
     fn apply_one(&mut self, def: &Def, row: Datum) {
         if self.reader.is_none() {
+            // SAFETY: the folder's own context, alive while the folder is.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(self.state_cxt) };
+            // SAFETY: the folds are handed `es.events` rows only (the aggregate's argument
+            // type, the queries of this module).
             self.reader = Some(unsafe { RowReader::for_row(row) });
+            // SAFETY: switches back to the context saved just above.
             unsafe { pg_sys::MemoryContextSwitchTo(old) };
         }
+        // SAFETY: `row` is an `es.events` row of the reader's type; the event borrows it for
+        // this call only.
         let ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
         if ev.stream_type != def.stream_type {
             fail(
@@ -150,6 +160,8 @@ impl Folder {
                     );
                 };
                 let copied = copy_into(self.state_cxt, next);
+                // SAFETY: the previous state was allocated by `copy_into` in the folder's
+                // context and nothing else points to it.
                 unsafe { pg_sys::pfree(state.cast_mut_ptr()) };
                 *state = copied;
             }
@@ -162,6 +174,8 @@ impl Folder {
     pub(crate) fn result(&self) -> Datum {
         match &self.state {
             State::Native(v) => v.to_jsonb(),
+            // SAFETY: the state is a jsonb datum in the folder's context; the copy goes into
+            // the caller's.
             State::Jsonb(d) => unsafe {
                 Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()))
             },
@@ -174,6 +188,7 @@ impl Folder {
     /// (Not a `Drop`: inside an aggregate the parent context, and this one
     /// with it, is gone by the time the Rust side is dropped.)
     pub(crate) fn free(self) {
+        // SAFETY: the context was created by `Folder::new` and is deleted only here.
         unsafe { pg_sys::MemoryContextDelete(self.state_cxt) };
     }
 }
@@ -228,6 +243,7 @@ pub(crate) fn fold_stream(
     } else {
         None
     };
+    // SAFETY: switches to the caller's context `outer` for the folder and back.
     let mut folder = unsafe {
         let old = pg_sys::MemoryContextSwitchTo(outer);
         let f = Folder::new(def, start);
@@ -246,13 +262,16 @@ pub(crate) fn fold_stream(
         Some(Datum::from(target)),
     ];
     EVENTS_AFTER.cursor(&args, read_only, |rows| {
+        // SAFETY: `batch_cxt` was created above and lives until the end of this function.
         let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
         folder.apply_rows(rows);
+        // SAFETY: switches back to the saved context, then frees the batch's garbage.
         unsafe {
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(batch_cxt);
         }
     });
+    // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
     folder
 }
@@ -273,6 +292,10 @@ pub(crate) fn stream_info(stream_id: Datum, stream_id_str: &str) -> (String, i64
 crate::v1_function_info!(pg_finfo_es_load);
 
 /// es._load(stream_id text, at_version bigint) RETURNS es.aggregate_state
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -309,11 +332,18 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
 
 crate::v1_function_info!(pg_finfo_es_fold_transition);
 
+/// # Safety
+/// Called by PostgreSQL when the aggregate's memory context goes; `arg` is the `Box<Folder>`
+/// made by `es_fold_transition`, dropped once.
 unsafe extern "C-unwind" fn drop_folder(arg: *mut std::ffi::c_void) {
     drop(Box::from_raw(arg as *mut Folder));
 }
 
 /// Transition function: (internal, es.events) -> internal.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -357,6 +387,10 @@ pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallI
 crate::v1_function_info!(pg_finfo_es_fold_final);
 
 /// Final function: internal -> jsonb (NULL for no events).
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_fold_final(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

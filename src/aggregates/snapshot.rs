@@ -37,6 +37,9 @@ pub(crate) fn due(stream_type: &str, version: i64) -> bool {
 
 /// Writes the snapshot of the stream at the event just inserted (`row`, read
 /// as `ev`), folded from the previous snapshot.
+///
+/// # Safety
+/// `ev` was read from the `es.events` row just inserted, inside the trigger's call.
 pub(crate) unsafe fn take(ev: &Event) {
     let def = definitions::require(ev.stream_type);
     let stream_id = ev.stream_id.into_datum().expect("stream id");

@@ -21,6 +21,8 @@ impl Val {
     /// Converts one value taken out of a jsonb container.
     pub(crate) fn from_jsonb_value(v: &Value) -> Val {
         let jv = &v.0;
+        // SAFETY: `d` is a non-null jsonb datum (the caller's contract); it is detoasted into
+        // the current context.
         unsafe {
             match jv.type_ {
                 pg_sys::jbvType::jbvNull => Val::Null,
@@ -37,6 +39,7 @@ impl Val {
 
     /// Converts a whole container (a scalar root comes back as the scalar).
     pub(crate) fn from_container(c: Container) -> Val {
+        // SAFETY: `c` points into a detoasted jsonb that outlives the iteration.
         let mut it = unsafe { pg_sys::JsonbIteratorInit(c.as_ptr()) };
         let mut stack: Vec<Val> = Vec::new();
         let mut keys: Vec<Option<String>> = Vec::new();
@@ -44,12 +47,16 @@ impl Val {
         let mut result = Val::Null;
         loop {
             let mut v = std::mem::MaybeUninit::<pg_sys::JsonbValue>::zeroed();
+            // SAFETY: `it` is the iterator made above; PostgreSQL frees it when it returns
+            // WJB_DONE.
             let tok = unsafe { pg_sys::JsonbIteratorNext(&mut it, v.as_mut_ptr(), false) };
+            // SAFETY: JsonbIteratorNext filled the value for every token this loop reads.
             let v = Value(unsafe { v.assume_init() });
             use pg_sys::JsonbIteratorToken::*;
             match tok {
                 WJB_DONE => break,
                 WJB_BEGIN_ARRAY => {
+                    // SAFETY: an array-begin token carries the `array` member of the union.
                     raw_scalar = unsafe { v.0.val.array.rawScalar };
                     stack.push(Val::Arr(Vec::new()));
                     keys.push(None);

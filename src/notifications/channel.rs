@@ -13,6 +13,8 @@ unsafe extern "C-unwind" {
 
 /// NOTIFY es_events with `payload` in the current transaction.
 pub(crate) fn send(payload: &CStr) {
+    // SAFETY: both strings are NUL-terminated and outlive the call; pg_guard_ffi_boundary turns
+    // an error into a Rust panic.
     unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(CHANNEL.as_ptr(), payload.as_ptr()))
     };

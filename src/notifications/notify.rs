@@ -58,17 +58,22 @@ fn take_notify_lock() -> bool {
         locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
         locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
     };
+    // SAFETY: a lock tag built above, taken without waiting; it is released at transaction end
+    // like PostgreSQL's own.
     let r = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as i32, false, true) };
     r != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
 /// Registers the transaction callbacks (from `_PG_init`).
 pub(crate) fn init() {
+    // SAFETY: registers a static callback once, from _PG_init.
     unsafe {
         pg_sys::RegisterXactCallback(Some(xact_event), std::ptr::null_mut());
     }
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered transaction callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn xact_event(
     event: pg_sys::XactEvent::Type,

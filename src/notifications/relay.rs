@@ -91,11 +91,17 @@ fn slot(i: usize) -> Option<*mut Slot> {
     if base.is_null() || i >= SLOTS.load(Relaxed) {
         return None;
     }
+    // SAFETY: `i` is below the slot count, so the offset stays inside the shared segment.
     Some(unsafe { base.add(i * stride()) }.cast())
 }
 
 /// The FIFO's bytes of a slot. Only with the slot's lock held.
+///
+/// # Safety
+/// `s` is a live slot of the shared segment and the caller holds its lock.
 unsafe fn fifo<'a>(s: *mut Slot) -> &'a mut [u8] {
+    // SAFETY: a slot is followed by `CAPACITY` bytes of FIFO in the segment; the caller holds
+    // its lock.
     unsafe {
         std::slice::from_raw_parts_mut(
             s.cast::<u8>().add(size_of::<Slot>()),
@@ -109,7 +115,11 @@ unsafe fn fifo<'a>(s: *mut Slot) -> &'a mut [u8] {
 struct Held(*mut pg_sys::LWLock);
 
 impl Held {
+    /// # Safety
+    /// `s` is a live slot of the shared segment, its lock initialised at startup.
     unsafe fn new(s: *mut Slot, mode: pg_sys::LWLockMode::Type) -> Held {
+        // SAFETY: `s` is a live slot of the shared segment and its lock was initialised at
+        // startup.
         unsafe {
             let lock = (*s).lock;
             pg_sys::LWLockAcquire(lock, mode);
@@ -120,6 +130,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
+        // SAFETY: the lock was acquired by `Held::new` and is released once.
         unsafe { pg_sys::LWLockRelease(self.0) };
     }
 }
@@ -165,6 +176,7 @@ pub(crate) fn fifo_consume(buf: &mut [u8], used: &mut usize, n: usize) {
 /// Reserves shared memory and registers one relay per database in
 /// `es.worker_databases` (from `_PG_init`, only while preloading).
 pub(crate) fn init() {
+    // SAFETY: a plain read of a backend-global flag.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
@@ -177,6 +189,8 @@ pub(crate) fn init() {
         guc::NOTIFY_RELAY_BUFFER.get().max(16) as usize * 1024,
         Relaxed,
     );
+    // SAFETY: hooks are installed once, from _PG_init while preloading, keeping the previous
+    // ones.
     unsafe {
         PREV_REQUEST_HOOK = pg_sys::shmem_request_hook;
         pg_sys::shmem_request_hook = Some(shmem_request);
@@ -186,8 +200,11 @@ pub(crate) fn init() {
     crate::pg::bgworker::register_each("pg_eventsource notify relay", "es_notify_relay_main", &dbs);
 }
 
+/// # Safety
+/// Called once by the postmaster as its shared-memory request hook.
 #[pg_guard]
 unsafe extern "C-unwind" fn shmem_request() {
+    // SAFETY: PostgreSQL's shmem_request hook contract: called once by the postmaster.
     unsafe {
         if let Some(prev) = PREV_REQUEST_HOOK {
             pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
@@ -197,8 +214,12 @@ unsafe extern "C-unwind" fn shmem_request() {
     }
 }
 
+/// # Safety
+/// Called by the postmaster (and each backend without fork) as its shared-memory startup hook.
 #[pg_guard]
 unsafe extern "C-unwind" fn shmem_startup() {
+    // SAFETY: PostgreSQL's shmem_startup hook contract: the segment is initialised under
+    // AddinShmemInitLock.
     unsafe {
         if let Some(prev) = PREV_STARTUP_HOOK {
             pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
@@ -229,8 +250,10 @@ unsafe extern "C-unwind" fn shmem_startup() {
 
 /// The slot of a live relay for this backend's database, if any.
 pub(crate) fn serving() -> Option<usize> {
+    // SAFETY: a plain read of a backend-global value.
     let db = unsafe { pg_sys::MyDatabaseId };
     (0..SLOTS.load(Relaxed)).find(|&i| {
+        // SAFETY: `s` is a live slot; the fields are read under its lock.
         slot(i).is_some_and(|s| unsafe {
             let _held = Held::new(s, pg_sys::LWLockMode::LW_SHARED);
             (*s).alive && (*s).dboid == db
@@ -246,6 +269,7 @@ pub(crate) fn hand_over(i: usize, payload: &CStr, events: i64, first: i64, last:
     let Some(s) = slot(i) else {
         return;
     };
+    // SAFETY: `s` is a live slot; its FIFO and fields are written under its exclusive lock.
     let latch = unsafe {
         let _held = Held::new(s, pg_sys::LWLockMode::LW_EXCLUSIVE);
         let s = &mut *s;
@@ -261,6 +285,8 @@ pub(crate) fn hand_over(i: usize, payload: &CStr, events: i64, first: i64, last:
     if !latch.is_null() {
         // The latch lives in the relay's PGPROC, which outlives it: at worst
         // a stale pointer wakes whoever took that PGPROC, once.
+        // SAFETY: the latch lives in the relay's PGPROC, which outlives it: at worst a stale
+        // pointer wakes whoever took that PGPROC, once.
         unsafe { pg_sys::SetLatch(latch) };
     }
 }
@@ -281,6 +307,8 @@ pub extern "C-unwind" fn es_notify_relay_main(arg: pg_sys::Datum) {
     };
     let db = BackgroundWorker::get_extra().to_owned();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    // SAFETY: the relay's own slot, written under its lock; the exit callback is registered
+    // with the slot as argument.
     unsafe {
         // Its transactions write nothing but their commit record, and a
         // notification is never durable: no need to wait for the WAL flush
@@ -303,6 +331,8 @@ pub extern "C-unwind" fn es_notify_relay_main(arg: pg_sys::Datum) {
     let mut bytes = Vec::with_capacity(CAPACITY.load(Relaxed));
     loop {
         if BackgroundWorker::sighup_received() {
+            // SAFETY: called in the relay's main loop, outside a transaction, as PostgreSQL's
+            // own processes do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         relay(s, &mut bytes);
@@ -315,12 +345,17 @@ pub extern "C-unwind" fn es_notify_relay_main(arg: pg_sys::Datum) {
     }
     // Asked to stop: exit 1 has the postmaster restart it after its restart
     // time (as the projection worker); appenders notify directly meanwhile.
+    // SAFETY: ends the process; nothing after it runs.
     unsafe { pg_sys::proc_exit(1) };
 }
 
+/// # Safety
+/// Called by PostgreSQL when the relay exits, with its slot number as argument.
 #[pg_guard]
 unsafe extern "C-unwind" fn relay_exit(_code: std::ffi::c_int, arg: pg_sys::Datum) {
     if let Some(s) = slot(arg.value()) {
+        // SAFETY: the exiting relay's own slot, written under its lock (taken unless held
+        // already).
         unsafe {
             // Held already only if an error struck mid-way through a copy.
             let _held = (!pg_sys::LWLockHeldByMe((*s).lock))
@@ -337,6 +372,7 @@ unsafe extern "C-unwind" fn relay_exit(_code: std::ffi::c_int, arg: pg_sys::Datu
 /// start, is lost then).
 fn relay(s: *mut Slot, bytes: &mut Vec<u8>) {
     bytes.clear();
+    // SAFETY: `s` is the relay's own slot; its FIFO is read under its exclusive lock.
     let overflow = unsafe {
         let _held = Held::new(s, pg_sys::LWLockMode::LW_EXCLUSIVE);
         let s = &mut *s;
@@ -364,6 +400,7 @@ fn relay(s: *mut Slot, bytes: &mut Vec<u8>) {
             channel::send(p);
         }
     });
+    // SAFETY: the relay's own slot; the bytes sent are removed under its exclusive lock.
     unsafe {
         let _held = Held::new(s, pg_sys::LWLockMode::LW_EXCLUSIVE);
         let s = &mut *s;

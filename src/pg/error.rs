@@ -16,6 +16,8 @@ pub(crate) fn fail_hint(code: PgSqlErrorCode, msg: String, hint: &str) -> ! {
 }
 
 pub(crate) fn sqlstate(code: PgSqlErrorCode) -> String {
+    // SAFETY: unpack_sql_state returns a pointer to a static NUL-terminated buffer, copied out
+    // at once.
     unsafe { std::ffi::CStr::from_ptr(pg_sys::unpack_sql_state(code as i32)) }
         .to_string_lossy()
         .into_owned()

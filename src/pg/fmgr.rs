@@ -18,7 +18,13 @@ pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
 }
 
 /// Argument `n` of a V1 C function as a raw datum, `None` when SQL NULL.
-pub(crate) unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+///
+/// # Safety
+/// `fcinfo` is the call's, with at least `n + 1` arguments.
+pub(crate) unsafe fn arg_datum(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+) -> Option<pg_sys::Datum> {
     if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
         None
     } else {
@@ -27,11 +33,18 @@ pub(crate) unsafe fn arg_datum(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Op
 }
 
 /// Argument `n` (text) as a string slice into the argument, `None` when SQL NULL.
+///
+/// # Safety
+/// `fcinfo` is the call's, with at least `n + 1` arguments, argument `n` of type text.
 pub(crate) unsafe fn arg_str<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<&'a str> {
     arg_datum(fcinfo, n).map(|d| text_datum_str(d))
 }
 
 /// Forms the function's composite result from `values` (None is NULL).
+///
+/// # Safety
+/// `fcinfo` is the call's, for a function whose SQL result type is a composite of as many
+/// columns as `values`.
 pub(crate) unsafe fn composite_result(
     fcinfo: pg_sys::FunctionCallInfo,
     values: &[Option<Datum>],

@@ -41,6 +41,7 @@ impl Container {
     }
 
     fn header(&self) -> u32 {
+        // SAFETY: a container starts with its 4-byte header.
         unsafe { *(self.0 as *const u32) }
     }
 
@@ -64,6 +65,8 @@ impl Container {
             return None;
         }
         let mut res = MaybeUninit::<pg_sys::JsonbValue>::uninit();
+        // SAFETY: `self.0` is a valid container; the key is passed with its length, no NUL
+        // needed.
         unsafe {
             let found = pg_sys::getKeyJsonValueFromContainer(
                 self.0,
@@ -81,6 +84,7 @@ impl Container {
 
     /// The `i`-th element of an array.
     pub(crate) fn ith(&self, i: u32) -> Option<Value> {
+        // SAFETY: `self.0` is a valid container; PostgreSQL returns a palloc'd value or NULL.
         unsafe {
             let v = pg_sys::getIthJsonbValueFromContainer(self.0, i);
             if v.is_null() {
@@ -98,6 +102,8 @@ impl Value {
         if self.0.type_ != pg_sys::jbvType::jbvString {
             return None;
         }
+        // SAFETY: a jbvString's pointer and length describe bytes inside the container, which
+        // outlives the value.
         unsafe {
             let s = self.0.val.string;
             let bytes = std::slice::from_raw_parts(s.val as *const u8, s.len as usize);
@@ -110,6 +116,7 @@ impl Value {
         if self.0.type_ != pg_sys::jbvType::jbvBinary {
             return None;
         }
+        // SAFETY: the union's `binary` member is the one a jbvBinary value carries.
         Some(Container(unsafe { self.0.val.binary.data }))
     }
 
@@ -124,6 +131,7 @@ impl Value {
     /// Bytes the value takes in its binary form (strings and containers; other
     /// scalars are small and count as 0).
     pub(crate) fn byte_len(&self) -> usize {
+        // SAFETY: the union member read is the one the value's type tag names.
         unsafe {
             match self.0.type_ {
                 pg_sys::jbvType::jbvString => self.0.val.string.len as usize,
@@ -145,6 +153,7 @@ pub(crate) unsafe fn datum_is_object(d: pg_sys::Datum) -> bool {
 /// Parses JSON text into a jsonb datum (in the current memory context).
 pub(crate) fn from_text(s: &str) -> pg_sys::Datum {
     let c = std::ffi::CString::new(s).expect("JSON text has no NUL byte");
+    // SAFETY: `c` is NUL-terminated and outlives the call to jsonb_in.
     unsafe {
         pgrx::fcinfo::direct_function_call_as_datum(
             pg_sys::jsonb_in,

@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 
 /// The role running the current statement.
 pub(crate) fn current() -> Oid {
+    // SAFETY: a plain read of the backend's current user id.
     unsafe { pg_sys::GetUserId() }
 }
 
@@ -19,6 +20,7 @@ struct Restore(Oid, i32);
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        // SAFETY: restores exactly the values read by GetUserIdAndSecContext in `as_user`.
         unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
     }
 }
@@ -28,6 +30,8 @@ impl Drop for Restore {
 pub(crate) fn as_user<R>(uid: Oid, f: impl FnOnce() -> R) -> R {
     let mut old_uid = Oid::INVALID;
     let mut old_sec = 0;
+    // SAFETY: reads the current role and context, sets the new role; `Restore` puts the old
+    // ones back.
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut old_uid, &mut old_sec);
         if old_uid == uid {
@@ -41,6 +45,7 @@ pub(crate) fn as_user<R>(uid: Oid, f: impl FnOnce() -> R) -> R {
 
 /// Fails with 42501 unless role `member` has the privileges of `owner`.
 pub(crate) fn require_member(member: Oid, owner: Oid, what: &str) {
+    // SAFETY: a catalog check with two role oids; no pointers.
     if !unsafe { pg_sys::has_privs_of_role(member, owner) } {
         fail(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -51,6 +56,7 @@ pub(crate) fn require_member(member: Oid, owner: Oid, what: &str) {
 
 /// Fails with 42501 unless the current role may execute function `proc`.
 pub(crate) fn require_execute(proc: Oid, what: &str) {
+    // SAFETY: an ACL check of a function oid by the current user; no pointers.
     let ok = unsafe {
         pg_sys::pg_proc_aclcheck(proc, current(), pg_sys::ACL_EXECUTE as pg_sys::AclMode)
     } == pg_sys::AclResult::ACLCHECK_OK;
@@ -92,6 +98,7 @@ fn search_path_is(path: &std::ffi::CStr) -> bool {
     // SAFETY: namespace_search_path is the GUC's current string (or null),
     // owned by guc.c; it is only read here, in the backend's one thread.
     let current = unsafe { pg_sys::namespace_search_path };
+    // SAFETY: `current` is the GUC's non-null NUL-terminated string, owned by guc.c.
     !current.is_null() && unsafe { std::ffi::CStr::from_ptr(current) } == path
 }
 

@@ -40,6 +40,8 @@ impl KeptPlan {
         // Prepared under the pinned search_path whatever the session's is
         // (names resolve the same way on every backend; a later search_path
         // change only makes the plan cache re-plan it).
+        // SAFETY: `sql` is NUL-terminated and `types` holds as many oids as passed; called
+        // inside an SPI connection.
         let plan = crate::pg::roles::with_search_path(crate::pg::roles::PINNED_PATH, || unsafe {
             pg_sys::SPI_prepare(
                 self.sql.as_ptr(),
@@ -47,6 +49,8 @@ impl KeptPlan {
                 self.types.as_ptr() as *mut pg_sys::Oid,
             )
         });
+        // SAFETY: the plan was just prepared (checked for NULL); SPI_keepplan moves it out of
+        // SPI's memory.
         unsafe {
             if plan.is_null() {
                 pgrx::error!("SPI_prepare failed for: {}", self.sql.to_string_lossy());
@@ -81,6 +85,8 @@ impl KeptPlan {
     ) {
         let plan = self.get();
         let (mut values, nulls) = pack(args);
+        // SAFETY: inside an SPI connection (the caller's contract); the portal is opened and
+        // closed here, each batch's table freed after use.
         unsafe {
             let portal = pg_sys::SPI_cursor_open(
                 std::ptr::null(),
@@ -113,6 +119,7 @@ pub(crate) fn execute(
     read_only: bool,
 ) -> Result<u64, i32> {
     let (mut values, nulls) = pack(args);
+    // SAFETY: the argument arrays hold 16 entries, at least as many as the plan's parameters.
     unsafe {
         let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 0);
         if rc < 0 {
@@ -125,6 +132,8 @@ pub(crate) fn execute(
 
 /// Column `col` (1-based) of row `row` of the last SPI result, as a raw datum.
 pub(crate) fn value(row: usize, col: i32) -> Option<pg_sys::Datum> {
+    // SAFETY: row and column are checked against the current SPI result before the tuple is
+    // read.
     unsafe {
         let table = pg_sys::SPI_tuptable;
         if table.is_null() || row as u64 >= pg_sys::SPI_processed {
@@ -150,6 +159,7 @@ pub(crate) fn value_bool(row: usize, col: i32) -> Option<bool> {
 }
 
 pub(crate) fn value_string(row: usize, col: i32) -> Option<String> {
+    // SAFETY: a non-null text datum of the current SPI result, copied out at once.
     value(row, col).map(|d| unsafe { crate::pg::fmgr::text_datum_str(d).to_owned() })
 }
 
@@ -160,12 +170,15 @@ pub(crate) fn value_string(row: usize, col: i32) -> Option<String> {
 /// re-planned when it changes), where look-alikes could sit ahead of
 /// pg_catalog. Functions whose SQL definition already pins it pay nothing.
 pub(crate) fn connected<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: SPI_connect and the SPI_finish below pair up; an error in between is cleaned up
+    // by the (sub)transaction abort.
     unsafe {
         if pg_sys::SPI_connect() < 0 {
             pgrx::error!("SPI_connect failed");
         }
     }
     let r = crate::pg::roles::with_search_path(crate::pg::roles::PINNED_PATH, f);
+    // SAFETY: closes the connection opened above.
     unsafe {
         pg_sys::SPI_finish();
     }

@@ -5,6 +5,8 @@ use pgrx::prelude::*;
 
 /// A copy of varlena datum `d` (detoasted) in memory context `cxt`.
 pub(crate) fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
+    // SAFETY: switches to `cxt` for the copy and back; `d` is a non-null varlena datum (the
+    // caller's contract).
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(cxt);
         let c = pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr());
@@ -16,6 +18,7 @@ pub(crate) fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
 /// A new memory context (default sizes) under the current one, for
 /// per-batch garbage that is reset after each batch.
 pub(crate) fn new_context(name: &'static std::ffi::CStr) -> pg_sys::MemoryContext {
+    // SAFETY: a new context under the current one; the caller deletes or resets it.
     unsafe {
         pg_sys::AllocSetContextCreateInternal(
             pg_sys::CurrentMemoryContext,
@@ -30,6 +33,8 @@ pub(crate) fn new_context(name: &'static std::ffi::CStr) -> pg_sys::MemoryContex
 /// Runs `f` in a subtransaction: its writes are kept when it returns, rolled
 /// back when it raises an error, which is returned as text.
 pub(crate) fn in_subtransaction(f: impl FnOnce()) -> Result<(), String> {
+    // SAFETY: a subtransaction begun here is released or rolled back here, and the memory
+    // context and resource owner restored, as PL/pgSQL does.
     unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;

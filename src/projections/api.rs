@@ -33,6 +33,7 @@ kept_plan!(
 );
 
 pub(crate) fn names_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'static str {
+    // SAFETY: called with the fcinfo of a V1 function whose argument `n` is text.
     args::identifier("name", unsafe { fcinfo::pg_getarg::<&str>(fcinfo, n) })
 }
 
@@ -90,6 +91,10 @@ fn check_types(what: &str, v: &Option<Vec<Option<String>>>) -> Option<Vec<String
 crate::v1_function_info!(pg_finfo_es_create_projection);
 
 /// es.create_projection(name, handler, mode, event_types, stream_types, reset)
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -166,6 +171,10 @@ pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCal
 crate::v1_function_info!(pg_finfo_es_run_projection);
 
 /// es.run_projection(name text, max_events integer) RETURNS bigint
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_run_projection(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -186,6 +195,10 @@ pub unsafe extern "C-unwind" fn es_run_projection(fcinfo: pg_sys::FunctionCallIn
 crate::v1_function_info!(pg_finfo_es_rebuild_projection);
 
 /// es.rebuild_projection(name text) RETURNS bigint
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -196,6 +209,10 @@ pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCa
 crate::v1_function_info!(pg_finfo_es_drop_projection);
 
 /// es.drop_projection(name text) RETURNS void
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_drop_projection(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

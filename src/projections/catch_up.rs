@@ -99,6 +99,7 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
     let batch_cxt = xact::new_context(c"es projection batch");
     as_user(ext, || {
         ALL_EVENTS.cursor(&args, false, |rows| {
+            // SAFETY: `batch_cxt` was created above and lives until the end of this function.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
             sandboxed(p.owner, &p.search_path, || {
                 for row in rows {
@@ -106,12 +107,14 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
                 }
             });
             count += rows.len() as i64;
+            // SAFETY: switches back to the saved context, then frees the batch's garbage.
             unsafe {
                 pg_sys::MemoryContextSwitchTo(old);
                 pg_sys::MemoryContextReset(batch_cxt);
             }
         });
     });
+    // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
     let last = as_user(ext, || {
         LAST_POSITION.run(&args, false);
@@ -152,6 +155,7 @@ pub(crate) fn handle_batch(p: &Projection, rows: &[Datum]) -> (usize, Option<Str
 /// One catch-up step of an async projection: at most `max` events. Returns
 /// how many were handled; 0 when another transaction is catching it up.
 pub(crate) fn run(name: &str, max: i64) -> i64 {
+    // SAFETY: a plain read of the current memory context.
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     spi::connected(|| {
         let caller = roles::current();
@@ -212,6 +216,7 @@ pub(crate) fn run(name: &str, max: i64) -> i64 {
             )
         });
         if let Some(e) = &error {
+            // SAFETY: `rows[done]` is an `es.events` row copied into the caller's memory above.
             let ev = unsafe { RowReader::for_row(rows[done]).read(rows[done]) };
             pgrx::warning!(
                 "projection \"{name}\" failed on event {} of stream \"{}\": {e}; es.run_projection resumes there once the handler is fixed",

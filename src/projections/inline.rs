@@ -56,6 +56,8 @@ thread_local! {
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered relcache invalidation callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn relcache_changed(_arg: Datum, relid: Oid) {
     if relid == Oid::INVALID || relid == REGISTRY_OID.with(|o| o.get()) {
@@ -63,6 +65,8 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: Datum, relid: Oid) {
     }
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered syscache invalidation callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn function_changed(_arg: Datum, _cacheid: i32, _hash: u32) {
     CACHE.with(|c| c.borrow_mut().take());
@@ -81,6 +85,7 @@ kept_plan!(
 
 fn load() -> Rc<Vec<Entry>> {
     if !CALLBACKS.with(|c| c.replace(true)) {
+        // SAFETY: registers static callbacks once per backend (`CALLBACKS`).
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), Datum::from(0usize));
             pg_sys::CacheRegisterSyscacheCallback(
@@ -91,6 +96,7 @@ fn load() -> Rc<Vec<Entry>> {
         }
     }
     REGISTRY_OID.with(|o| o.set(crate::store::catalog::relation(c"projection_registry")));
+    // SAFETY: the snapshot pushed here is popped after the one statement that uses it.
     let entries = spi::connected(|| unsafe {
         pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
         let n = as_user(crate::store::catalog::extension_owner(), || {
@@ -148,6 +154,10 @@ pub(crate) fn due(stream_type: &str, event_type: &str) -> bool {
 /// Hands the event just inserted (`row`, read as `ev`) to every inline
 /// projection that wants it, in name order, each handler as its
 /// projection's owner. An error fails the append.
+///
+/// # Safety
+/// `row` is the `es.events` row just inserted and `ev` was read from it; inside the trigger's
+/// call.
 pub(crate) unsafe fn run(row: Datum, ev: &Event) {
     for e in entries().iter() {
         if !e.wants(ev.stream_type, ev.event_type) {

@@ -38,6 +38,8 @@ thread_local! {
 }
 
 fn qualified_name(rel: Oid) -> String {
+    // SAFETY: a relation oid of the registry; get_rel_name checks it, the names are quoted and
+    // copied out.
     unsafe {
         let name = pg_sys::get_rel_name(rel);
         if name.is_null() {
@@ -55,6 +57,8 @@ fn qualified_name(rel: Oid) -> String {
 
 fn prepare(sql: String, types: &[Oid]) -> pg_sys::SPIPlanPtr {
     let sql = CString::new(sql).expect("no NUL in SQL");
+    // SAFETY: `sql` is NUL-terminated; inside an SPI connection; the plan is kept out of SPI's
+    // memory.
     unsafe {
         let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_ptr() as *mut _);
         if plan.is_null() {
@@ -103,6 +107,7 @@ fn exec(plan: pg_sys::SPIPlanPtr, args: &[Option<Datum>], read_only: bool) -> u6
 /// Applies one event (an `es.events` row, already read as `ev`) to its
 /// stream's row in `target`.
 pub(crate) fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
+    // SAFETY: a plain read of the current memory context.
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     let def = definitions::require(ev.stream_type);
     let sid = ev.stream_id.into_datum();
@@ -162,6 +167,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
     as_user(ext, || {
         STREAMS_OF_TYPE.cursor(&[stream_type.into_datum()], false, |ids| {
             for id in ids {
+                // SAFETY: `cxt` was created above and lives until the end of this function.
                 let old = unsafe { pg_sys::MemoryContextSwitchTo(cxt) };
                 let folder = fold_stream(cxt, *id, def.clone(), i64::MAX, false);
                 let state = folder.result();
@@ -173,6 +179,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
                     )
                 });
                 folder.free();
+                // SAFETY: switches back to the saved context, then frees the stream's garbage.
                 unsafe {
                     pg_sys::MemoryContextSwitchTo(old);
                     pg_sys::MemoryContextReset(cxt);
@@ -181,6 +188,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
             }
         });
     });
+    // SAFETY: the context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(cxt) };
     count
 }
@@ -221,6 +229,10 @@ crate::v1_function_info!(pg_finfo_es_create_materializer);
 
 /// es._create_materializer(stream_type text, target regclass): checks the
 /// table, registers the inline projection (named after the table), fills it.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -306,6 +318,10 @@ crate::v1_function_info!(pg_finfo_es_materialized_rows);
 /// when the table is read (a rule that turned it into a view, a policy) is
 /// that owner's code and must not run with the rights of whoever verifies.
 /// The caller still needs SELECT on the table, as for reading it directly.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_materialized_rows(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

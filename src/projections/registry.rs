@@ -113,6 +113,7 @@ pub(crate) fn cstring(s: String) -> CString {
 }
 
 fn text_array(row: usize, col: i32) -> Option<Vec<String>> {
+    // SAFETY: a non-null text[] datum of the current SPI result, copied into Rust strings.
     spi::value(row, col).and_then(|d| unsafe { Vec::<String>::from_datum(d, false) })
 }
 
@@ -173,6 +174,8 @@ pub(crate) fn lock(name: &str, wait: bool, caller: Oid) -> Option<Projection> {
 /// conflicts with itself, so two such transactions that also append queue
 /// up rather than deadlock.)
 pub(crate) fn lock_out_appends(what: &str) {
+    // SAFETY: takes a table lock on the extension's own table, released at transaction end;
+    // reads a backend-global setting.
     unsafe {
         if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
             fail_hint(

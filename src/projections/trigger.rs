@@ -20,6 +20,10 @@ use pgrx::pg_sys::{self, Datum};
 crate::v1_function_info!(pg_finfo_es_after_insert_due);
 
 /// es._after_insert_due(stream_type text, version bigint, event_type text) RETURNS boolean
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_after_insert_due(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -35,6 +39,10 @@ pub unsafe extern "C-unwind" fn es_after_insert_due(fcinfo: pg_sys::FunctionCall
 crate::v1_function_info!(pg_finfo_es_after_insert);
 
 /// Trigger function es._after_insert(): AFTER INSERT ... FOR EACH ROW.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_after_insert(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

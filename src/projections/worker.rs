@@ -34,6 +34,7 @@ unsafe extern "C-unwind" {
 
 /// Registers one worker per database in `es.worker_databases` (from `_PG_init`).
 pub(crate) fn register() {
+    // SAFETY: a plain read of a backend-global flag.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
@@ -59,12 +60,16 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
     let mut idle_until: Option<Instant> = None;
     loop {
         if BackgroundWorker::sighup_received() {
+            // SAFETY: called in the worker's main loop, outside a transaction, as PostgreSQL's
+            // own processes do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         // Start listening once the extension is there; catch up.
         if !listening {
             listening = BackgroundWorker::transaction(|| {
                 installed() && {
+                    // SAFETY: inside a transaction, what LISTEN does; `es_events` is
+                    // NUL-terminated; errors become Rust panics.
                     unsafe {
                         pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Listen(c"es_events".as_ptr()))
                     };
@@ -75,16 +80,21 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
         if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
             idle_until = (!catch_up()).then(|| Instant::now() + interval());
         }
+        // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
+        // do.
         unsafe { ProcessNotifyInterrupt(false) };
         if !BackgroundWorker::wait_latch(Some(interval())) {
             break;
         }
+        // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
+        // do.
         unsafe { ProcessNotifyInterrupt(false) };
     }
     // Asked to stop (pg_terminate_backend, DROP DATABASE ... FORCE, or
     // shutdown). A worker that returns exits with 0, which the postmaster
     // takes as "done for good"; exit 1 has it restarted after its restart
     // time (at shutdown nothing is restarted).
+    // SAFETY: ends the process; nothing after it runs.
     unsafe { pg_sys::proc_exit(1) };
 }
 

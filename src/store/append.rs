@@ -285,6 +285,8 @@ fn run_first(plans: &[&KeptPlan], args: &[Option<Datum>]) -> bool {
     plans.iter().any(|p| p.run(args, false) == 1)
 }
 
+/// # Safety
+/// `fcinfo` is the call's; the argument numbers are those of the function's SQL signature.
 unsafe fn request<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     stream_id_arg: usize,
@@ -327,6 +329,10 @@ fn duplicate_id(msg: String) -> ! {
 crate::v1_function_info!(pg_finfo_es_append_event);
 
 /// es.append_event(stream_id, event_type, data, expected_version, metadata, event_id, stream_type)
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -430,6 +436,7 @@ struct Batch {
 
 /// Checks every element of an events array.
 fn check_events(stream_id: &str, events: Datum) -> Batch {
+    // SAFETY: `events` is the function's non-null jsonb argument, alive for the whole call.
     let arr = unsafe { Container::from_datum(events) };
     let bad = |msg: String| -> ! {
         fail_hint(
@@ -532,6 +539,10 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
 crate::v1_function_info!(pg_finfo_es_append_events);
 
 /// es.append_events(stream_id, events, expected_version, stream_type)
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

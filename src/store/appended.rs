@@ -38,6 +38,7 @@ pub(crate) fn record(
     if !crate::settings::NOTIFY.get() {
         return;
     }
+    // SAFETY: a plain read of the current subtransaction's id.
     let subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
     RECORDS.with(|r| {
         r.borrow_mut().push(Record {
@@ -56,6 +57,8 @@ pub(crate) fn take() -> Vec<Record> {
     RECORDS.with(|r| std::mem::take(&mut *r.borrow_mut()))
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered subtransaction callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn subxact_event(
     event: pg_sys::SubXactEvent::Type,

@@ -7,6 +7,7 @@ use std::ffi::CStr;
 
 /// The oid of table `es.<name>` (InvalidOid when it does not exist).
 pub(crate) fn relation(name: &CStr) -> Oid {
+    // SAFETY: name look-ups with NUL-terminated names; they return InvalidOid rather than fail.
     unsafe {
         let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
         pg_sys::get_relname_relid(name.as_ptr(), es)
@@ -18,12 +19,15 @@ pub(crate) fn relation(name: &CStr) -> Oid {
 pub(crate) fn changed(name: &CStr) {
     let oid = relation(name);
     if oid != Oid::INVALID {
+        // SAFETY: queues an invalidation of an existing relation, delivered at commit.
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
     }
 }
 
 /// The owner of the extension (who owns `es.events`).
 pub(crate) fn extension_owner() -> Oid {
+    // SAFETY: a syscache look-up whose tuple is released before returning; GETSTRUCT of a
+    // pg_class tuple is a Form_pg_class.
     unsafe {
         let rel = relation(c"events");
         let tuple = pg_sys::SearchSysCache1(

@@ -128,6 +128,10 @@ crate::v1_function_info!(pg_finfo_es_chain);
 /// the chain after the events whose digests are concatenated in `digests`,
 /// at versions prev_version + 1, + 2, ... NULL when the stream had events
 /// but no chain (it predates the chain), or when an argument is missing.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -170,6 +174,10 @@ crate::v1_function_info!(pg_finfo_es_stream_chain);
 /// es._stream_chain(stream_id text) RETURNS bytea: the chain folded again
 /// from the stream's stored events (NULL for a stream with none), for
 /// es.verify. Reads with the caller's rights.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {

@@ -21,11 +21,14 @@ pub(crate) struct Event<'a> {
 
 impl Event<'_> {
     pub(crate) fn metadata(&self) -> Container {
+        // SAFETY: `metadata_datum` is the row's non-null jsonb column (checked when the row was
+        // read).
         unsafe { Container::from_datum(self.metadata_datum) }
     }
 
     /// `recorded_at` as `to_jsonb` writes a timestamptz (ISO 8601).
     pub(crate) fn recorded_at_text(&self) -> String {
+        // SAFETY: `recorded_at` is a timestamptz by value; the text is copied out at once.
         unsafe {
             let p = pg_sys::JsonEncodeDateTime(
                 std::ptr::null_mut(),
@@ -38,6 +41,7 @@ impl Event<'_> {
     }
 
     pub(crate) fn event_id_text(&self) -> String {
+        // SAFETY: a uuid datum points to its 16 bytes, alive as long as the row.
         let b = unsafe { std::slice::from_raw_parts(self.event_id.cast_mut_ptr::<u8>(), 16) };
         let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
         format!(

@@ -17,6 +17,7 @@ fn next_random() -> u64 {
         let mut x = r.get();
         if x == 0 {
             let mut seed = [0u8; 8];
+            // SAFETY: writes exactly the 8 bytes of `seed`.
             let ok = unsafe { pg_sys::pg_strong_random(seed.as_mut_ptr().cast(), 8) };
             x = u64::from_ne_bytes(seed) | 1;
             if !ok {

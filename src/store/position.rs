@@ -51,6 +51,8 @@ thread_local! {
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// # Safety
+/// Called by PostgreSQL as a registered relcache invalidation callback.
 #[pg_guard]
 unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // Dropping and recreating the extension, or a restore, replaces the table.
@@ -98,6 +100,7 @@ kept_plan!(
 );
 
 pub(crate) fn system_identifier() -> i64 {
+    // SAFETY: a plain read of the cluster's system identifier.
     unsafe { pg_sys::GetSystemIdentifier() as i64 }
 }
 
@@ -111,6 +114,7 @@ fn offset() -> i64 {
         let off = spi::value_i64(0, 1).unwrap_or(0);
         let oid = pg_sys::Oid::from(spi::value_i64(0, 3).unwrap_or(0) as u32);
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+            // SAFETY: registers a static callback once per backend (`CALLBACK_REGISTERED`).
             unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into()) };
         }
         OFFSET.with(|o| o.set(Some((off, oid))));
@@ -134,6 +138,8 @@ fn offset() -> i64 {
 /// Reserves `n` consecutive positions in the current transaction and returns
 /// the first. Must be called inside an SPI connection.
 pub(crate) fn reserve(n: u64) -> i64 {
+    // SAFETY: assigns or reads the top transaction's id; appends run in a read-write
+    // transaction (checked first).
     let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
     let (mut cur_xid, mut next, mut base) = TXN.with(|t| t.get());
     if cur_xid != xid {
@@ -163,6 +169,7 @@ pub(crate) fn reserve(n: u64) -> i64 {
 /// transaction's positions follow on from there. Must be called inside an
 /// SPI connection, after `reserve` in the same transaction.
 pub(crate) fn reserve_after_lock(n: u64) -> i64 {
+    // SAFETY: a subtransaction begun and released here, which is what gives it a new id.
     let xid = unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;
@@ -173,6 +180,7 @@ pub(crate) fn reserve_after_lock(n: u64) -> i64 {
         pg_sys::CurrentResourceOwner = owner;
         x
     };
+    // SAFETY: reads the top transaction's id, assigned by now.
     let top = unsafe { pg_sys::GetTopFullTransactionId() }.value;
     let b = xid as i128 + offset() as i128;
     if b >= MAX_BASE as i128 {

@@ -20,6 +20,10 @@ kept_plan!(
 crate::v1_function_info!(pg_finfo_es_stream_version);
 
 /// es.stream_version(stream_id text) RETURNS bigint: 0 when the stream has no events.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
