@@ -9,7 +9,8 @@
 --   3. the files 0.1.0 did not have, verbatim, in the order of the
 --      extension_sql_file! graph in src/lib.rs: 06_projections, 07_subscriptions,
 --      08_stats, 09_verify, 10_privileges;
---   4. what the finalize file 04_guards.sql gained: REVOKEs on the new functions.
+--   4. what the finalize file (sql/04_guards.sql in 0.1.0, now sql/11_guards.sql)
+--      gained: REVOKEs on the new functions.
 -- The Rust-generated objects (#[pg_extern]) are the same in both versions.
 --
 -- The result must equal a fresh CREATE EXTENSION of 0.2.0: functions, tables,
@@ -1056,7 +1057,7 @@ COMMENT ON FUNCTION es.revoke_writer(regrole) IS
     'Takes back what es.grant_writer gave beyond reading: the role stays a reader.';
 
 -- ---------------------------------------------------------------------
--- 4. added to sql/04_guards.sql (finalize) in 0.2.0
+-- 4. added to the finalize file (sql/11_guards.sql) in 0.2.0
 
 REVOKE ALL ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;

@@ -81,7 +81,9 @@ extension_sql_file!(
     name = "privileges",
     requires = ["append", "projections", "subscriptions", "stats"]
 );
-extension_sql_file!("../sql/04_guards.sql", name = "guards", finalize);
+// Loaded last: its triggers, revokes and the position offset row refer to
+// objects of every other file.
+extension_sql_file!("../sql/11_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

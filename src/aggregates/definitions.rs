@@ -49,7 +49,7 @@ kept_plan!(
 );
 
 fn aggregates_oid() -> pg_sys::Oid {
-    crate::store::catalog::relation(c"aggregates")
+    crate::store::tables::relation(c"aggregates")
 }
 
 /// # Safety

@@ -9,7 +9,7 @@ use crate::kept_plan;
 use crate::pg::error::{fail, fail_hint};
 use crate::pg::roles::{self, as_user};
 use crate::pg::spi;
-use crate::store::{args, catalog};
+use crate::store::{args, tables};
 use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
@@ -159,7 +159,7 @@ pub unsafe extern "C-unwind" fn es_create_projection(fcinfo: pg_sys::FunctionCal
         if p.mode == "inline" {
             lock_out_appends("creating an inline projection");
         }
-        as_user(catalog::extension_owner(), || register(&p));
+        as_user(tables::extension_owner(), || register(&p));
         if p.mode == "inline" {
             // Events appended before it existed: hand them over now.
             catch_up::replay(&p, i64::MAX);

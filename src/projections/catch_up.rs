@@ -18,7 +18,7 @@ use crate::pg::call::UserFunction;
 use crate::pg::error::fail_hint;
 use crate::pg::roles::{self, as_user, sandboxed};
 use crate::pg::{spi, xact};
-use crate::store::{catalog, event::RowReader};
+use crate::store::{event::RowReader, tables};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
@@ -95,7 +95,7 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
         p.event_types.clone().into_datum(),
         p.stream_types.clone().into_datum(),
     ];
-    let ext = catalog::extension_owner();
+    let ext = tables::extension_owner();
     let batch_cxt = xact::new_context(c"es projection batch");
     as_user(ext, || {
         ALL_EVENTS.cursor(&args, false, |rows| {
@@ -159,7 +159,7 @@ pub(crate) fn run(name: &str, max: i64) -> i64 {
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     spi::connected(|| {
         let caller = roles::current();
-        let ext = catalog::extension_owner();
+        let ext = tables::extension_owner();
         let Some(p) = as_user(ext, || lock(name, false, caller)) else {
             return 0;
         };
@@ -234,7 +234,7 @@ pub(crate) fn run(name: &str, max: i64) -> i64 {
 pub(crate) fn rebuild(name: &str) -> i64 {
     spi::connected(|| {
         let caller = roles::current();
-        let ext = catalog::extension_owner();
+        let ext = tables::extension_owner();
         let p = as_user(ext, || lock(name, true, caller)).expect("waited for the lock");
         if p.mode == "inline" {
             lock_out_appends("rebuilding an inline projection");

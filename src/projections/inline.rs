@@ -95,11 +95,11 @@ fn load() -> Rc<Vec<Entry>> {
             );
         }
     }
-    REGISTRY_OID.with(|o| o.set(crate::store::catalog::relation(c"projection_registry")));
+    REGISTRY_OID.with(|o| o.set(crate::store::tables::relation(c"projection_registry")));
     // SAFETY: the snapshot pushed here is popped after the one statement that uses it.
     let entries = spi::connected(|| unsafe {
         pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
-        let n = as_user(crate::store::catalog::extension_owner(), || {
+        let n = as_user(crate::store::tables::extension_owner(), || {
             LOAD.run(&[], true)
         }) as usize;
         pg_sys::PopActiveSnapshot();

@@ -53,8 +53,7 @@ pub unsafe extern "C-unwind" fn es_after_insert(fcinfo: pg_sys::FunctionCallInfo
     // Only rows the append path writes into es.events, whatever table a
     // trigger calling this function was put on: otherwise a made-up row
     // would reach other roles' inline projections.
-    if !in_append()
-        || (*(*trigdata).tg_relation).rd_id != crate::store::catalog::relation(c"events")
+    if !in_append() || (*(*trigdata).tg_relation).rd_id != crate::store::tables::relation(c"events")
     {
         return Datum::from(0usize);
     }

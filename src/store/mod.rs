@@ -5,17 +5,17 @@
 //!
 //! May import: `pg`, `settings`. What a transaction appended is kept here
 //! (`appended`) for the commit's notification to take. Tables, indexes and the read
-//! functions are SQL: `sql/01_tables.sql` to `sql/04_guards.sql`.
+//! functions are SQL: `sql/01_tables.sql` to `sql/03_read.sql` and `sql/11_guards.sql` (loaded last).
 
 pub(crate) mod append;
 pub(crate) mod appended;
 pub(crate) mod args;
-pub(crate) mod catalog;
 pub(crate) mod chain;
 pub(crate) mod event;
 pub(crate) mod ids;
 pub(crate) mod position;
 pub(crate) mod stream_version;
+pub(crate) mod tables;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

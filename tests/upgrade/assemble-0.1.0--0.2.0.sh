@@ -3,7 +3,8 @@
 # 0.2.0 is unreleased and they may still change: the new files in the order
 # of the extension_sql_file! graph (src/lib.rs), the new column of es.streams
 # with its backfill, es.aggregates.fold as text, es.define_aggregate's new
-# body, and the lines 04_guards.sql gained since v0.1.0.
+# body, and the lines the finalize file (04_guards.sql, now 11_guards.sql)
+# gained since v0.1.0.
 #
 #   bash tests/upgrade/assemble-0.1.0--0.2.0.sh      # then: bash scripts/test_upgrade.sh
 #
@@ -65,11 +66,12 @@ grep -Eq '^\s*last_position\s+bigint\s+NOT NULL DEFAULT 0,?$' sql/01_tables.sql 
     || fail "es.streams.last_position is no longer 'bigint NOT NULL DEFAULT 0'"
 grep -Eq '^\s*chain_hash\s+bytea$' sql/01_tables.sql \
     || fail "es.streams.chain_hash is no longer 'bytea', its last column"
-# 04_guards.sql: lines added at its end only.
+# The finalize file (sql/04_guards.sql in 0.1.0, sql/11_guards.sql since it
+# was renamed for running last): lines added at its end only.
 old_guards=$(git show "$OLD:sql/04_guards.sql")
-[ "$(head -c ${#old_guards} sql/04_guards.sql)" = "$old_guards" ] \
-    || fail "sql/04_guards.sql changed other than at its end"
-added_guards=$(tail -n +$(($(printf '%s\n' "$old_guards" | wc -l) + 1)) sql/04_guards.sql)
+[ "$(head -c ${#old_guards} sql/11_guards.sql)" = "$old_guards" ] \
+    || fail "sql/11_guards.sql changed other than at its end"
+added_guards=$(tail -n +$(($(printf '%s\n' "$old_guards" | wc -l) + 1)) sql/11_guards.sql)
 
 {
 cat <<'EOF'
@@ -84,7 +86,8 @@ cat <<'EOF'
 --   3. the files 0.1.0 did not have, verbatim, in the order of the
 --      extension_sql_file! graph in src/lib.rs: 06_projections, 07_subscriptions,
 --      08_stats, 09_verify, 10_privileges;
---   4. what the finalize file 04_guards.sql gained: REVOKEs on the new functions.
+--   4. what the finalize file (sql/04_guards.sql in 0.1.0, now sql/11_guards.sql)
+--      gained: REVOKEs on the new functions.
 -- The Rust-generated objects (#[pg_extern]) are the same in both versions.
 --
 -- The result must equal a fresh CREATE EXTENSION of 0.2.0: functions, tables,
@@ -171,7 +174,7 @@ for f in "${NEW_FILES[@]}"; do
     cat "sql/$f.sql"
 done
 printf '\n-- ---------------------------------------------------------------------\n'
-printf -- '-- 4. added to sql/04_guards.sql (finalize) in 0.2.0\n\n'
+printf -- '-- 4. added to the finalize file (sql/11_guards.sql) in 0.2.0\n\n'
 printf '%s\n' "$added_guards" | sed '/./,$!d'
 } >"$OUT"
 echo "wrote $OUT"
