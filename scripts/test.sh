@@ -41,6 +41,11 @@ bash "$REPO/scripts/regress.sh" 2>&1 | tee "$OUT/regress.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(regress)
 summary+=("$(grep -E '^regress: [0-9]+ passed, [0-9]+ failed' "$OUT/regress.log" | tail -n 1)")
 
+log "documentation: it names every source file and SQL function, and its runnable examples run"
+bash "$REPO/scripts/check_docs.sh" 2>&1 | tee "$OUT/docs.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(docs)
+summary+=("$(grep -E '^docs: [0-9]+ passed, [0-9]+ failed' "$OUT/docs.log" | tail -n 1)")
+
 # The integration crate's test files: security*.rs are layer 4, the rest layer 3.
 integration=() adversarial=()
 for f in "$REPO"/tests/integration/tests/*.rs; do
