@@ -1,12 +1,11 @@
-//! In-backend tests of the relay's FIFO and overflow summary (the relay
-//! itself needs a preloaded server: tests/integration/tests/notify_relay.rs).
+//! Tests of the relay's FIFO and overflow summary: plain Rust for the queue,
+//! in-backend for the summary's JSON (the relay itself needs a preloaded
+//! server: tests/integration/tests/notify_relay.rs).
 
-#[pgrx::pg_schema]
-mod tests {
-    use crate::notifications::channel::overflow_payload;
+/// Plain Rust: the queue needs no PostgreSQL.
+#[cfg(test)]
+mod unit {
     use crate::notifications::relay::{fifo_consume, fifo_entries, fifo_push, Overflow};
-    use crate::test_harness::*;
-    use pgrx::prelude::*;
 
     fn texts(bytes: &[u8]) -> Vec<String> {
         fifo_entries(bytes)
@@ -14,7 +13,7 @@ mod tests {
             .collect()
     }
 
-    #[pg_test]
+    #[test]
     fn relay_fifo_keeps_order_and_refuses_what_does_not_fit() {
         let mut buf = vec![0u8; 64];
         let mut used = 0;
@@ -47,8 +46,8 @@ mod tests {
         assert!(texts(&buf[..used]).is_empty());
     }
 
-    #[pg_test]
-    fn relay_overflow_summary_folds_count_and_range() {
+    #[test]
+    fn relay_overflow_folds_count_and_range() {
         let mut o = Overflow::default();
         assert_eq!(o.transactions, 0, "empty: nothing to send");
         o.fold(3, 100, 104);
@@ -65,7 +64,17 @@ mod tests {
         );
         assert_eq!(std::mem::take(&mut o).events, 6);
         assert_eq!(o.transactions, 0);
+    }
+}
 
+#[pgrx::pg_schema]
+mod tests {
+    use crate::notifications::channel::overflow_payload;
+    use crate::test_harness::*;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn relay_overflow_summary_is_the_documented_json() {
         let p = overflow_payload(6, 90, 207);
         let sql = format!(
             "SELECT p = '{{\"events\": 6, \"first_position\": 90, \"last_position\": 207,
