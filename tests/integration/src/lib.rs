@@ -427,3 +427,144 @@ fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
         s
     })
 }
+
+/// Runs a command; panics with its output when it fails. Returns its stdout.
+pub fn run_command(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A PostgreSQL program of `ES_PG_BIN` run as the `postgres` user, with the
+/// environment variables `env` (`NAME=value`) and without RUST_BACKTRACE
+/// unless `env` sets it.
+pub fn as_postgres(program: &str, env: &[&str]) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", "postgres", "--", "env"]);
+    if !env.iter().any(|e| e.starts_with("RUST_BACKTRACE=")) {
+        c.args(["-u", "RUST_BACKTRACE"]);
+    }
+    c.args(env).arg(format!("{}/{program}", pg_bin_dir()));
+    c
+}
+
+/// A throwaway cluster of one test's own: `initdb` in a temporary directory
+/// named after it, started on its port (`port_var` in the environment, else
+/// `default_port`) with `options` and the environment `env`; stopped
+/// (immediate) on drop, and removed unless the test failed (the next run
+/// removes a leftover).
+pub struct ThrowawayCluster {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    options: String,
+    env: Vec<String>,
+}
+
+impl ThrowawayCluster {
+    pub fn create(
+        name: &str,
+        port_var: &str,
+        default_port: u16,
+        options: &str,
+        env: &[&str],
+    ) -> ThrowawayCluster {
+        let port: u16 = std::env::var(port_var)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
+        let dir = std::env::temp_dir().join(format!("es-it-{name}-{port}"));
+        let cluster = ThrowawayCluster {
+            dir,
+            port,
+            options: options.to_owned(),
+            env: env.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        if cluster.dir.exists() {
+            let _ = cluster.stop_immediately();
+            std::fs::remove_dir_all(&cluster.dir)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", cluster.dir.display()));
+        }
+        std::fs::create_dir_all(&cluster.dir).unwrap();
+        run_command(Command::new("chown").arg("postgres:").arg(&cluster.dir));
+        run_command(
+            as_postgres("initdb", &[])
+                .arg("-D")
+                .arg(cluster.data())
+                .args(["--auth=trust", "--username=postgres", "-E", "UTF8"]),
+        );
+        cluster.start("log-1");
+        cluster
+    }
+
+    pub fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `pg_ctl start -w`; the server log goes to `self.dir/<log>`.
+    pub fn start(&self, log: &str) {
+        let env: Vec<&str> = self.env.iter().map(String::as_str).collect();
+        run_command(
+            as_postgres("pg_ctl", &env)
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.join(log))
+                .args(["-w", "-t", "120", "-o"])
+                .arg(format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 {}",
+                    self.port,
+                    self.dir.display(),
+                    self.options
+                ))
+                .arg("start"),
+        );
+    }
+
+    fn stop_immediately(&self) -> std::io::Result<std::process::Output> {
+        as_postgres("pg_ctl", &[])
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "-t", "60", "stop"])
+            .output()
+    }
+
+    /// The server log `self.dir/<log>`.
+    pub fn log(&self, log: &str) -> String {
+        std::fs::read_to_string(self.dir.join(log)).unwrap_or_default()
+    }
+
+    pub fn config(&self, db: &str) -> Config {
+        let mut cfg = Config::new();
+        cfg.host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname(db)
+            .application_name("pg_eventsource_integration")
+            .connect_timeout(Duration::from_secs(10))
+            .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
+        cfg
+    }
+
+    pub fn connect(&self, db: &str) -> Client {
+        self.config(db)
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("cluster {}, database {db}: {e}", self.dir.display()))
+    }
+}
+
+impl Drop for ThrowawayCluster {
+    fn drop(&mut self) {
+        let _ = self.stop_immediately();
+        // kept (stopped) for inspection when the test fails; the next run removes it
+        if !thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

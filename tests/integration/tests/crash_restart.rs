@@ -21,11 +21,11 @@
 //! `ES_CRASH_PGPORT`), with its own socket directory, stopped on drop and
 //! removed unless the test failed.
 
-use pg_eventsource_integration::{describe, pg_bin_dir, wait_until, STATEMENT_TIMEOUT};
+use pg_eventsource_integration::{describe, run_command, wait_until, ThrowawayCluster};
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,127 +43,27 @@ const WRITER_DEADLINE: Duration = Duration::from_secs(240);
 const DB: &str = "crash";
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_command(cmd)
 }
 
-fn as_postgres(program: &str) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
-        .arg(format!("{}/{program}", pg_bin_dir()));
-    c
+/// This test's cluster, with the library preloaded.
+fn create_cluster() -> ThrowawayCluster {
+    ThrowawayCluster::create(
+        "crash-cluster",
+        "ES_CRASH_PGPORT",
+        28818,
+        "-c shared_preload_libraries=pg_eventsource -c max_connections=40",
+        &[],
+    )
 }
 
-/// A throwaway cluster of this test's own, with the library preloaded;
-/// stopped (immediate) and removed on drop.
-struct CrashCluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl CrashCluster {
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn create() -> CrashCluster {
-        let port: u16 = std::env::var("ES_CRASH_PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(28818);
-        let dir = std::env::temp_dir().join(format!("es-it-crash-cluster-{port}"));
-        let cluster = CrashCluster { dir, port };
-        if cluster.dir.exists() {
-            // left over from an earlier run that could not clean up
-            let _ = as_postgres("pg_ctl")
-                .arg("-D")
-                .arg(cluster.data())
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-            std::fs::remove_dir_all(&cluster.dir)
-                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", cluster.dir.display()));
-        }
-        std::fs::create_dir_all(&cluster.dir).unwrap();
-        run(Command::new("chown").arg("postgres:").arg(&cluster.dir));
-        run(as_postgres("initdb").arg("-D").arg(cluster.data()).args([
-            "--auth=trust",
-            "--username=postgres",
-            "-E",
-            "UTF8",
-        ]));
-        cluster.start("log-1");
-        cluster
-    }
-
-    /// `pg_ctl start -w`; the server log goes to `self.dir/<log>`.
-    fn start(&self, log: &str) {
-        run(as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(self.dir.join(log))
-            .args(["-w", "-t", "120", "-o"])
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 \
-                 -c shared_preload_libraries=pg_eventsource -c max_connections=40",
-                self.port,
-                self.dir.display()
-            ))
-            .arg("start"));
-    }
-
-    fn log(&self, log: &str) -> String {
-        std::fs::read_to_string(self.dir.join(log)).unwrap_or_default()
-    }
-
-    fn config(&self, db: &str) -> postgres::Config {
-        let mut cfg = postgres::Config::new();
-        cfg.host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname(db)
-            .application_name("pg_eventsource_crash_restart")
-            .connect_timeout(Duration::from_secs(10))
-            .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
-        cfg
-    }
-
-    fn connect(&self, db: &str) -> Client {
-        self.config(db)
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("crash-test cluster, database {db}: {e}"))
-    }
-
-    fn postmaster_pid(&self) -> i32 {
-        let text = std::fs::read_to_string(self.data().join("postmaster.pid"))
-            .expect("postmaster.pid of the crash-test cluster");
-        text.lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no pid in postmaster.pid: {text:?}"))
-    }
-}
-
-impl Drop for CrashCluster {
-    fn drop(&mut self) {
-        let _ = as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-m", "immediate", "-w", "-t", "60", "stop"])
-            .output();
-        // kept (stopped) for inspection when the test fails; the next run removes it
-        if !thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+fn postmaster_pid(cluster: &ThrowawayCluster) -> i32 {
+    let text = std::fs::read_to_string(cluster.data().join("postmaster.pid"))
+        .expect("postmaster.pid of the crash-test cluster");
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in postmaster.pid: {text:?}"))
 }
 
 /// Process ids whose parent is `parent` (from /proc).
@@ -609,7 +509,7 @@ fn mismatch(e: &Ev, s: &Stored) -> Option<String> {
 
 #[test]
 fn sigkill_of_the_postmaster_while_appending_loses_no_acknowledged_append() {
-    let cluster = CrashCluster::create();
+    let cluster = create_cluster();
     {
         let mut admin = cluster.connect("postgres");
         ok(
@@ -650,7 +550,7 @@ fn sigkill_of_the_postmaster_while_appending_loses_no_acknowledged_append() {
         "a writer stopped before the crash: {:?}",
         shared.unexpected.lock().unwrap()
     );
-    let postmaster = cluster.postmaster_pid();
+    let postmaster = postmaster_pid(&cluster);
     let children = children_of(postmaster);
     shared.killed.store(true, Ordering::SeqCst);
     sigkill(postmaster);

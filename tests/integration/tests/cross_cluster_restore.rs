@@ -4,99 +4,17 @@
 //! above every restored one, so a consumer's stored position from the source
 //! cluster never skips it.
 
-use pg_eventsource_integration::{describe, pg_bin_dir, read_all_until, TestDb};
-use postgres::{Client, NoTls};
-use std::path::PathBuf;
+use pg_eventsource_integration::{
+    describe, pg_bin_dir, read_all_until, run_command as run, TestDb, ThrowawayCluster,
+};
+use postgres::Client;
 use std::process::Command;
 use std::time::Duration;
 
 /// A throwaway second cluster (its own initdb, so its own system identifier
-/// and a low transaction counter), stopped and removed on drop.
-struct SecondCluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl SecondCluster {
-    fn start() -> SecondCluster {
-        let port: u16 = std::env::var("ES_SECOND_PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(28816);
-        let dir = std::env::temp_dir().join(format!("es-it-second-cluster-{port}"));
-        let bin = pg_bin_dir();
-        let data = dir.join("data");
-        if dir.exists() {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--", &format!("{bin}/pg_ctl"), "-D"])
-                .arg(&data)
-                .args(["-m", "immediate", "stop"])
-                .output();
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("chown").arg("postgres:").arg(&dir));
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
-            .arg(format!("{bin}/initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["--auth=trust", "--username=postgres", "-E", "UTF8"]));
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
-            .arg(format!("{bin}/pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
-                dir.display()
-            ))
-            .arg("start"));
-        SecondCluster { dir, port }
-    }
-
-    fn connect(&self, db: &str) -> Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname(db)
-            .connect_timeout(Duration::from_secs(10))
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("second cluster, database {db}: {e}"))
-    }
-}
-
-impl Drop for SecondCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args([
-                "-u",
-                "postgres",
-                "--",
-                &format!("{}/pg_ctl", pg_bin_dir()),
-                "-D",
-            ])
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// and a low transaction counter).
+fn second_cluster() -> ThrowawayCluster {
+    ThrowawayCluster::create("second-cluster", "ES_SECOND_PGPORT", 28816, "", &[])
 }
 
 fn one_i64(c: &mut Client, sql: &str) -> i64 {
@@ -125,7 +43,7 @@ fn restore_into_another_cluster_keeps_the_global_order_going() {
     let source_events = read_all_until(&mut src, 0, 20, Duration::from_secs(60));
     assert_eq!(source_events.len(), 20);
 
-    let second = SecondCluster::start();
+    let second = second_cluster();
     let mut admin = second.connect("postgres");
     admin.batch_execute("CREATE DATABASE restored").unwrap();
     let target_xid = one_i64(&mut admin, "SELECT txid_current()");

@@ -4,7 +4,7 @@
 //! es.read_stream, es.read_all, es.load, es.load_at, es.fold, es.stats() and
 //! es.verify('quick'). Appends there fail with PostgreSQL's read-only error.
 
-use pg_eventsource_integration::{describe, host, pg_bin_dir, port, wait_until, TestDb};
+use pg_eventsource_integration::{describe, host, port, run_command, wait_until, TestDb};
 use postgres::{Client, NoTls};
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,22 +16,11 @@ struct Standby {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_command(cmd);
 }
 
 fn as_postgres(bin: &str) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE"])
-        .arg(format!("{}/{bin}", pg_bin_dir()));
-    c
+    pg_eventsource_integration::as_postgres(bin, &[])
 }
 
 impl Standby {

@@ -2,11 +2,8 @@
 //! after each catch-up batch or cache reload, and error details that carry
 //! a Rust backtrace to the client.
 
-use pg_eventsource_integration::{describe, pg_bin_dir, TestDb};
-use postgres::{Client, NoTls};
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use pg_eventsource_integration::{describe, TestDb, ThrowawayCluster};
+use postgres::Client;
 
 fn ok<T>(what: &str, r: Result<T, postgres::Error>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {}", describe(&e)))
@@ -114,93 +111,15 @@ fn catch_up_batches_and_cache_reloads_keep_memory_flat() {
 }
 
 /// A throwaway cluster started with RUST_BACKTRACE=1 in its environment
-/// (as a developer's shell, or a service manager, may have it), on port
-/// ES_BACKTRACE_PGPORT (28820); stopped and removed on drop.
-struct BacktraceCluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl BacktraceCluster {
-    fn start() -> BacktraceCluster {
-        let port: u16 = std::env::var("ES_BACKTRACE_PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(28820);
-        let dir = std::env::temp_dir().join(format!("es-it-backtrace-cluster-{port}"));
-        let bin = pg_bin_dir();
-        let data = dir.join("data");
-        if dir.exists() {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--", &format!("{bin}/pg_ctl"), "-D"])
-                .arg(&data)
-                .args(["-m", "immediate", "stop"])
-                .output();
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("chown").arg("postgres:").arg(&dir));
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(format!("{bin}/initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["--auth=trust", "--username=postgres", "-E", "UTF8"]));
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--", "env", "RUST_BACKTRACE=1"])
-            .arg(format!("{bin}/pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
-                dir.display()
-            ))
-            .arg("start"));
-        BacktraceCluster { dir, port }
-    }
-
-    fn connect(&self) -> Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(10))
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("backtrace cluster: {e}"))
-    }
-}
-
-impl Drop for BacktraceCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args([
-                "-u",
-                "postgres",
-                "--",
-                &format!("{}/pg_ctl", pg_bin_dir()),
-                "-D",
-            ])
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// (as a developer's shell, or a service manager, may have it).
+fn backtrace_cluster() -> ThrowawayCluster {
+    ThrowawayCluster::create(
+        "backtrace-cluster",
+        "ES_BACKTRACE_PGPORT",
+        28820,
+        "",
+        &["RUST_BACKTRACE=1"],
+    )
 }
 
 /// Reproduction 8: error details sent to clients carried a Rust backtrace
@@ -209,8 +128,8 @@ impl Drop for BacktraceCluster {
 /// user's (an inline handler that raises).
 #[test]
 fn error_details_carry_no_rust_backtrace() {
-    let cluster = BacktraceCluster::start();
-    let mut c = cluster.connect();
+    let cluster = backtrace_cluster();
+    let mut c = cluster.connect("postgres");
     ok(
         "setup",
         c.batch_execute(
