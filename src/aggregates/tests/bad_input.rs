@@ -13,50 +13,46 @@ mod tests {
     fn bad_definitions_are_rejected() {
         let define = |args: &str| format!("PERFORM es.define_aggregate({args})");
         let good = r#"'{"E": [{"inc": "n"}]}'"#;
-        assert_error(
-            &define(&format!("NULL, reducers => {good}")),
-            "22004",
-            "stream_type must not be NULL",
-        );
-        assert_error(
-            &define(&format!("'', reducers => {good}")),
-            "22023",
-            "stream_type must be 1 to 1000 bytes long",
-        );
-        assert_error(
-            &define("'bad_a21'"),
-            "22023",
-            "give exactly one of fold and reducers",
-        );
         run("CREATE FUNCTION public.es_a21_ok(s jsonb, e es.events) RETURNS jsonb LANGUAGE sql AS 'SELECT s'");
-        assert_error(
-            &define(&format!(
-                "'bad_a21', 'public.es_a21_ok(jsonb, es.events)', {good}"
-            )),
-            "22023",
-            "give exactly one of fold and reducers",
-        );
-        assert_error(
-            &define(&format!(
-                "'bad_a21', reducers => {good}, initial_state => NULL"
-            )),
-            "22004",
-            "initial_state must not be NULL",
-        );
-        assert_error(
-            &define(&format!(
-                "'bad_a21', reducers => {good}, snapshot_every => -1"
-            )),
-            "22023",
-            "snapshot_every must be 0 (never) or a positive number of events, got -1",
-        );
-        assert_error(
-            &define(&format!(
-                "'bad_a21', reducers => {good}, snapshot_every => NULL"
-            )),
-            "22023",
-            "snapshot_every",
-        );
+        for (args, code, message) in [
+            (
+                format!("NULL, reducers => {good}"),
+                "22004",
+                "stream_type must not be NULL",
+            ),
+            (
+                format!("'', reducers => {good}"),
+                "22023",
+                "stream_type must be 1 to 1000 bytes long",
+            ),
+            (
+                "'bad_a21'".to_owned(),
+                "22023",
+                "give exactly one of fold and reducers",
+            ),
+            (
+                format!("'bad_a21', 'public.es_a21_ok(jsonb, es.events)', {good}"),
+                "22023",
+                "give exactly one of fold and reducers",
+            ),
+            (
+                format!("'bad_a21', reducers => {good}, initial_state => NULL"),
+                "22004",
+                "initial_state must not be NULL",
+            ),
+            (
+                format!("'bad_a21', reducers => {good}, snapshot_every => -1"),
+                "22023",
+                "snapshot_every must be 0 (never) or a positive number of events, got -1",
+            ),
+            (
+                format!("'bad_a21', reducers => {good}, snapshot_every => NULL"),
+                "22023",
+                "snapshot_every",
+            ),
+        ] {
+            assert_error(&define(&args), code, message);
+        }
 
         // fold functions of the wrong shape
         run("CREATE FUNCTION public.es_a21_one(s jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT s'");
