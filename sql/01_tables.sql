@@ -38,17 +38,17 @@ CREATE TABLE es.streams (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     -- global_position of the stream's last event: an append must place its
-    -- events after it (see src/position.rs, "order within a stream"). Last,
+    -- events after it (see src/store/position.rs, "order within a stream"). Last,
     -- where the upgrade from 0.1.0 adds it.
     last_position bigint    NOT NULL DEFAULT 0,
-    -- SHA-256 chain over the stream's events (src/chain.rs), checked by
+    -- SHA-256 chain over the stream's events (src/store/chain.rs), checked by
     -- es.verify(); NULL for a stream that predates it (an upgrade).
     chain_hash  bytea
 ) WITH (fillfactor = 70);
 CREATE INDEX streams_stream_type_idx ON es.streams (stream_type);
 
 -- Offset added to transaction ids to form global positions, per cluster
--- (system identifier); see src/position.rs. This cluster's row is written at
+-- (system identifier); see src/store/position.rs. This cluster's row is written at
 -- CREATE EXTENSION. A restore that brings another cluster's row sets
 -- restored_foreign on ours, and the next append moves our positions past
 -- every restored one.

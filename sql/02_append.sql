@@ -32,7 +32,7 @@ AS 'MODULE_PATHNAME', 'es_append_events';
 COMMENT ON FUNCTION es.append_events(text, jsonb, bigint, text) IS
     'Appends an array of {"type", "data", "metadata"?, "id"?} to one stream, all or nothing. Returns the stream''s new version.';
 
--- The append statements move es.streams.chain_hash with this (src/chain.rs).
+-- The append statements move es.streams.chain_hash with this (src/store/chain.rs).
 CREATE FUNCTION es._chain(prev bytea, prev_version bigint, stream_type text, digests bytea)
 RETURNS bytea
 LANGUAGE c IMMUTABLE PARALLEL SAFE

@@ -5,7 +5,7 @@
 
 -- The first position es.read_all may not hand out yet. Every transaction whose
 -- id is below the snapshot's xmin has ended, so every event below this bound
--- that will ever exist is already visible; see src/position.rs.
+-- that will ever exist is already visible; see src/store/position.rs.
 CREATE FUNCTION es.read_horizon() RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
@@ -63,7 +63,7 @@ END;
 COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[]) IS
     'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
 
--- In C (src/version.rs): called before every optimistic write, and a SQL
+-- In C (src/store/stream_version.rs): called before every optimistic write, and a SQL
 -- body here would be planned on every call. It reads with the caller's
 -- rights and pins its own search_path.
 CREATE FUNCTION es.stream_version(stream_id text) RETURNS bigint

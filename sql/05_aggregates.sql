@@ -1,5 +1,5 @@
--- Aggregates: definitions, snapshots, loading and folding (Rust: src/fold.rs,
--- src/reducer.rs, src/snapshot.rs, src/definitions.rs).
+-- Aggregates: definitions, snapshots, loading and folding (Rust: src/aggregates/fold.rs,
+-- src/aggregates/reducer.rs, src/aggregates/snapshot.rs, src/aggregates/definitions.rs).
 
 -- One row per stream type. revision grows with every redefinition; a
 -- snapshot records the revision that produced it and is used only while
@@ -160,4 +160,4 @@ COMMENT ON AGGREGATE es.fold(es.events) IS
 
 -- Snapshots are taken by the AFTER INSERT trigger on es.events that
 -- sql/06_projections.sql creates (one trigger for snapshots and inline
--- projections, src/after_insert.rs).
+-- projections, src/projections/trigger.rs).

@@ -1,5 +1,5 @@
--- Projections: read models kept current from the events (Rust: src/projection.rs,
--- src/inline.rs, src/materialize.rs).
+-- Projections: read models kept current from the events (Rust: src/projections/,
+-- src/projections/inline.rs, src/projections/materialize.rs).
 --
 -- The registry is written only by the functions below, which run its writes
 -- as the extension's owner and each handler as the role that created its
@@ -154,7 +154,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'es_create_materializer';
 
 -- Inline projections and snapshots: one AFTER INSERT row trigger
--- (src/after_insert.rs). Its WHEN clause asks the cached registry and
+-- (src/projections/trigger.rs). Its WHEN clause asks the cached registry and
 -- definitions whether an inline projection wants the row or the stream is due
 -- a snapshot, so appends that need neither queue no trigger event. One
 -- clause, not one per feature: PostgreSQL compiles a WHEN clause for every

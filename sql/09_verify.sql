@@ -1,4 +1,4 @@
--- Helpers of es.verify (Rust: src/chain.rs, src/materialize.rs).
+-- Helpers of es.verify (Rust: src/store/chain.rs, src/projections/materialize.rs).
 CREATE FUNCTION es._stream_chain(stream_id text) RETURNS bytea
 LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'es_stream_chain';

@@ -37,7 +37,7 @@ UPDATE es.streams s
  WHERE e.stream_id = s.stream_id;
 
 -- es.streams.chain_hash: the SHA-256 chain over a stream's events
--- (src/chain.rs). Streams that exist before the upgrade have none (NULL):
+-- (src/store/chain.rs). Streams that exist before the upgrade have none (NULL):
 -- their appends leave it NULL and es.verify() does not check them.
 ALTER TABLE es.streams ADD COLUMN chain_hash bytea;
 
@@ -132,7 +132,7 @@ LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'es_stream_version';
 
 -- added to sql/02_append.sql in 0.2.0
--- The append statements move es.streams.chain_hash with this (src/chain.rs).
+-- The append statements move es.streams.chain_hash with this (src/store/chain.rs).
 CREATE FUNCTION es._chain(prev bytea, prev_version bigint, stream_type text, digests bytea)
 RETURNS bytea
 LANGUAGE c IMMUTABLE PARALLEL SAFE
@@ -147,8 +147,8 @@ DROP FUNCTION es._snapshot_due(text, bigint);
 -- ---------------------------------------------------------------------
 -- 3. sql/06_projections.sql
 
--- Projections: read models kept current from the events (Rust: src/projection.rs,
--- src/inline.rs, src/materialize.rs).
+-- Projections: read models kept current from the events (Rust: src/projections/,
+-- src/projections/inline.rs, src/projections/materialize.rs).
 --
 -- The registry is written only by the functions below, which run its writes
 -- as the extension's owner and each handler as the role that created its
@@ -303,7 +303,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'es_create_materializer';
 
 -- Inline projections and snapshots: one AFTER INSERT row trigger
--- (src/after_insert.rs). Its WHEN clause asks the cached registry and
+-- (src/projections/trigger.rs). Its WHEN clause asks the cached registry and
 -- definitions whether an inline projection wants the row or the stream is due
 -- a snapshot, so appends that need neither queue no trigger event. One
 -- clause, not one per feature: PostgreSQL compiles a WHEN clause for every
@@ -815,7 +815,7 @@ COMMENT ON FUNCTION es.stats() IS
 -- ---------------------------------------------------------------------
 -- 3. sql/09_verify.sql
 
--- Helpers of es.verify (Rust: src/chain.rs, src/materialize.rs).
+-- Helpers of es.verify (Rust: src/store/chain.rs, src/projections/materialize.rs).
 CREATE FUNCTION es._stream_chain(stream_id text) RETURNS bytea
 LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'es_stream_chain';

@@ -114,7 +114,7 @@ UPDATE es.streams s
  WHERE e.stream_id = s.stream_id;
 
 -- es.streams.chain_hash: the SHA-256 chain over a stream's events
--- (src/chain.rs). Streams that exist before the upgrade have none (NULL):
+-- (src/store/chain.rs). Streams that exist before the upgrade have none (NULL):
 -- their appends leave it NULL and es.verify() does not check them.
 ALTER TABLE es.streams ADD COLUMN chain_hash bytea;
 EOF
