@@ -108,7 +108,7 @@ ROWS = [
      "100-row multi-row INSERT", "thr", [("ratio", ">=", 0.7)], E),
     ("8 clients on one stream, expected versions, retry on 40001", ("hot_stream", "es"), ("hot_stream", "pl"),
      "plpgsql append, same", "thr", [], E),
-    ("snapshot trigger: append to a type with `snapshot_every` 100, 1 client (issue 3)",
+    ("snapshot trigger: append to a type with `snapshot_every` 100, 1 client",
      ("snapshot_trigger", "snap"), ("snapshot_trigger", "es"), "no aggregate defined", "cost",
      [("ratio", "<=", 1.10)], E),
     ("`es.read_stream` of 1,000 events", ("read_stream", "es"), ("read_stream", "plain"),

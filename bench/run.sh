@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 5): every hot path of pg_eventsource against what a
+# The benchmark suite: every hot path of pg_eventsource against what a
 # user would otherwise do (a bare INSERT, a hand-written plpgsql append or fold, a
 # plain SELECT), on one private PostgreSQL 15 server, in one run.
 #
@@ -238,7 +238,7 @@ load_append_db() {
 }
 
 load_append_data() {
-    # streams of a type with snapshots every 100 (issue 3's snapshot-trigger cost)
+    # streams of a type with snapshots every 100 (the snapshot trigger's cost)
     es_psql "$1" -q >/dev/null <<'SQL'
 SELECT es.define_aggregate('snap', reducers => '{"MoneyDeposited": [{"add": "balance", "from": "$.amount"}, {"inc": "n"}]}',
                            snapshot_every => 100);
@@ -405,7 +405,7 @@ sc_append_scaling() {
     done
 }
 
-# ---------------------------------------------------------------- projections (issue 4)
+# ---------------------------------------------------------------- projections -------
 sc_proj_inline() {
     if ! has_function create_projection; then
         rec proj_inline na 0 0 0 "" "n/a: needs es.create_projection"

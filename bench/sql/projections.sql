@@ -1,4 +1,4 @@
--- Projection scenarios (issue 4), one database per mode; bench/run.sh loads this
+-- Projection scenarios, one database per mode; bench/run.sh loads this
 -- after CREATE EXTENSION with -v mode=inline|materialize|async, -v lang=sql|plpgsql
 -- (inline: the handler's language) and -v events=N (async). The appends they are
 -- compared with run in es_append, a database with no projection at all, to the

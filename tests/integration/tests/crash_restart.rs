@@ -1,4 +1,4 @@
-//! Crash safety (issue 7, item 3): the postmaster of a cluster is killed with
+//! Crash safety: the postmaster of a cluster is killed with
 //! SIGKILL while 8 clients append (single events with and without expected
 //! versions, `es.append_events` batches, and transactions appending to two
 //! streams), with an aggregate taking snapshots every 5 events, an inline

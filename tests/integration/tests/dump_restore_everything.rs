@@ -1,4 +1,4 @@
-//! Dump and restore of a database that uses every feature (issue 7, item 6):
+//! Dump and restore of a database that uses every feature:
 //! appends (single, batches, with metadata and ids, several streams in one
 //! transaction), aggregate definitions (native reducers, a fold function, a
 //! redefinition), snapshots, an inline projection, an async projection
