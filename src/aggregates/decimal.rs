@@ -32,8 +32,17 @@ impl Num {
         }
     }
 
-    /// Parses a JSON number's text.
+    /// Parses a JSON number's text (past 38 digits through PostgreSQL's numeric).
     pub(crate) fn parse(s: &str) -> Option<Num> {
+        Num::parse_exact(s).or_else(|| {
+            AnyNumeric::from_str(s)
+                .ok()
+                .map(|n| Num::Big(n.to_string()))
+        })
+    }
+
+    /// Parses a JSON number's text when it fits in 38 digits; pure Rust.
+    pub(crate) fn parse_exact(s: &str) -> Option<Num> {
         let (neg, body) = match s.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, s),
@@ -70,11 +79,7 @@ impl Num {
                 scale: scale as u32,
             })
         };
-        fits().or_else(|| {
-            AnyNumeric::from_str(s)
-                .ok()
-                .map(|n| Num::Big(n.to_string()))
-        })
+        fits()
     }
 
     /// Decodes a PostgreSQL numeric in place (as found inside jsonb), without
@@ -158,22 +163,26 @@ impl Num {
         AnyNumeric::from_str(&self.to_string()).expect("a decimal's text is a valid numeric")
     }
 
+    /// The sum (or difference) when both fit in 38 digits and so does the
+    /// result; pure Rust.
+    pub(crate) fn exact_op(&self, other: &Num, negate: bool) -> Option<Num> {
+        let (Num::Dec { m: a, scale: sa }, Num::Dec { m: b, scale: sb }) = (self, other) else {
+            return None;
+        };
+        let s = (*sa).max(*sb);
+        let a = a.checked_mul(pow10(s - sa)?)?;
+        let b = b.checked_mul(pow10(s - sb)?)?;
+        let m = if negate {
+            a.checked_sub(b)?
+        } else {
+            a.checked_add(b)?
+        };
+        Some(Num::Dec { m, scale: s })
+    }
+
     fn op(&self, other: &Num, negate: bool) -> Num {
-        if let (Num::Dec { m: a, scale: sa }, Num::Dec { m: b, scale: sb }) = (self, other) {
-            let s = (*sa).max(*sb);
-            let exact = (|| {
-                let a = a.checked_mul(pow10(s - sa)?)?;
-                let b = b.checked_mul(pow10(s - sb)?)?;
-                let m = if negate {
-                    a.checked_sub(b)?
-                } else {
-                    a.checked_add(b)?
-                };
-                Some(Num::Dec { m, scale: s })
-            })();
-            if let Some(r) = exact {
-                return r;
-            }
+        if let Some(r) = self.exact_op(other, negate) {
+            return r;
         }
         let r = if negate {
             self.to_any() - other.to_any()

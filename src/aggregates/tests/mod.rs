@@ -13,6 +13,8 @@ mod property;
 mod reducers;
 mod snapshots;
 mod time_travel;
+#[cfg(test)]
+mod unit;
 
 use crate::test_harness::*;
 
