@@ -20,6 +20,16 @@ summary=()
 OUT=$REPO/target/test-logs
 mkdir -p "$OUT"
 
+# run_layer NAME SUMMARY_PATTERN COMMAND...: runs the command with its output
+# also in $OUT/NAME.log, notes NAME when it fails, keeps its summary lines.
+run_layer() {
+    local name=$1 pattern=$2
+    shift 2
+    "$@" 2>&1 | tee "$OUT/$name.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("$name")
+    summary+=("$(grep -E "$pattern" "$OUT/$name.log" | grep -vE ' 0 passed; 0 failed')")
+}
+
 log "lint: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --check && cargo clippy --quiet --all-targets --features pg_test -- -D warnings \
     || failed+=(lint)
@@ -28,23 +38,17 @@ log "layer 1: #[pg_test] in-backend tests"
 stop_cluster   # cargo pgrx test installs its build into the system PostgreSQL
 mkdir -p "$REPO/target/pgrx-test-data"
 chown postgres: "$REPO/target/pgrx-test-data"
-cargo pgrx test pg15 --runas postgres --pgdata "$REPO/target/pgrx-test-data" 2>&1 | tee "$OUT/pg_test.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(pg_test)
-summary+=("$(grep -E '^test result: ' "$OUT/pg_test.log" | grep -vE ' 0 passed; 0 failed')")
+run_layer pg_test '^test result: ' cargo pgrx test pg15 --runas postgres --pgdata "$REPO/target/pgrx-test-data"
 
 # `cargo pgrx test` installed its test build; put the release build back.
 install_extension || { echo "install failed"; exit 1; }
 start_cluster || { echo "could not start the cluster"; exit 1; }
 
 log "layer 2: SQL regression (pg_regress)"
-bash "$REPO/scripts/regress.sh" 2>&1 | tee "$OUT/regress.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(regress)
-summary+=("$(grep -E '^regress: [0-9]+ passed, [0-9]+ failed' "$OUT/regress.log" | tail -n 1)")
+run_layer regress '^regress: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/regress.sh"
 
 log "documentation: it names every source file and SQL function, and its runnable examples run"
-bash "$REPO/scripts/check_docs.sh" 2>&1 | tee "$OUT/docs.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(docs)
-summary+=("$(grep -E '^docs: [0-9]+ passed, [0-9]+ failed' "$OUT/docs.log" | tail -n 1)")
+run_layer docs '^docs: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/check_docs.sh"
 
 # The integration crate's test files: security*.rs are layer 4, the rest layer 3.
 integration=() adversarial=()
@@ -55,28 +59,22 @@ for f in "$REPO"/tests/integration/tests/*.rs; do
         *) integration+=(--test "$n") ;;
     esac
 done
+integration_tests() {
+    env ES_PGHOST=127.0.0.1 ES_PGPORT="$ES_PGPORT" \
+        cargo test --release --no-fail-fast --manifest-path "$REPO/tests/integration/Cargo.toml" "$@"
+}
 
 log "layer 3: out-of-process tests (tests/integration, postgres driver)"
-ES_PGHOST=127.0.0.1 ES_PGPORT=$ES_PGPORT \
-    cargo test --release --no-fail-fast --manifest-path "$REPO/tests/integration/Cargo.toml" "${integration[@]}" 2>&1 | tee "$OUT/integration.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
-summary+=("$(grep -E '^test result: ' "$OUT/integration.log" | grep -vE ' 0 passed; 0 failed')")
+run_layer integration '^test result: ' integration_tests "${integration[@]}"
 
 log "layer 4: adversarial (tests/integration/tests/security*.rs: roles trying to escalate, crash, leak)"
-ES_PGHOST=127.0.0.1 ES_PGPORT=$ES_PGPORT \
-    cargo test --release --no-fail-fast --manifest-path "$REPO/tests/integration/Cargo.toml" "${adversarial[@]}" 2>&1 | tee "$OUT/adversarial.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(adversarial)
-summary+=("$(grep -E '^test result: ' "$OUT/adversarial.log" | grep -vE ' 0 passed; 0 failed')")
+run_layer adversarial '^test result: ' integration_tests "${adversarial[@]}"
 
 log "layer 5: the examples (bank.sql, commerce.sql, clients in Python, Node.js and Rust)"
-bash "$REPO/scripts/test_examples.sh" 2>&1 | tee "$OUT/examples.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(examples)
-summary+=("$(grep -E '^examples: [0-9]+ passed, [0-9]+ failed' "$OUT/examples.log" | tail -n 1)")
+run_layer examples '^examples: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/test_examples.sh"
 
 log "layer 6: upgrade from the previous release (scripts/test_upgrade.sh, its own PostgreSQL copy)"
-bash "$REPO/scripts/test_upgrade.sh" 2>&1 | tee "$OUT/upgrade.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(upgrade)
-summary+=("$(grep -E '^upgrade: [0-9]+ passed, [0-9]+ failed' "$OUT/upgrade.log" | tail -n 1)")
+run_layer upgrade '^upgrade: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/test_upgrade.sh"
 
 [ "${CI:-}" = "true" ] && stop_cluster
 

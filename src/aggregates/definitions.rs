@@ -172,11 +172,7 @@ pub(crate) fn require(stream_type: &str) -> Rc<Def> {
 /// transaction commits).
 #[pg_extern(volatile, schema = "es", name = "_definitions_changed")]
 fn definitions_changed() {
-    let oid = aggregates_oid();
-    if oid != pg_sys::InvalidOid {
-        // SAFETY: queues an invalidation of an existing relation, delivered at commit.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
-    }
+    crate::store::tables::changed(c"aggregates");
 }
 
 crate::v1_function_info!(pg_finfo_es_check_reducers);

@@ -12,7 +12,7 @@ use crate::pg::error::fail;
 use crate::pg::fmgr::composite_result;
 use crate::pg::roles;
 use crate::pg::spi;
-use crate::pg::xact::copy_into;
+use crate::pg::xact::{self, copy_into};
 use crate::store::args;
 use crate::store::event::RowReader;
 use pgrx::fcinfo;
@@ -255,7 +255,7 @@ pub(crate) fn fold_stream(
     }
     // Per-event garbage (detoasted copies, fold function results) goes into a
     // context that is reset after every batch.
-    let batch_cxt = crate::pg::xact::new_context(c"es fold batch");
+    let batch_cxt = xact::new_context(xact::current_context(), c"es fold batch");
     let args = [
         sid,
         Some(Datum::from(folder.version)),

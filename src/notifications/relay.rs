@@ -16,7 +16,7 @@
 //! a relay that is restarting), appenders notify directly as before.
 
 use super::channel;
-use crate::settings as guc;
+use crate::settings;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -180,13 +180,13 @@ pub(crate) fn init() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
-    let dbs = guc::worker_databases();
+    let dbs = settings::worker_databases();
     if dbs.is_empty() {
         return;
     }
     SLOTS.store(dbs.len(), Relaxed);
     CAPACITY.store(
-        guc::NOTIFY_RELAY_BUFFER.get().max(16) as usize * 1024,
+        settings::NOTIFY_RELAY_BUFFER.get().max(16) as usize * 1024,
         Relaxed,
     );
     // SAFETY: hooks are installed once, from _PG_init while preloading, keeping the previous

@@ -26,13 +26,7 @@ impl UserFunction {
         // any transaction; it is deleted by Drop and nothing else. The
         // FmgrInfo is allocated zeroed inside it and filled by fmgr.
         unsafe {
-            let cxt = pg_sys::AllocSetContextCreateInternal(
-                pg_sys::TopMemoryContext,
-                c"es user function".as_ptr(),
-                pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
-                pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
-                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-            );
+            let cxt = crate::pg::xact::new_context(pg_sys::TopMemoryContext, c"es user function");
             // Built first, so that Drop frees the context if fmgr fails.
             let mut f = UserFunction {
                 cxt,

@@ -119,32 +119,6 @@ fn set_search_path(path: &std::ffi::CStr) {
     }
 }
 
-/// Restores the saved role and security context, and closes the GUC nest
-/// level opened by [`sandboxed`], also when user code raised an error.
-struct Sandbox {
-    uid: Oid,
-    sec: i32,
-    nest: i32,
-    done: bool,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        // SAFETY: restores exactly the values read by GetUserIdAndSecContext
-        // when the sandbox was entered. On an error the GUC level is left to
-        // the (sub)transaction abort, which rolls back every level above its
-        // own; on success it is rolled back here.
-        unsafe {
-            if !self.done {
-                pg_sys::SetUserIdAndSecContext(self.uid, self.sec);
-                return;
-            }
-            pg_sys::AtEOXact_GUC(false, self.nest);
-            pg_sys::SetUserIdAndSecContext(self.uid, self.sec);
-        }
-    }
-}
-
 /// Runs user code `f` (a handler, reset or fold function, statements on a
 /// table a user owns) the way PostgreSQL runs untrusted code during
 /// maintenance (REFRESH MATERIALIZED VIEW, VACUUM's index expressions):
@@ -157,26 +131,25 @@ pub(crate) fn sandboxed<R>(owner: Oid, path: &std::ffi::CStr, f: impl FnOnce() -
     let mut uid = Oid::INVALID;
     let mut sec = 0;
     // SAFETY: plain reads and writes of the backend's user id and security
-    // context; `Sandbox` puts the saved values back on every exit.
-    let mut guard = unsafe {
+    // context; `Restore` puts the saved values back on every exit.
+    unsafe {
         pg_sys::GetUserIdAndSecContext(&mut uid, &mut sec);
         pg_sys::SetUserIdAndSecContext(
             owner,
             sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-        Sandbox {
-            uid,
-            sec,
-            nest: pg_sys::NewGUCNestLevel(),
-            done: false,
-        }
-    };
+    }
+    let _restore = Restore(uid, sec);
+    // SAFETY: closed below when `f` returns; when it raises an error, the
+    // (sub)transaction abort rolls back every level above its own.
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
     if !search_path_is(path) {
         set_search_path(path);
     }
     let r = f();
-    guard.done = true;
-    drop(guard);
+    // SAFETY: rolls back the level opened above (`false`): nothing `f` set
+    // survives it. The role is restored after, by `_restore`.
+    unsafe { pg_sys::AtEOXact_GUC(false, nest) };
     r
 }

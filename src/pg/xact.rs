@@ -15,13 +15,23 @@ pub(crate) fn copy_into(cxt: pg_sys::MemoryContext, d: Datum) -> Datum {
     }
 }
 
-/// A new memory context (default sizes) under the current one, for
-/// per-batch garbage that is reset after each batch.
-pub(crate) fn new_context(name: &'static std::ffi::CStr) -> pg_sys::MemoryContext {
-    // SAFETY: a new context under the current one; the caller deletes or resets it.
+/// The current memory context.
+pub(crate) fn current_context() -> pg_sys::MemoryContext {
+    // SAFETY: a plain read of a backend-global pointer.
+    unsafe { pg_sys::CurrentMemoryContext }
+}
+
+/// A new memory context (default sizes) under `parent`; its owner deletes
+/// or resets it.
+pub(crate) fn new_context(
+    parent: pg_sys::MemoryContext,
+    name: &'static std::ffi::CStr,
+) -> pg_sys::MemoryContext {
+    // SAFETY: `parent` is a live context (the caller's contract: the
+    // current one, or TopMemoryContext); `name` is a static C string.
     unsafe {
         pg_sys::AllocSetContextCreateInternal(
-            pg_sys::CurrentMemoryContext,
+            parent,
             name.as_ptr(),
             pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,

@@ -96,7 +96,7 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
         p.stream_types.clone().into_datum(),
     ];
     let ext = tables::extension_owner();
-    let batch_cxt = xact::new_context(c"es projection batch");
+    let batch_cxt = xact::new_context(xact::current_context(), c"es projection batch");
     as_user(ext, || {
         ALL_EVENTS.cursor(&args, false, |rows| {
             // SAFETY: `batch_cxt` was created above and lives until the end of this function.

@@ -13,7 +13,7 @@ use crate::kept_plan;
 use crate::pg::error::{fail, fail_hint};
 use crate::pg::roles::{self, as_user, sandboxed, PINNED_PATH};
 use crate::pg::spi;
-use crate::pg::xact::copy_into;
+use crate::pg::xact::{self, copy_into};
 use crate::projections::registry::Projection;
 use crate::store::event::Event;
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -163,7 +163,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
     let p = plans(target);
     let ext = crate::store::tables::extension_owner();
     let mut count = 0i64;
-    let cxt = crate::pg::xact::new_context(c"es materialize fill");
+    let cxt = xact::new_context(xact::current_context(), c"es materialize fill");
     as_user(ext, || {
         STREAMS_OF_TYPE.cursor(&[stream_type.into_datum()], false, |ids| {
             for id in ids {

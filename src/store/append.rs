@@ -376,14 +376,13 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             }
         }
         let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
-        let empty = chain::empty_object();
         let parts = chain::partial(&chain::EventParts {
             stream_id: req.stream_id.as_bytes(),
             event_type: crate::pg::fmgr::text_datum_str(event_type).as_bytes(),
             event_id: std::slice::from_raw_parts(id.expect("an id").cast_mut_ptr::<u8>(), 16),
             recorded_at: chain::now(),
             data: chain::varlena_bytes(data),
-            metadata: metadata.map_or(&empty[..], |m| chain::varlena_bytes(m)),
+            metadata: metadata.map_or(&chain::EMPTY_OBJECT[..], |m| chain::varlena_bytes(m)),
         });
         let mut pos = position::reserve(1);
         let plans: &[&KeptPlan] = match req.expected {
@@ -466,7 +465,6 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
     let mut all_ids = Vec::with_capacity(n as usize);
     let mut parts = Vec::with_capacity(n as usize);
     let recorded_at = chain::now();
-    let empty = chain::empty_object().to_vec();
     for i in 0..n {
         let Some(el) = arr
             .ith(i)
@@ -513,17 +511,21 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
         };
         // What the insert stores: data and metadata as `->` takes them out
         // of the element, `{}` for metadata that is not an object.
-        let metadata = match metadata.filter(|m| m.is_object()) {
-            Some(m) => chain::value_bytes(&m),
-            None => empty.clone(),
-        };
-        parts.push(chain::partial(&chain::EventParts {
-            stream_id: stream_id.as_bytes(),
-            event_type: event_type.as_bytes(),
-            event_id: &id,
-            recorded_at,
-            data: &chain::value_bytes(&data),
-            metadata: &metadata,
+        parts.push(chain::with_value_bytes(&data, |data| {
+            let digest = |metadata: &[u8]| {
+                chain::partial(&chain::EventParts {
+                    stream_id: stream_id.as_bytes(),
+                    event_type: event_type.as_bytes(),
+                    event_id: &id,
+                    recorded_at,
+                    data,
+                    metadata,
+                })
+            };
+            match metadata.filter(|m| m.is_object()) {
+                Some(m) => chain::with_value_bytes(&m, digest),
+                None => digest(&chain::EMPTY_OBJECT),
+            }
         }));
         all_ids.push(pgrx::Uuid::from_bytes(id));
     }

@@ -21,8 +21,8 @@
 use crate::kept_plan;
 use crate::pg::spi;
 use crate::store::event::RowReader;
-use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
+use pgrx::{fcinfo, IntoDatum};
 use sha2::{Digest, Sha256};
 
 pub(crate) type Hash = [u8; 32];
@@ -64,22 +64,31 @@ pub(crate) fn finish(mut h: Sha256, position: i64) -> Hash {
 
 /// The binary form of the empty object `{}` (an object header counting no
 /// pairs): the metadata of an event appended without any.
-pub(crate) fn empty_object() -> [u8; 4] {
-    pg_sys::JB_FOBJECT.to_ne_bytes()
-}
+pub(crate) const EMPTY_OBJECT: [u8; 4] = pg_sys::JB_FOBJECT.to_ne_bytes();
 
-/// The bytes of a standalone jsonb holding `v`, as the `->` operator builds
-/// it from the same value (an append of many events takes data and metadata
-/// out of the array with `->`).
-pub(crate) fn value_bytes(v: &crate::pg::jsonb::Value) -> Vec<u8> {
+/// Calls `f` with the bytes of a standalone jsonb holding `v`, as the `->`
+/// operator builds it from the same value (an append of many events takes
+/// data and metadata out of the array with `->`): a nested object or array
+/// is its container's own bytes, which `->` copies as they are; a scalar is
+/// encoded the way PostgreSQL encodes one.
+pub(crate) fn with_value_bytes<R>(v: &crate::pg::jsonb::Value, f: impl FnOnce(&[u8]) -> R) -> R {
     let mut jv = v.0;
-    // SAFETY: JsonbValueToJsonb copies a scalar or a binary container into a
-    // new varlena in the current memory context; it is read and freed here.
+    if jv.type_ == pg_sys::jbvType::jbvBinary {
+        // SAFETY: a binary value points at `len` bytes of its container,
+        // which outlives the value.
+        let bytes = unsafe {
+            let b = jv.val.binary;
+            std::slice::from_raw_parts(b.data as *const u8, b.len as usize)
+        };
+        return f(bytes);
+    }
+    // SAFETY: JsonbValueToJsonb encodes the scalar into a new varlena in the
+    // current memory context; it is read and freed here.
     unsafe {
         let j = pg_sys::JsonbValueToJsonb(&mut jv);
-        let bytes = varlena_bytes(Datum::from(j)).to_vec();
+        let r = f(varlena_bytes(Datum::from(j)));
         pg_sys::pfree(j.cast());
-        bytes
+        r
     }
 }
 
@@ -113,13 +122,7 @@ pub(crate) fn now() -> i64 {
 
 /// A bytea datum holding `bytes`, in the current memory context.
 pub(crate) fn bytea(bytes: &[u8]) -> Datum {
-    // SAFETY: allocates and fills a varlena of exactly that size.
-    unsafe {
-        let v = pg_sys::palloc(bytes.len() + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
-        pgrx::set_varsize_4b(v, (bytes.len() + pg_sys::VARHDRSZ) as i32);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::vardata_any(v) as *mut u8, bytes.len());
-        Datum::from(v)
-    }
+    bytes.into_datum().expect("a bytea")
 }
 
 crate::v1_function_info!(pg_finfo_es_chain);
