@@ -130,7 +130,7 @@ $$;
 -- A checkpoint must lie below the read horizon: a position no reader can
 -- have been handed yet would skip the events that commit below it later.
 CREATE FUNCTION es._check_position(arg text, pos bigint) RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -142,7 +142,9 @@ BEGIN
     IF pos < 0 THEN
         RAISE EXCEPTION '% must not be negative, got %', arg, pos USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    horizon := es.read_horizon();
+    -- the horizon es.poll and es.read_all hand out below (not lower than any
+    -- they handed out before)
+    horizon := es._next_read_horizon();
     IF pos >= horizon THEN
         RAISE EXCEPTION '% % is at or above the read horizon %: no reader has been handed it yet', arg, pos, horizon
             USING ERRCODE = 'invalid_parameter_value',
@@ -185,11 +187,13 @@ $$;
 
 -- ---------------------------------------------------------------------
 -- The events a subscription (or one member of its group) is due, gap-free
--- exactly as es.read_all: the horizon is taken in the same query as the scan.
+-- exactly as es.read_all: below a horizon the caller took before this
+-- query's snapshot (es._next_read_horizon()).
 -- A stream belongs to one member of a group of size n (its stream_id's hash
 -- modulo n), so each stream's events stay in order within one member.
 CREATE FUNCTION es._subscription_events(
     after_position bigint,
+    horizon        bigint,
     max_count      integer,
     event_types    text[],
     stream_types   text[],
@@ -200,7 +204,7 @@ LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT e.* FROM es.events e
     WHERE e.global_position > after_position
-      AND e.global_position < es.read_horizon()
+      AND e.global_position < horizon
       AND (event_types IS NULL OR e.event_type = ANY (event_types))
       AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
       AND (size IS NULL OR (pg_catalog.hashtext(e.stream_id) & 2147483647) % size = member)
@@ -253,12 +257,14 @@ COMMENT ON FUNCTION es.subscribe(text, text[], text[], bigint) IS
     'Creates a subscription; its checkpoint starts at from_position. Subscribing again with the same filters does nothing (the checkpoint is kept).';
 
 CREATE FUNCTION es.poll(consumer text, max_count integer DEFAULT 100) RETURNS SETOF es.events
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 -- plan each poll for its own filters: a generic plan could not use the type indexes
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+    -- before the scan's snapshot (a VOLATILE function's statements each take one)
+    h   constant bigint  := es._next_read_horizon();
     c   constant text    := es._check_consumer(poll.consumer);
     n   constant integer := es._check_max_count(poll.max_count);
     cur es.subscriptions%ROWTYPE;
@@ -268,7 +274,7 @@ BEGIN
         RAISE EXCEPTION 'consumer "%" does not exist', c
             USING ERRCODE = 'undefined_object', HINT = 'Create it with es.subscribe.';
     END IF;
-    RETURN QUERY SELECT * FROM es._subscription_events(cur.position, n, cur.event_types, cur.stream_types, NULL, NULL);
+    RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
 END
 $$;
 
@@ -276,11 +282,13 @@ COMMENT ON FUNCTION es.poll(text, integer) IS
     'The subscription''s next events after its checkpoint, in global order, never skipping one that commits later. Does not move the checkpoint: call es.ack.';
 
 CREATE FUNCTION es.poll(consumer text, max_count integer, member integer, size integer) RETURNS SETOF es.events
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+    -- before the scan's snapshot (a VOLATILE function's statements each take one)
+    h   constant bigint  := es._next_read_horizon();
     c   constant text    := es._check_consumer(poll.consumer);
     n   constant integer := es._check_max_count(poll.max_count);
     cur es.subscriptions%ROWTYPE;
@@ -297,7 +305,7 @@ BEGIN
     -- A member with no checkpoint yet starts at the subscription's; one whose
     -- checkpoint is older than the subscription's (left from an earlier
     -- grouping, or the subscription was acked as a whole) starts at the latter.
-    RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), n,
+    RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                                        cur.event_types, cur.stream_types, poll.member, poll.size);
 END
 $$;

@@ -47,11 +47,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/04_horizon.sql",
+    name = "horizon",
+    requires = ["tables", "read", store::position::system_identifier_sql]
+);
+extension_sql_file!(
     "../sql/05_aggregates.sql",
     name = "aggregates",
     requires = [
         "tables",
-        "read",
+        "horizon",
         aggregates::definitions::definitions_changed,
         args::check_time
     ]
@@ -59,12 +64,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/06_projections.sql",
     name = "projections",
-    requires = ["tables", "read", "aggregates"]
+    requires = ["tables", "horizon", "aggregates"]
 );
 extension_sql_file!(
     "../sql/07_subscriptions.sql",
     name = "subscriptions",
-    requires = ["tables", "read"]
+    requires = ["tables", "horizon"]
 );
 extension_sql_file!(
     "../sql/08_stats.sql",
@@ -96,6 +101,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     settings::init();
     store::appended::init();
+    store::horizon::init();
     notifications::notify::init();
     projections::worker::register();
     notifications::relay::init();

@@ -57,6 +57,7 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // The horizon registry lives in shared memory (src/store/horizon.rs).
+        vec!["shared_preload_libraries = 'pg_eventsource'"]
     }
 }

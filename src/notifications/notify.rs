@@ -24,6 +24,7 @@
 
 use super::{channel, relay};
 use crate::store::appended::{self, Record};
+use crate::store::horizon;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -81,7 +82,13 @@ unsafe extern "C-unwind" fn xact_event(
 ) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
-            let built = payload(&appended::take());
+            let mut built = payload(&appended::take());
+            if built.is_none() && horizon::flagged() {
+                // A reader waits for this transaction to end and no notification of its own
+                // will tell it: announce the horizon instead.
+                built = horizon_payload(horizon::held_position()).map(|b| b.built());
+            }
+            ANNOUNCED.with(|a| a.set(built.is_some()));
             if let Some(built) = built {
                 let relayed = relay::serving()
                     .filter(|_| crate::settings::NOTIFY_ALWAYS_RELAY.get() || !take_notify_lock());
@@ -97,16 +104,79 @@ unsafe extern "C-unwind" fn xact_event(
                 relay::hand_over(slot, &b.text, b.events, b.first, b.last);
             }
             appended::take();
+            ended(true);
         }
-        pg_sys::XactEvent::XACT_EVENT_ABORT
-        | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
-        | pg_sys::XactEvent::XACT_EVENT_PREPARE
-        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            KEPT.with(|k| k.borrow_mut().take());
+            appended::take();
+            ANNOUNCED.with(|a| a.set(false));
+            ended(false);
+        }
+        pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
             KEPT.with(|k| k.borrow_mut().take());
             appended::take();
         }
+        pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            // The prepared transaction holds the horizon by itself (store::horizon).
+            let _ = horizon::end();
+        }
         _ => {}
     }
+}
+
+/// The transaction has ended: frees its place in the horizon registry and,
+/// when a reader waited for it and no notification of this transaction told
+/// it (rolled back, or flagged after PRE_COMMIT), announces the horizon
+/// through the relay. No error, no allocation: this runs after the commit
+/// or abort record. Without a relay for the database the next notification
+/// or the consumer's poll picks the events up.
+fn ended(committed: bool) {
+    let Some(e) = horizon::end() else {
+        return;
+    };
+    let announced = ANNOUNCED.with(|a| a.replace(false)) && committed;
+    if !e.flagged || announced {
+        return;
+    }
+    if let (Some(slot), Some(p)) = (relay::serving(), horizon_payload(e.position)) {
+        relay::hand_over(slot, p.text(), 0, e.position, e.position);
+    }
+}
+
+thread_local! {
+    /// This transaction's commit carries a notification (its own or a horizon one).
+    static ANNOUNCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `{"horizon": p}` in a buffer of its own (built where nothing may allocate).
+struct HorizonPayload {
+    buf: [u8; 40],
+    position: i64,
+}
+
+impl HorizonPayload {
+    fn text(&self) -> &std::ffi::CStr {
+        std::ffi::CStr::from_bytes_until_nul(&self.buf).expect("NUL-terminated")
+    }
+
+    fn built(&self) -> Built {
+        Built {
+            text: self.text().to_owned(),
+            events: 0,
+            first: self.position,
+            last: self.position,
+        }
+    }
+}
+
+/// The announcement that events from `position` on, held back by a
+/// transaction that has now ended, may be readable.
+fn horizon_payload(position: i64) -> Option<HorizonPayload> {
+    use std::io::Write;
+    let mut buf = [0u8; 40];
+    let mut w = &mut buf[..39];
+    write!(w, "{{\"horizon\": {position}}}").ok()?;
+    Some(HorizonPayload { buf, position })
 }
 
 /// A JSON array of the distinct strings, in first-seen order, cut when it

@@ -23,7 +23,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
 
-kept_plan!(HORIZON, c"SELECT es.read_horizon()", []);
+kept_plan!(HORIZON, c"SELECT es._next_read_horizon()", []);
 kept_plan!(
     BATCH,
     c"SELECT e, e.global_position FROM es.events e

@@ -1,7 +1,7 @@
 //! The event store: the append path, global positions, stream versions,
 //! event ids, argument rules, reading `es.events` rows, the extension's
-//! tables, the hash chain over each stream, and what the transaction
-//! appended.
+//! tables, the hash chain over each stream, what the transaction
+//! appended, and the read horizon (the registry of appending transactions).
 //!
 //! May import: `pg`, `settings`. What a transaction appended is kept here
 //! (`appended`) for the commit's notification to take. Tables, indexes and the read
@@ -12,6 +12,7 @@ pub(crate) mod appended;
 pub(crate) mod args;
 pub(crate) mod chain;
 pub(crate) mod event;
+pub(crate) mod horizon;
 pub(crate) mod ids;
 pub(crate) mod position;
 pub(crate) mod stream_version;

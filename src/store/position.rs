@@ -2,12 +2,13 @@
 //!
 //! A position is `(xid8 + offset) << 20 | n`: the appending transaction's
 //! 64-bit id, shifted, plus a counter within the transaction. A reader may
-//! hand out every event of every transaction whose id is below its snapshot's
-//! `xmin` (they have all ended), and nothing at or above it, so
-//! `es.read_horizon()` is `(xmin + offset) << 20` and a reader paging by
-//! position can never skip an event that commits later: any such event
-//! belongs to a transaction at or above the horizon, so its position is too.
-//! Writers never wait on each other for this.
+//! hand out every event of every transaction whose id is below the oldest
+//! transaction that can still append, and nothing at or above it: that is
+//! the read horizon (`horizon`: with the library preloaded, the oldest
+//! transaction of this database that has appended; otherwise the snapshot's
+//! `xmin`). A reader paging by position can never skip an event that commits
+//! later: any such event belongs to a transaction at or above the horizon,
+//! so its position is too. Writers never wait on each other for this.
 //!
 //! `offset` is 0 unless the events were restored from another cluster, whose
 //! transaction ids may be higher than this one's: consumers' stored positions
@@ -34,6 +35,7 @@
 use crate::kept_plan;
 use crate::pg::error::fail;
 use crate::pg::spi;
+use crate::store::horizon;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -141,17 +143,70 @@ pub(crate) fn reserve(n: u64) -> i64 {
     // SAFETY: assigns or reads the top transaction's id; appends run in a read-write
     // transaction (checked first).
     let xid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
-    let (mut cur_xid, mut next, mut base) = TXN.with(|t| t.get());
+    let (cur_xid, _, _) = TXN.with(|t| t.get());
     if cur_xid != xid {
-        let b = xid as i128 + offset() as i128;
-        if b >= MAX_BASE as i128 {
-            fail(
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("transaction id {xid} is beyond the range of global positions"),
-            );
-        }
-        (cur_xid, next, base) = (xid, 1, (b as i64) << COUNTER_BITS);
+        // The first append of this transaction: it holds the read horizon
+        // from here on. A reader may already have moved past an id taken
+        // early (`horizon`): then start from a new one.
+        let base = if horizon::register(xid) {
+            let id = new_id();
+            horizon::moved(id);
+            id
+        } else {
+            xid
+        };
+        start_at(xid, base);
     }
+    take(n)
+}
+
+/// Reserves `n` positions after every position of every transaction that
+/// has ended: from the id of a subtransaction started now. The rest of the
+/// transaction's positions follow on from there. Must be called inside an
+/// SPI connection, after `reserve` in the same transaction.
+pub(crate) fn reserve_after_lock(n: u64) -> i64 {
+    let id = new_id();
+    // SAFETY: reads the top transaction's id, assigned by now.
+    let top = unsafe { pg_sys::GetTopFullTransactionId() }.value;
+    start_at(top, id);
+    take(n)
+}
+
+/// An id newer than that of every transaction that has ended and than any
+/// horizon handed out so far: a subtransaction's, begun and released here.
+fn new_id() -> u64 {
+    // SAFETY: a subtransaction begun and released here, which is what gives it a new id.
+    unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        let x = pg_sys::GetCurrentFullTransactionId().value;
+        pg_sys::ReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        x
+    }
+}
+
+/// The transaction `top` takes its next positions from id `id`.
+fn start_at(top: u64, id: u64) {
+    let b = id as i128 + offset() as i128;
+    if b >= MAX_BASE as i128 {
+        fail(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("transaction id {id} is beyond the range of global positions"),
+        );
+    }
+    let base = (b as i64) << COUNTER_BITS;
+    if TXN.with(|t| t.get()).0 != top {
+        horizon::held_at(base | 1);
+    }
+    TXN.with(|t| t.set((top, 1, base)));
+}
+
+/// The next `n` positions of the current transaction.
+fn take(n: u64) -> i64 {
+    let (cur_xid, next, base) = TXN.with(|t| t.get());
     if next + n - 1 > MAX_EVENTS_PER_TRANSACTION {
         fail(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -162,35 +217,6 @@ pub(crate) fn reserve(n: u64) -> i64 {
     }
     TXN.with(|t| t.set((cur_xid, next + n, base)));
     base | next as i64
-}
-
-/// Reserves `n` positions after every position of every transaction that
-/// has ended: from the id of a subtransaction started now. The rest of the
-/// transaction's positions follow on from there. Must be called inside an
-/// SPI connection, after `reserve` in the same transaction.
-pub(crate) fn reserve_after_lock(n: u64) -> i64 {
-    // SAFETY: a subtransaction begun and released here, which is what gives it a new id.
-    let xid = unsafe {
-        let cxt = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        let x = pg_sys::GetCurrentFullTransactionId().value;
-        pg_sys::ReleaseCurrentSubTransaction();
-        pg_sys::MemoryContextSwitchTo(cxt);
-        pg_sys::CurrentResourceOwner = owner;
-        x
-    };
-    // SAFETY: reads the top transaction's id, assigned by now.
-    let top = unsafe { pg_sys::GetTopFullTransactionId() }.value;
-    let b = xid as i128 + offset() as i128;
-    if b >= MAX_BASE as i128 {
-        fail(
-            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("transaction id {xid} is beyond the range of global positions"),
-        );
-    }
-    TXN.with(|t| t.set((top, 1, (b as i64) << COUNTER_BITS)));
-    reserve(n)
 }
 
 /// This cluster's system identifier, which keys `es.position_base`.

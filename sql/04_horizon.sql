@@ -1,0 +1,135 @@
+-- The read horizon and reading every stream in global order.
+--
+-- es.read_all hands out only positions below the read horizon: every event
+-- below it that will ever exist has committed already, so a reader paging by
+-- position never skips one. With the library preloaded the horizon is held
+-- back only by transactions of this database that have appended to
+-- es.events and are still running (src/store/horizon.rs keeps them in shared
+-- memory); without it, by the oldest transaction running anywhere in the
+-- cluster (the snapshot's xmin).
+
+-- The horizon as a transaction id: valid for the calling query's snapshot.
+CREATE FUNCTION es._snapshot_horizon_xid() RETURNS bigint
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_snapshot_horizon_xid';
+
+-- The horizon as a transaction id: valid for every snapshot taken after the
+-- call (READ COMMITTED; in REPEATABLE READ and SERIALIZABLE, the
+-- transaction's snapshot). Fresher than the snapshot's: a transaction that
+-- ended between the query's snapshot and now does not hold it back.
+CREATE FUNCTION es._next_horizon_xid() RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_next_horizon_xid';
+
+-- What holds the horizon: its transaction id, the kind of holder
+-- ('appending', 'prepared', 'ended', 'running', NULL for nothing), the
+-- holder's pid when it has one and its transaction id.
+CREATE FUNCTION es._horizon_holder(
+    OUT horizon_xid bigint,
+    OUT held_by     text,
+    OUT holder_pid  integer,
+    OUT holder_xid  bigint
+) RETURNS record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_horizon_holder';
+
+-- The position of a horizon id. Positions are (xid + offset) << 20; after a
+-- restore from another cluster and before the first append here, every
+-- restored event is below it (src/store/position.rs).
+CREATE FUNCTION es._horizon_position(xid bigint) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE
+        WHEN b.restored_foreign IS false THEN (xid + b.xid_offset) << 20
+        ELSE COALESCE((SELECT max(e.global_position) FROM es.events e), 0) + 1
+    END
+    FROM (SELECT (SELECT p.restored_foreign FROM es.position_base p
+                  WHERE p.system_identifier = es._system_identifier()) AS restored_foreign,
+                 (SELECT p.xid_offset FROM es.position_base p
+                  WHERE p.system_identifier = es._system_identifier()) AS xid_offset) b;
+END;
+
+CREATE FUNCTION es.read_horizon() RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT es._horizon_position(es._snapshot_horizon_xid());
+END;
+
+COMMENT ON FUNCTION es.read_horizon() IS
+    'The first position not handed out yet to a query with the caller''s snapshot: every event below it has committed. Held back only by running transactions of this database that appended (library preloaded).';
+
+-- For readers that take their snapshot after asking (es.read_all, es.poll,
+-- the projection worker).
+CREATE FUNCTION es._next_read_horizon() RETURNS bigint
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT es._horizon_position(es._next_horizon_xid());
+END;
+
+-- PL/pgSQL so that the horizon is taken before the scan's snapshot (each
+-- statement of a VOLATILE function takes a new one in READ COMMITTED).
+CREATE FUNCTION es.read_all(
+    after_position bigint  DEFAULT 0,
+    max_count      integer DEFAULT 1000,
+    event_types    text[]  DEFAULT NULL,
+    stream_types   text[]  DEFAULT NULL
+) RETURNS SETOF es.events
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+BEGIN
+    RETURN QUERY
+    SELECT e.* FROM es.events e
+    WHERE e.global_position > COALESCE(after_position, 0)
+      AND e.global_position < horizon
+      AND (event_types IS NULL OR e.event_type = ANY (event_types))
+      AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+    ORDER BY e.global_position
+    LIMIT max_count;
+END
+$$;
+
+COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[]) IS
+    'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
+
+-- How far behind readers are held, and by whom.
+CREATE FUNCTION es.horizon(
+    OUT horizon_position  bigint,
+    OUT held_back_events  bigint,
+    OUT held_by           text,
+    OUT holder_pid        integer,
+    OUT holder_xid        xid8,
+    OUT holder_database   name,
+    OUT holder_xact_start timestamptz,
+    OUT holder_age        interval
+) RETURNS record
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT p.pos,
+           (SELECT count(*) FROM es.events e WHERE e.global_position >= p.pos),
+           h.held_by,
+           COALESCE(h.holder_pid, a.pid),
+           h.holder_xid::text::xid8,
+           COALESCE(a.datname, x.database),
+           COALESCE(a.xact_start, x.prepared),
+           pg_catalog.now() - COALESCE(a.xact_start, x.prepared)
+    FROM es._horizon_holder() h
+    CROSS JOIN LATERAL (SELECT es._horizon_position(h.horizon_xid) AS pos) p
+    LEFT JOIN LATERAL (
+        SELECT s.pid, s.datname, s.xact_start
+        FROM pg_catalog.pg_stat_activity s
+        WHERE s.pid = h.holder_pid
+           OR (h.holder_pid IS NULL AND h.held_by = 'running'
+               AND s.backend_xid::text = (h.holder_xid & 4294967295)::text)
+        LIMIT 1) a ON true
+    LEFT JOIN LATERAL (
+        SELECT t.database, t.prepared
+        FROM pg_catalog.pg_prepared_xacts t
+        WHERE h.held_by = 'prepared' AND t.transaction::text = (h.holder_xid & 4294967295)::text
+        LIMIT 1) x ON true;
+END;
+
+COMMENT ON FUNCTION es.horizon() IS
+    'The read horizon, how many committed events it holds back, and what holds it: an appending or prepared transaction of this database (or, without the library preloaded, the oldest transaction running anywhere).';
