@@ -5,7 +5,8 @@
 --      last columns, as in a fresh install), backfilled with each stream's largest global_position;
 --      es.aggregates.fold becomes text (when 05_aggregates.sql says so);
 --   2. functions of 0.1.0 whose body changed, replaced (same signature, so
---      their ACLs and comments stay);
+--      their ACLs and comments stay), and sql/04_horizon.sql (es.horizon
+--      dropped and created again: its columns changed);
 --   3. the files 0.1.0 did not have, verbatim, in the order of the
 --      extension_sql_file! graph in src/lib.rs: 06_projections, 07_subscriptions,
 --      08_stats, 09_verify, 10_privileges;
@@ -130,6 +131,145 @@ $$;
 CREATE OR REPLACE FUNCTION es.stream_version(stream_id text) RETURNS bigint
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'es_stream_version';
+
+-- sql/04_horizon.sql (es.read_horizon, es.read_all and es.horizon of 0.1.0 replaced)
+DROP FUNCTION es.horizon();
+
+-- The read horizon and reading every stream in global order.
+--
+-- es.read_all hands out only positions below the read horizon: every event
+-- below it that will ever exist has committed already, so a reader paging by
+-- position never skips one. With the library preloaded the horizon is held
+-- back only by transactions of this database that have appended to
+-- es.events and are still running (src/store/horizon.rs keeps them in shared
+-- memory); without it, by the oldest transaction running anywhere in the
+-- cluster (the snapshot's xmin).
+
+-- The horizon as a transaction id: valid for the calling query's snapshot.
+CREATE FUNCTION es._snapshot_horizon_xid() RETURNS bigint
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_snapshot_horizon_xid';
+
+-- The horizon as a transaction id: valid for every snapshot taken after the
+-- call (READ COMMITTED; in REPEATABLE READ and SERIALIZABLE, the
+-- transaction's snapshot). Fresher than the snapshot's: a transaction that
+-- ended between the query's snapshot and now does not hold it back.
+CREATE FUNCTION es._next_horizon_xid() RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_next_horizon_xid';
+
+-- What holds the horizon: its transaction id, the kind of holder
+-- ('appending', 'prepared', 'ended', 'running', NULL for nothing), the
+-- holder's pid when it has one and its transaction id.
+CREATE FUNCTION es._horizon_holder(
+    OUT horizon_xid bigint,
+    OUT held_by     text,
+    OUT holder_pid  integer,
+    OUT holder_xid  bigint
+) RETURNS record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_horizon_holder';
+
+-- The position of a horizon id. Positions are (xid + offset) << 20; after a
+-- restore from another cluster and before the first append here, every
+-- restored event is below it (src/store/position.rs).
+CREATE FUNCTION es._horizon_position(xid bigint) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE
+        WHEN b.restored_foreign IS false THEN (xid + b.xid_offset) << 20
+        ELSE COALESCE((SELECT max(e.global_position) FROM es.events e), 0) + 1
+    END
+    FROM (SELECT (SELECT p.restored_foreign FROM es.position_base p
+                  WHERE p.system_identifier = es._system_identifier()) AS restored_foreign,
+                 (SELECT p.xid_offset FROM es.position_base p
+                  WHERE p.system_identifier = es._system_identifier()) AS xid_offset) b;
+END;
+
+CREATE OR REPLACE FUNCTION es.read_horizon() RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT es._horizon_position(es._snapshot_horizon_xid());
+END;
+
+COMMENT ON FUNCTION es.read_horizon() IS
+    'The first position not handed out yet to a query with the caller''s snapshot: every event below it has committed. Held back only by running transactions of this database that appended (library preloaded).';
+
+-- For readers that take their snapshot after asking (es.read_all, es.poll,
+-- the projection worker).
+CREATE FUNCTION es._next_read_horizon() RETURNS bigint
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT es._horizon_position(es._next_horizon_xid());
+END;
+
+-- PL/pgSQL so that the horizon is taken before the scan's snapshot (each
+-- statement of a VOLATILE function takes a new one in READ COMMITTED).
+CREATE OR REPLACE FUNCTION es.read_all(
+    after_position bigint  DEFAULT 0,
+    max_count      integer DEFAULT 1000,
+    event_types    text[]  DEFAULT NULL,
+    stream_types   text[]  DEFAULT NULL
+) RETURNS SETOF es.events
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+BEGIN
+    RETURN QUERY
+    SELECT e.* FROM es.events e
+    WHERE e.global_position > COALESCE(after_position, 0)
+      AND e.global_position < horizon
+      AND (event_types IS NULL OR e.event_type = ANY (event_types))
+      AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+    ORDER BY e.global_position
+    LIMIT max_count;
+END
+$$;
+
+COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[]) IS
+    'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
+
+-- How far behind readers are held, and by whom.
+CREATE FUNCTION es.horizon(
+    OUT horizon_position  bigint,
+    OUT held_back_events  bigint,
+    OUT held_by           text,
+    OUT holder_pid        integer,
+    OUT holder_xid        xid8,
+    OUT holder_database   name,
+    OUT holder_xact_start timestamptz,
+    OUT holder_age        interval
+) RETURNS record
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT p.pos,
+           (SELECT count(*) FROM es.events e WHERE e.global_position >= p.pos),
+           h.held_by,
+           COALESCE(h.holder_pid, a.pid),
+           h.holder_xid::text::xid8,
+           COALESCE(a.datname, x.database),
+           COALESCE(a.xact_start, x.prepared),
+           pg_catalog.now() - COALESCE(a.xact_start, x.prepared)
+    FROM es._horizon_holder() h
+    CROSS JOIN LATERAL (SELECT es._horizon_position(h.horizon_xid) AS pos) p
+    LEFT JOIN LATERAL (
+        SELECT s.pid, s.datname, s.xact_start
+        FROM pg_catalog.pg_stat_activity s
+        WHERE s.pid = h.holder_pid
+           OR (h.holder_pid IS NULL AND h.held_by = 'running'
+               AND s.backend_xid::text = (h.holder_xid & 4294967295)::text)
+        LIMIT 1) a ON true
+    LEFT JOIN LATERAL (
+        SELECT t.database, t.prepared
+        FROM pg_catalog.pg_prepared_xacts t
+        WHERE h.held_by = 'prepared' AND t.transaction::text = (h.holder_xid & 4294967295)::text
+        LIMIT 1) x ON true;
+END;
+
+COMMENT ON FUNCTION es.horizon() IS
+    'The read horizon, how many committed events it holds back, and what holds it: an appending or prepared transaction of this database (or, without the library preloaded, the oldest transaction running anywhere).';
 
 -- added to sql/02_append.sql in 0.2.0
 -- The append statements move es.streams.chain_hash with this (src/store/chain.rs).
@@ -475,7 +615,7 @@ $$;
 -- A checkpoint must lie below the read horizon: a position no reader can
 -- have been handed yet would skip the events that commit below it later.
 CREATE FUNCTION es._check_position(arg text, pos bigint) RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -487,7 +627,9 @@ BEGIN
     IF pos < 0 THEN
         RAISE EXCEPTION '% must not be negative, got %', arg, pos USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    horizon := es.read_horizon();
+    -- the horizon es.poll and es.read_all hand out below (not lower than any
+    -- they handed out before)
+    horizon := es._next_read_horizon();
     IF pos >= horizon THEN
         RAISE EXCEPTION '% % is at or above the read horizon %: no reader has been handed it yet', arg, pos, horizon
             USING ERRCODE = 'invalid_parameter_value',
@@ -530,11 +672,13 @@ $$;
 
 -- ---------------------------------------------------------------------
 -- The events a subscription (or one member of its group) is due, gap-free
--- exactly as es.read_all: the horizon is taken in the same query as the scan.
+-- exactly as es.read_all: below a horizon the caller took before this
+-- query's snapshot (es._next_read_horizon()).
 -- A stream belongs to one member of a group of size n (its stream_id's hash
 -- modulo n), so each stream's events stay in order within one member.
 CREATE FUNCTION es._subscription_events(
     after_position bigint,
+    horizon        bigint,
     max_count      integer,
     event_types    text[],
     stream_types   text[],
@@ -545,7 +689,7 @@ LANGUAGE sql STABLE
 BEGIN ATOMIC
     SELECT e.* FROM es.events e
     WHERE e.global_position > after_position
-      AND e.global_position < es.read_horizon()
+      AND e.global_position < horizon
       AND (event_types IS NULL OR e.event_type = ANY (event_types))
       AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
       AND (size IS NULL OR (pg_catalog.hashtext(e.stream_id) & 2147483647) % size = member)
@@ -598,12 +742,14 @@ COMMENT ON FUNCTION es.subscribe(text, text[], text[], bigint) IS
     'Creates a subscription; its checkpoint starts at from_position. Subscribing again with the same filters does nothing (the checkpoint is kept).';
 
 CREATE FUNCTION es.poll(consumer text, max_count integer DEFAULT 100) RETURNS SETOF es.events
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 -- plan each poll for its own filters: a generic plan could not use the type indexes
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+    -- before the scan's snapshot (a VOLATILE function's statements each take one)
+    h   constant bigint  := es._next_read_horizon();
     c   constant text    := es._check_consumer(poll.consumer);
     n   constant integer := es._check_max_count(poll.max_count);
     cur es.subscriptions%ROWTYPE;
@@ -613,7 +759,7 @@ BEGIN
         RAISE EXCEPTION 'consumer "%" does not exist', c
             USING ERRCODE = 'undefined_object', HINT = 'Create it with es.subscribe.';
     END IF;
-    RETURN QUERY SELECT * FROM es._subscription_events(cur.position, n, cur.event_types, cur.stream_types, NULL, NULL);
+    RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
 END
 $$;
 
@@ -621,11 +767,13 @@ COMMENT ON FUNCTION es.poll(text, integer) IS
     'The subscription''s next events after its checkpoint, in global order, never skipping one that commits later. Does not move the checkpoint: call es.ack.';
 
 CREATE FUNCTION es.poll(consumer text, max_count integer, member integer, size integer) RETURNS SETOF es.events
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+    -- before the scan's snapshot (a VOLATILE function's statements each take one)
+    h   constant bigint  := es._next_read_horizon();
     c   constant text    := es._check_consumer(poll.consumer);
     n   constant integer := es._check_max_count(poll.max_count);
     cur es.subscriptions%ROWTYPE;
@@ -642,7 +790,7 @@ BEGIN
     -- A member with no checkpoint yet starts at the subscription's; one whose
     -- checkpoint is older than the subscription's (left from an earlier
     -- grouping, or the subscription was acked as a whole) starts at the latter.
-    RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), n,
+    RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                                        cur.event_types, cur.stream_types, poll.member, poll.size);
 END
 $$;

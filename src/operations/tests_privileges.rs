@@ -140,7 +140,8 @@ mod tests {
             "{\"b\": 6}"
         );
         assert!(one_bool(
-            "SELECT count(*) = 0 FROM es.read_all(0, 1000) WHERE global_position >= es.read_horizon()"
+            "WITH r AS MATERIALIZED (SELECT global_position FROM es.read_all(0, 1000))
+             SELECT count(*) = 0 FROM r WHERE global_position >= es._next_read_horizon()"
         ));
         run("SELECT es.subscribe('pv4c', stream_types => ARRAY['pv4'])");
         assert_eq!(one_i64("SELECT count(*) FROM es.poll('pv4c', 10, 0, 2)"), 0);

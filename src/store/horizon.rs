@@ -319,13 +319,12 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
     let mut holder = Holder::Nothing;
 
     // Appenders of this database, lowest base first among those still holding.
-    // The caller's own appends are visible to it, as with PostgreSQL's xmin.
     // SAFETY: MyProc is this backend's PGPROC.
     let me = unsafe { (*pg_sys::MyProc).pgprocno } as usize;
     let mut held: Vec<(u64, usize, u64, u64)> = Vec::new(); // (base, slot, word, top)
     for (i, s) in slots.iter().enumerate() {
         let w = s.word.load(SeqCst);
-        if w == 0 || i == me || s.db.load(SeqCst) != db {
+        if w == 0 || s.db.load(SeqCst) != db {
             continue;
         }
         held.push((w & !FLAG, i, w, s.top.load(SeqCst)));
@@ -338,14 +337,17 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
         }
         // SAFETY: plain visibility checks of a transaction id against the process array and
         // the caller's snapshot.
-        let holds = unsafe {
-            match snap {
-                // A transaction that has ended is visible to any later snapshot.
-                None => pg_sys::TransactionIdIsInProgress(xid32(top)),
-                // Still invisible to the caller's snapshot: running when it was taken.
-                Some(s) => pg_sys::XidInMVCCSnapshot(xid32(top), s),
-            }
-        };
+        // The caller's own transaction holds it too (its events are not
+        // handed out before it commits), as its id holds PostgreSQL's xmin.
+        let holds = i == me
+            || unsafe {
+                match snap {
+                    // A transaction that has ended is visible to any later snapshot.
+                    None => pg_sys::TransactionIdIsInProgress(xid32(top)),
+                    // Still invisible to the caller's snapshot: running when it was taken.
+                    Some(s) => pg_sys::XidInMVCCSnapshot(xid32(top), s),
+                }
+            };
         if holds {
             // SAFETY: `i` is a slot index; PGPROCs of the first `slots` numbers are backends'.
             let pid = unsafe { (*(*pg_sys::ProcGlobal).allProcs.add(i)).pid };
@@ -395,9 +397,7 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
     }
 
     if let (true, Some((i, w))) = (flag, chosen) {
-        let _ = slots[i]
-            .word
-            .compare_exchange(w, w | FLAG, SeqCst, SeqCst);
+        let _ = slots[i].word.compare_exchange(w, w | FLAG, SeqCst, SeqCst);
     }
     Horizon { xid: h, holder }
 }
@@ -437,7 +437,9 @@ pub unsafe extern "C-unwind" fn es_next_horizon_xid(
 /// Called by PostgreSQL's function manager for the SQL signature in `sql/04_horizon.sql`.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_horizon_holder(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn es_horizon_holder(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     use pgrx::IntoDatum;
     let h = compute(true, false);
     let (kind, pid, xid) = match h.holder {

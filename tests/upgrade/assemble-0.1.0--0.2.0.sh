@@ -26,11 +26,19 @@ old_append=$(git show "$OLD:sql/02_append.sql")
 [ "$(head -c ${#old_append} sql/02_append.sql)" = "$old_append" ] \
     || fail "sql/02_append.sql changed other than at its end: upgrade it by hand"
 added_append=$(tail -n +$(($(printf '%s\n' "$old_append" | wc -l) + 1)) sql/02_append.sql)
-# 03_read.sql: es.stream_version became a C function (same signature).
+# 03_read.sql: es.stream_version became a C function (same signature);
+# es.read_horizon, es.read_all and es.horizon moved to 04_horizon.sql.
 stream_version_block() { awk '/^CREATE FUNCTION es\.stream_version\(/ { p = 1 } p { print } p && /^(END;|AS .*;)$/ { exit }'; }
-without_stream_version() { grep -v '^\s*--' | awk '/^CREATE FUNCTION es\.stream_version\(/ { skip = 1 } !skip { print } skip && /^(END;|AS .*;)$/ { skip = 0 }'; }
-diff <(git show "$OLD:sql/03_read.sql" | without_stream_version) <(without_stream_version <sql/03_read.sql) >/dev/null \
-    || fail "sql/03_read.sql changed beyond es.stream_version: upgrade it by hand"
+without_stream_version() {
+    grep -v '^\s*--' \
+        | awk '/^CREATE FUNCTION es\.stream_version\(/ { skip = 1 } !skip { print } skip && /^(END;|AS .*;)$/ { skip = 0 }' \
+        | awk '/^CREATE FUNCTION es\.(read_horizon|read_all|horizon)\(/ { skip = "^END;$" }
+               /^COMMENT ON FUNCTION es\.(read_horizon|read_all|horizon)\(/ { skip = "\x27;$" }
+               !skip { print } skip && $0 ~ skip { skip = "" }'
+}
+diff <(git show "$OLD:sql/03_read.sql" | without_stream_version | grep -v "^\s*$") <(without_stream_version <sql/03_read.sql | grep -v "^\s*$") >/dev/null \
+    || fail "sql/03_read.sql changed beyond es.stream_version and the functions moved to 04_horizon.sql: upgrade it by hand"
+git show "$OLD:sql/03_read.sql" | grep -q '^CREATE FUNCTION es\.horizon($' || fail "0.1.0's es.horizon not found"
 stream_version=$(stream_version_block <sql/03_read.sql)
 [ -n "$stream_version" ] || fail "es.stream_version not found in sql/03_read.sql"
 # 05_aggregates.sql: es.aggregates.fold regprocedure -> text (pg_upgrade
@@ -82,7 +90,8 @@ cat <<'EOF'
 --      last columns, as in a fresh install), backfilled with each stream's largest global_position;
 --      es.aggregates.fold becomes text (when 05_aggregates.sql says so);
 --   2. functions of 0.1.0 whose body changed, replaced (same signature, so
---      their ACLs and comments stay);
+--      their ACLs and comments stay), and sql/04_horizon.sql (es.horizon
+--      dropped and created again: its columns changed);
 --   3. the files 0.1.0 did not have, verbatim, in the order of the
 --      extension_sql_file! graph in src/lib.rs: 06_projections, 07_subscriptions,
 --      08_stats, 09_verify, 10_privileges;
@@ -154,6 +163,13 @@ if [ "$stream_version" != "$(git show "$OLD:sql/03_read.sql" | stream_version_bl
     printf '\n-- sql/03_read.sql\n'
     printf '%s\n' "${stream_version/#CREATE FUNCTION/CREATE OR REPLACE FUNCTION}"
 fi
+# The read horizon (sql/04_horizon.sql, new in 0.2.0): es.read_horizon and
+# es.read_all keep their signatures (replaced in place, so objects of users
+# that call them stay); es.horizon names its holder in new columns, so it is
+# dropped first.
+printf '\n-- sql/04_horizon.sql (es.read_horizon, es.read_all and es.horizon of 0.1.0 replaced)\n'
+printf 'DROP FUNCTION es.horizon();\n\n'
+sed -E 's/^CREATE FUNCTION es\.(read_horizon|read_all)\(/CREATE OR REPLACE FUNCTION es.\1(/' sql/04_horizon.sql
 if [ -n "$added_append" ]; then
     printf '\n-- added to sql/02_append.sql in 0.2.0\n'
     printf '%s\n' "$added_append" | sed '/./,$!d'

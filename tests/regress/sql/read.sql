@@ -127,8 +127,12 @@ SELECT count(*) AS visible_in_table FROM es.events WHERE stream_id = 'ticket-3';
 SELECT count(*) AS handed_out FROM es.read_all(0, 100000) WHERE stream_id = 'ticket-3';
 SELECT es.read_horizon() <= (SELECT global_position FROM es.events WHERE stream_id = 'ticket-3')
        AS held_back;
-SELECT h.horizon_position = es.read_horizon() AS same_horizon,
-       h.held_back_events >= 1 AS counts_own_event
+-- es.horizon() names what holds it: this very transaction, which has appended
+SELECT h.held_by, h.holder_pid = pg_backend_pid() AS this_session,
+       h.holder_xid = pg_current_xact_id() AS this_transaction,
+       h.holder_database = current_database() AS this_database,
+       h.held_back_events >= 1 AS counts_own_event,
+       es.read_horizon() <= h.horizon_position AS query_horizon_not_above
   FROM es.horizon() h;
 COMMIT;
 DO $$
@@ -150,7 +154,7 @@ SELECT es.read_horizon() > 0 AS positive,
        es.read_horizon() > (SELECT max(global_position) FROM es.events) AS past_all_events;
 SELECT h.horizon_position > 0 AS positive,
        h.held_back_events = 0 AS nothing_held_back,
-       (h.oldest_xid IS NULL) = (h.oldest_pid IS NULL) AS xid_and_pid_together,
-       h.oldest_pid IS DISTINCT FROM pg_backend_pid() AS not_this_session
+       h.held_by IS DISTINCT FROM 'appending' OR h.holder_pid IS NOT NULL AS appenders_have_a_pid,
+       h.holder_pid IS DISTINCT FROM pg_backend_pid() AS not_this_session
   FROM es.horizon() h;
 SELECT count(*) AS horizon_rows FROM es.horizon();
