@@ -259,8 +259,9 @@ pub(crate) fn end() -> Option<Ended> {
 pub(crate) enum Holder {
     /// Nothing: the next transaction id.
     Nothing,
-    /// A transaction of this database that has appended and is running.
-    Appending { pid: i32, top: u64 },
+    /// A transaction of this database that has appended and is running
+    /// (`waited_on`: a reader has been held back by it, so its end is announced).
+    Appending { pid: i32, top: u64, waited_on: bool },
     /// A prepared transaction of this database.
     Prepared { xid: u64 },
     /// A transaction the caller's snapshot sees running, ended since (and it may have appended).
@@ -351,7 +352,15 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
         if holds {
             // SAFETY: `i` is a slot index; PGPROCs of the first `slots` numbers are backends'.
             let pid = unsafe { (*(*pg_sys::ProcGlobal).allProcs.add(i)).pid };
-            (h, holder, chosen) = (base, Holder::Appending { pid, top }, Some((i, w)));
+            (h, holder, chosen) = (
+                base,
+                Holder::Appending {
+                    pid,
+                    top,
+                    waited_on: w & FLAG != 0,
+                },
+                Some((i, w)),
+            );
             break;
         }
     }
@@ -431,7 +440,7 @@ pub unsafe extern "C-unwind" fn es_next_horizon_xid(
 }
 
 /// es._horizon_holder(OUT horizon_xid bigint, OUT held_by text, OUT holder_pid integer,
-/// OUT holder_xid bigint): what holds the horizon (nobody is flagged: this is monitoring).
+/// OUT holder_xid bigint, OUT readers_waiting boolean): what holds the horizon (nobody is flagged: this is monitoring).
 ///
 /// # Safety
 /// Called by PostgreSQL's function manager for the SQL signature in `sql/04_horizon.sql`.
@@ -442,12 +451,16 @@ pub unsafe extern "C-unwind" fn es_horizon_holder(
 ) -> pg_sys::Datum {
     use pgrx::IntoDatum;
     let h = compute(true, false);
-    let (kind, pid, xid) = match h.holder {
-        Holder::Nothing => (None, None, None),
-        Holder::Appending { pid, top } => (Some("appending"), Some(pid), Some(top)),
-        Holder::Prepared { xid } => (Some("prepared"), None, Some(xid)),
-        Holder::Ended { xid } => (Some("ended"), None, Some(xid)),
-        Holder::OldestRunning { xid } => (Some("running"), None, Some(xid)),
+    let (kind, pid, xid, waited_on) = match h.holder {
+        Holder::Nothing => (None, None, None, None),
+        Holder::Appending {
+            pid,
+            top,
+            waited_on,
+        } => (Some("appending"), Some(pid), Some(top), Some(waited_on)),
+        Holder::Prepared { xid } => (Some("prepared"), None, Some(xid), None),
+        Holder::Ended { xid } => (Some("ended"), None, Some(xid), None),
+        Holder::OldestRunning { xid } => (Some("running"), None, Some(xid), None),
     };
     // SAFETY: the SQL signature's result is a composite of these four columns.
     unsafe {
@@ -458,6 +471,7 @@ pub unsafe extern "C-unwind" fn es_horizon_holder(
                 kind.and_then(|k| k.into_datum()),
                 pid.map(pg_sys::Datum::from),
                 xid.map(|x| pg_sys::Datum::from(x as i64)),
+                waited_on.map(pg_sys::Datum::from),
             ],
         )
     }
