@@ -10,7 +10,7 @@
 
 -- The horizon as a transaction id: valid for the calling query's snapshot.
 CREATE FUNCTION es._snapshot_horizon_xid() RETURNS bigint
-LANGUAGE c STABLE
+LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'es_snapshot_horizon_xid';
 
 -- The horizon as a transaction id: valid for every snapshot taken after the

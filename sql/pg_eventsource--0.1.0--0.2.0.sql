@@ -147,7 +147,7 @@ DROP FUNCTION es.horizon();
 
 -- The horizon as a transaction id: valid for the calling query's snapshot.
 CREATE FUNCTION es._snapshot_horizon_xid() RETURNS bigint
-LANGUAGE c STABLE
+LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'es_snapshot_horizon_xid';
 
 -- The horizon as a transaction id: valid for every snapshot taken after the
@@ -160,12 +160,14 @@ AS 'MODULE_PATHNAME', 'es_next_horizon_xid';
 
 -- What holds the horizon: its transaction id, the kind of holder
 -- ('appending', 'prepared', 'ended', 'running', NULL for nothing), the
--- holder's pid when it has one and its transaction id.
+-- holder's pid when it has one, its transaction id, and for an appending
+-- one whether a reader has waited for it (its end will be announced).
 CREATE FUNCTION es._horizon_holder(
-    OUT horizon_xid bigint,
-    OUT held_by     text,
-    OUT holder_pid  integer,
-    OUT holder_xid  bigint
+    OUT horizon_xid     bigint,
+    OUT held_by         text,
+    OUT holder_pid      integer,
+    OUT holder_xid      bigint,
+    OUT readers_waiting boolean
 ) RETURNS record
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'es_horizon_holder';
@@ -240,7 +242,8 @@ CREATE FUNCTION es.horizon(
     OUT holder_xid        xid8,
     OUT holder_database   name,
     OUT holder_xact_start timestamptz,
-    OUT holder_age        interval
+    OUT holder_age        interval,
+    OUT readers_waiting   boolean
 ) RETURNS record
 LANGUAGE sql VOLATILE
 BEGIN ATOMIC
@@ -251,7 +254,8 @@ BEGIN ATOMIC
            h.holder_xid::text::xid8,
            COALESCE(a.datname, x.database),
            COALESCE(a.xact_start, x.prepared),
-           pg_catalog.now() - COALESCE(a.xact_start, x.prepared)
+           pg_catalog.now() - COALESCE(a.xact_start, x.prepared),
+           h.readers_waiting
     FROM es._horizon_holder() h
     CROSS JOIN LATERAL (SELECT es._horizon_position(h.horizon_xid) AS pos) p
     LEFT JOIN LATERAL (

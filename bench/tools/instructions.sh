@@ -10,7 +10,8 @@
 #
 # It stops the bench server and starts the same data directory under
 # valgrind (port 28831, synchronous_commit off so the WAL flush's wait does
-# not matter, autovacuum off), runs the script for 100 and for 100 + N
+# not matter, autovacuum off, the library preloaded with es_append's relay
+# and worker as in bench/run.sh: the horizon registry lives there), runs the script for 100 and for 100 + N
 # transactions in two connections, and prints (second - first) / N: start-up
 # and first-use costs cancel out. The second run's profile is left in
 # target/bench-callgrind/last.callgrind. Stop the server with
@@ -31,7 +32,8 @@ if ! up; then
     runuser -u postgres -- "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
     runuser -u postgres -- bash -c "cd '$OUTD' && nohup valgrind --tool=callgrind --trace-children=yes \
         --callgrind-out-file='$OUTD/cg.%p' '$BIN/postgres' -D '$DATA' -p $PORT -k '$SOCK' \
-        -c listen_addresses= -c synchronous_commit=off -c autovacuum=off >'$OUTD/server.log' 2>&1 &"
+        -c listen_addresses= -c synchronous_commit=off -c autovacuum=off \
+        -c shared_preload_libraries=pg_eventsource -c es.worker_databases=es_append >'$OUTD/server.log' 2>&1 &"
     for _ in $(seq 1 120); do up && break; sleep 1; done
     up || { echo "the server under valgrind did not start; see $OUTD/server.log" >&2; exit 1; }
 fi

@@ -320,8 +320,16 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
     let mut holder = Holder::Nothing;
 
     // Appenders of this database, lowest base first among those still holding.
-    // SAFETY: MyProc is this backend's PGPROC.
-    let me = unsafe { (*pg_sys::MyProc).pgprocno } as usize;
+    // This transaction's slot: a parallel worker's is its leader's.
+    // SAFETY: MyProc is this backend's PGPROC; a lock group leader's PGPROC outlives its workers.
+    let me = unsafe {
+        let leader = (*pg_sys::MyProc).lockGroupLeader;
+        if leader.is_null() {
+            (*pg_sys::MyProc).pgprocno
+        } else {
+            (*leader).pgprocno
+        }
+    } as usize;
     let mut held: Vec<(u64, usize, u64, u64)> = Vec::new(); // (base, slot, word, top)
     for (i, s) in slots.iter().enumerate() {
         let w = s.word.load(SeqCst);
