@@ -1,11 +1,14 @@
 //! Notifications on the channel `es_events`: the transaction callback that
 //! sends one per committing transaction that appended, its payload, and the
 //! relay (a background process per database) that sends it when another
-//! notifying commit holds PostgreSQL's notification lock.
+//! notifying commit holds PostgreSQL's notification lock, and the
+//! short-lived process that announces the read horizon where no relay does.
 //!
-//! May import: `pg`, `settings`. Inside: `notify` uses `channel` and
-//! `relay`; `relay` uses `channel`.
+//! May import: `pg`, `settings`, `store` (what the transaction appended, the
+//! horizon registry). Inside: `notify` uses `channel`, `relay` and
+//! `announcer`; `relay` and `announcer` use `channel`.
 
+pub(crate) mod announcer;
 pub(crate) mod channel;
 pub(crate) mod notify;
 pub(crate) mod relay;

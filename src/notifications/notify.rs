@@ -22,7 +22,7 @@
 //! appenders. When nobody holds that lock the transaction takes it and
 //! notifies itself: cheaper than waking the relay, and no wait.
 
-use super::{channel, relay};
+use super::{announcer, channel, relay};
 use crate::store::appended::{self, Record};
 use crate::store::horizon;
 use pgrx::pg_sys;
@@ -127,9 +127,9 @@ unsafe extern "C-unwind" fn xact_event(
 /// The transaction has ended: frees its place in the horizon registry and,
 /// when a reader waited for it and no notification of this transaction told
 /// it (rolled back, or flagged after PRE_COMMIT), announces the horizon
-/// through the relay. No error, no allocation: this runs after the commit
-/// or abort record. Without a relay for the database the next notification
-/// or the consumer's poll picks the events up.
+/// through the relay, or where the database has none through a process
+/// started for it (`announcer`). No error: this runs after the commit or
+/// abort record.
 fn ended(committed: bool) {
     let Some(e) = horizon::end() else {
         return;
@@ -138,8 +138,14 @@ fn ended(committed: bool) {
     if !e.flagged || announced {
         return;
     }
-    if let (Some(slot), Some(p)) = (relay::serving(), horizon_payload(e.position)) {
-        relay::hand_over(slot, p.text(), 0, e.position, e.position);
+    let Some(p) = horizon_payload(e.position) else {
+        return;
+    };
+    match relay::serving() {
+        Some(slot) => relay::hand_over(slot, p.text(), 0, e.position, e.position),
+        None => {
+            announcer::start(p.text());
+        }
     }
 }
 

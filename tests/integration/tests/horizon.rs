@@ -4,7 +4,8 @@
 //! appended holds later positions back, and `es.horizon()` names it; a
 //! transaction that took its id early and appends late is never skipped;
 //! when an appender that held readers back ends without a notification of
-//! its own, `es_events` announces `{"horizon": position}`, so LISTENing
+//! its own, `es_events` announces `{"horizon": position}` (through the relay,
+//! or a process started for it where the database has none), so LISTENing
 //! consumers and the projection worker never wait for the next append.
 //!
 //! Needs the library preloaded (the registry lives in shared memory); the
@@ -679,4 +680,66 @@ fn the_worker_catches_up_without_polling() {
         wait_until(WAIT, || seen(&mut c, "later-1")),
         "the worker did not catch up after the holder rolled back (it polls only every 10 minutes)"
     );
+}
+
+/// Without a relay (the database is not in es.worker_databases) a rollback
+/// is announced by a short-lived background process.
+#[test]
+fn a_rollback_is_announced_where_no_relay_serves_the_database() {
+    if !preloaded() {
+        return;
+    }
+    let db = "hza";
+    let cluster = ThrowawayCluster::create(
+        "horizon-announce",
+        "ES_HORIZON_ANNOUNCE_PGPORT",
+        28822,
+        "-c shared_preload_libraries=pg_eventsource",
+        &[],
+    );
+    ok(
+        "create database",
+        cluster
+            .connect("postgres")
+            .batch_execute(&format!("CREATE DATABASE {db}")),
+    );
+    let mut c = cluster.connect(db);
+    ok(
+        "extension",
+        c.batch_execute("CREATE EXTENSION pg_eventsource"),
+    );
+    ok("warm-up", append(&mut c, "warm-1", "A", "{}", None));
+    let start: i64 = ok("start", c.query_one("SELECT es.read_horizon() - 1", &[])).get(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (notes, listener) = listen(cluster.connect(db), stop.clone());
+
+    let mut holder = cluster.connect(db);
+    ok(
+        "open append",
+        holder.batch_execute("BEGIN; SELECT es.append_event('held-1', 'A', '{}')"),
+    );
+    let held_at: i64 = ok(
+        "held position",
+        holder.query_one(
+            "SELECT global_position FROM es.events WHERE stream_id = 'held-1'",
+            &[],
+        ),
+    )
+    .get(0);
+    ok("later append", append(&mut c, "later-1", "A", "{}", None));
+    wait_note(&notes, "for the later append", |p| p.contains("later-1"));
+    let mut consumer = cluster.connect(db);
+    assert!(read_all_of_all(&mut consumer, start).is_empty());
+    ok("rollback", holder.batch_execute("ROLLBACK"));
+    let note = wait_note(&notes, "announcing the horizon", |p| {
+        p.contains("\"horizon\"")
+    });
+    assert_eq!(note, format!("{{\"horizon\": {held_at}}}"));
+    let got: Vec<String> = read_all_of_all(&mut consumer, start)
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(got, vec!["later-1".to_owned()]);
+    stop.store(true, SeqCst);
+    listener.join().unwrap();
 }
