@@ -66,8 +66,14 @@ struct Slot {
 struct Header {
     /// The highest bound any reader has computed (a next transaction id).
     published: AtomicU64,
+    /// Announcement processes running (`notifications::announcer`), capped.
+    announcers: AtomicU32,
     slots: usize,
 }
+
+/// At most this many announcement processes at a time: a writer rolling back
+/// in a loop while readers wait must not use up `max_worker_processes`.
+const MAX_ANNOUNCERS: u32 = 2;
 
 static SHARED: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
 static mut PREV_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
@@ -252,6 +258,27 @@ pub(crate) fn end() -> Option<Ended> {
         position: HELD_AT.with(|h| h.get()),
         flagged: w & FLAG != 0,
     })
+}
+
+/// Claims one of the announcement processes' places; false when they are
+/// all taken (the announcement is then left to the next notification).
+pub(crate) fn claim_announcer() -> bool {
+    registry().is_some_and(|(h, _)| {
+        h.announcers
+            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_ANNOUNCERS).then_some(n + 1))
+            .is_ok()
+    })
+}
+
+/// Gives a place back (the process ends, or could not be started).
+pub(crate) fn release_announcer() {
+    let h = SHARED.load(SeqCst);
+    if !h.is_null() {
+        // SAFETY: the header lives for the server's life; the field is atomic.
+        let _ = unsafe { &*h }
+            .announcers
+            .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+    }
 }
 
 /// What holds the horizon where it is.
