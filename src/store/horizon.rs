@@ -75,6 +75,11 @@ struct Header {
 /// in a loop while readers wait must not use up `max_worker_processes`.
 const MAX_ANNOUNCERS: u32 = 2;
 
+unsafe extern "C" {
+    /// max_prepared_transactions (access/twophase.h); pgrx does not bind it.
+    static max_prepared_xacts: std::ffi::c_int;
+}
+
 static SHARED: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
 static mut PREV_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
 static mut PREV_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
@@ -400,17 +405,31 @@ pub(crate) fn compute(fresh: bool, flag: bool) -> Horizon {
         }
     }
 
-    // Prepared transactions of this database: their dummy PGPROCs follow the backends'.
-    // SAFETY: ProcGlobal's process array lives for the server's life; the fields read are
-    // single words, and a prepared transaction's stay set while it is prepared.
+    // Prepared transactions of this database: their dummy PGPROCs
+    // (PreparedXactProcs, max_prepared_transactions of them, after the
+    // backends' and auxiliary processes').
+    // SAFETY: the array lives in shared memory for the server's life and has
+    // max_prepared_xacts entries; the fields read are single words, and a prepared
+    // transaction's stay set while it is prepared.
     unsafe {
-        let g = &*pg_sys::ProcGlobal;
-        for i in slots.len()..g.allProcCount as usize {
-            let p = &*g.allProcs.add(i);
+        let procs = pg_sys::PreparedXactProcs;
+        let n = if procs.is_null() {
+            0
+        } else {
+            max_prepared_xacts.max(0) as usize
+        };
+        for i in 0..n {
+            let p = &*procs.add(i);
             let xid = std::ptr::read_volatile(&p.xid);
             if p.pid == 0 && xid != pg_sys::TransactionId::INVALID && p.databaseId.to_u32() == db {
                 let x = widen(next, xid);
-                if x < h {
+                // A dummy keeps its last xid after COMMIT/ROLLBACK PREPARED: check it still
+                // runs (or, for a snapshot, that the snapshot still sees it running).
+                let holds = match snap {
+                    None => pg_sys::TransactionIdIsInProgress(xid),
+                    Some(s) => pg_sys::XidInMVCCSnapshot(xid, s),
+                };
+                if x < h && holds {
                     (h, holder, chosen) = (x, Holder::Prepared { xid: x }, None);
                 }
             }

@@ -8,6 +8,8 @@
 //! or a process started for it where the database has none), so LISTENing
 //! consumers and the projection worker never wait for the next append.
 //!
+//! A prepared transaction that appended holds it until COMMIT PREPARED.
+//!
 //! Needs the library preloaded (the registry lives in shared memory); the
 //! tests skip, saying so, on a server without it. Tests that use the
 //! database `es_worker` (served by the worker and the relay) run one at a
@@ -742,4 +744,61 @@ fn a_rollback_is_announced_where_no_relay_serves_the_database() {
     assert_eq!(got, vec!["later-1".to_owned()]);
     stop.store(true, SeqCst);
     listener.join().unwrap();
+}
+
+/// A prepared transaction that appended holds the horizon until COMMIT
+/// PREPARED, although its backend has moved on (its slot is free again).
+#[test]
+fn a_prepared_appender_holds_back_until_it_commits() {
+    if !preloaded() {
+        return;
+    }
+    let db = "hzp";
+    let cluster = ThrowawayCluster::create(
+        "horizon-prepared",
+        "ES_HORIZON_PREPARED_PGPORT",
+        28823,
+        "-c shared_preload_libraries=pg_eventsource -c max_prepared_transactions=4",
+        &[],
+    );
+    ok(
+        "create database",
+        cluster
+            .connect("postgres")
+            .batch_execute(&format!("CREATE DATABASE {db}")),
+    );
+    let mut c = cluster.connect(db);
+    ok(
+        "extension",
+        c.batch_execute("CREATE EXTENSION pg_eventsource"),
+    );
+    ok("warm-up", append(&mut c, "warm-1", "A", "{}", None));
+    let start: i64 = ok("start", c.query_one("SELECT es.read_horizon() - 1", &[])).get(0);
+
+    let mut p = cluster.connect(db);
+    ok(
+        "prepare",
+        p.batch_execute(
+            "BEGIN; SELECT es.append_event('prepared-1', 'A', '{}'); PREPARE TRANSACTION 'hzp1'",
+        ),
+    );
+    // the session goes on with other work; the prepared transaction stays
+    ok("later append", append(&mut c, "later-1", "A", "{}", None));
+    ok("other work", p.batch_execute("SELECT 1"));
+    assert!(
+        read_all_of_all(&mut c, start).is_empty(),
+        "an event after a prepared appender's position was handed out before it committed"
+    );
+    let held_by: Option<String> = ok(
+        "es.horizon",
+        c.query_one("SELECT held_by FROM es.horizon()", &[]),
+    )
+    .get(0);
+    assert_eq!(held_by.as_deref(), Some("prepared"));
+    ok("commit prepared", c.batch_execute("COMMIT PREPARED 'hzp1'"));
+    let got: Vec<String> = read_all_of_all(&mut c, start)
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(got, vec!["prepared-1".to_owned(), "later-1".to_owned()]);
 }
