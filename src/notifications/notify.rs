@@ -86,7 +86,7 @@ unsafe extern "C-unwind" fn xact_event(
             if built.is_none() && horizon::flagged() {
                 // A reader waits for this transaction to end and no notification of its own
                 // will tell it: announce the horizon instead.
-                built = horizon_payload(horizon::held_position()).map(|b| b.built());
+                built = Some(horizon_payload(horizon::held_position()));
             }
             ANNOUNCED.with(|a| a.set(built.is_some()));
             if let Some(built) = built {
@@ -138,13 +138,11 @@ fn ended(committed: bool) {
     if !e.flagged || announced {
         return;
     }
-    let Some(p) = horizon_payload(e.position) else {
-        return;
-    };
+    let p = horizon_payload(e.position);
     match relay::serving() {
-        Some(slot) => relay::hand_over(slot, p.text(), 0, e.position, e.position),
+        Some(slot) => relay::hand_over(slot, &p.text, p.events, p.first, p.last),
         None => {
-            announcer::start(p.text());
+            announcer::start(&p.text);
         }
     }
 }
@@ -154,35 +152,17 @@ thread_local! {
     static ANNOUNCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// `{"horizon": p}` in a buffer of its own (built where nothing may allocate).
-struct HorizonPayload {
-    buf: [u8; 40],
-    position: i64,
-}
-
-impl HorizonPayload {
-    fn text(&self) -> &std::ffi::CStr {
-        std::ffi::CStr::from_bytes_until_nul(&self.buf).expect("NUL-terminated")
-    }
-
-    fn built(&self) -> Built {
-        Built {
-            text: self.text().to_owned(),
-            events: 0,
-            first: self.position,
-            last: self.position,
-        }
-    }
-}
-
 /// The announcement that events from `position` on, held back by a
-/// transaction that has now ended, may be readable.
-fn horizon_payload(position: i64) -> Option<HorizonPayload> {
-    use std::io::Write;
-    let mut buf = [0u8; 40];
-    let mut w = &mut buf[..39];
-    write!(w, "{{\"horizon\": {position}}}").ok()?;
-    Some(HorizonPayload { buf, position })
+/// transaction that has now ended, may be readable: `{"horizon": p}`. (A
+/// Rust allocation, so also fine after the commit record: it raises no
+/// PostgreSQL error.)
+fn horizon_payload(position: i64) -> Built {
+    Built {
+        text: CString::new(format!("{{\"horizon\": {position}}}")).expect("payload has no NUL"),
+        events: 0,
+        first: position,
+        last: position,
+    }
 }
 
 /// A JSON array of the distinct strings, in first-seen order, cut when it

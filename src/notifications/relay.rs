@@ -16,6 +16,7 @@
 //! a relay that is restarting), appenders notify directly as before.
 
 use super::channel;
+use crate::pg::shmem;
 use crate::settings;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -75,8 +76,6 @@ struct Slot {
 static SHARED: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static SLOTS: AtomicUsize = AtomicUsize::new(0);
 static CAPACITY: AtomicUsize = AtomicUsize::new(0);
-static mut PREV_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
-static mut PREV_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
 
 fn stride() -> usize {
     (size_of::<Slot>() + CAPACITY.load(Relaxed)).next_multiple_of(16)
@@ -173,6 +172,13 @@ pub(crate) fn fifo_consume(buf: &mut [u8], used: &mut usize, n: usize) {
     *used -= n;
 }
 
+static SEGMENT: shmem::Segment = shmem::Segment {
+    name: NAME,
+    size: shmem_size,
+    lwlocks: || SLOTS.load(Relaxed),
+    attach,
+};
+
 /// Reserves shared memory and registers one relay per database in
 /// `es.worker_databases` (from `_PG_init`, only while preloading).
 pub(crate) fn init() {
@@ -189,62 +195,27 @@ pub(crate) fn init() {
         settings::NOTIFY_RELAY_BUFFER.get().max(16) as usize * 1024,
         Relaxed,
     );
-    // SAFETY: hooks are installed once, from _PG_init while preloading, keeping the previous
-    // ones.
-    unsafe {
-        PREV_REQUEST_HOOK = pg_sys::shmem_request_hook;
-        pg_sys::shmem_request_hook = Some(shmem_request);
-        PREV_STARTUP_HOOK = pg_sys::shmem_startup_hook;
-        pg_sys::shmem_startup_hook = Some(shmem_startup);
-    }
+    shmem::add(&SEGMENT);
     crate::pg::bgworker::register_each("pg_eventsource notify relay", "es_notify_relay_main", &dbs);
 }
 
-/// # Safety
-/// Called once by the postmaster as its shared-memory request hook.
-#[pg_guard]
-unsafe extern "C-unwind" fn shmem_request() {
-    // SAFETY: PostgreSQL's shmem_request hook contract: called once by the postmaster.
-    unsafe {
-        if let Some(prev) = PREV_REQUEST_HOOK {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
-        }
-        pg_sys::RequestAddinShmemSpace(shmem_size());
-        pg_sys::RequestNamedLWLockTranche(NAME.as_ptr(), SLOTS.load(Relaxed) as i32);
-    }
-}
-
-/// # Safety
-/// Called by the postmaster (and each backend without fork) as its shared-memory startup hook.
-#[pg_guard]
-unsafe extern "C-unwind" fn shmem_startup() {
-    // SAFETY: PostgreSQL's shmem_startup hook contract: the segment is initialised under
-    // AddinShmemInitLock.
-    unsafe {
-        if let Some(prev) = PREV_STARTUP_HOOK {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
-        }
-        // AddinShmemInitLock (a macro in C).
-        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
-        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-        let mut found = false;
-        let base = pg_sys::ShmemInitStruct(NAME.as_ptr(), shmem_size(), &mut found).cast::<u8>();
-        SHARED.store(base, Relaxed);
-        if !found {
-            let locks = pg_sys::GetNamedLWLockTranche(NAME.as_ptr());
-            for i in 0..SLOTS.load(Relaxed) {
-                let s = slot(i).expect("slot within shared memory");
+fn attach(base: *mut u8, created: bool) {
+    SHARED.store(base, Relaxed);
+    if created {
+        for i in 0..SLOTS.load(Relaxed) {
+            let s = slot(i).expect("slot within shared memory");
+            // SAFETY: `s` lies inside the new segment; the tranche has one lock per slot.
+            unsafe {
                 s.write(Slot {
-                    lock: &raw mut (*locks.add(i)).lock,
+                    lock: shmem::lwlock(NAME, i),
                     dboid: pg_sys::InvalidOid,
                     alive: false,
                     latch: std::ptr::null_mut(),
                     used: 0,
                     overflow: Overflow::default(),
-                });
-            }
+                })
+            };
         }
-        pg_sys::LWLockRelease(init_lock);
     }
 }
 

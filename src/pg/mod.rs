@@ -2,7 +2,7 @@
 //! V1 function arguments and results, errors with a SQLSTATE,
 //! subtransactions and memory contexts, jsonb in its binary form, roles and
 //! the sandbox for user code, calling user functions, background-worker
-//! registration, JSON text.
+//! registration, shared memory for the preloaded library, JSON text.
 //!
 //! May import: pgrx and std only. Everything else builds on it; nothing
 //! here imports the domain (`store`, `aggregates`, `projections`,
@@ -15,5 +15,6 @@ pub(crate) mod fmgr;
 pub(crate) mod json_text;
 pub(crate) mod jsonb;
 pub(crate) mod roles;
+pub(crate) mod shmem;
 pub(crate) mod spi;
 pub(crate) mod xact;

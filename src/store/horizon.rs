@@ -42,6 +42,7 @@
 //! (`notifications::notify`), so a consumer that only LISTENs never waits
 //! for the next append.
 
+use crate::pg::shmem;
 use pgrx::pg_guard;
 use pgrx::pg_sys;
 use std::cell::Cell;
@@ -81,8 +82,6 @@ unsafe extern "C" {
 }
 
 static SHARED: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
-static mut PREV_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
-static mut PREV_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
 
 thread_local! {
     /// This backend's slot holds the current transaction.
@@ -100,56 +99,28 @@ fn shmem_size() -> usize {
     size_of::<Header>() + slot_count() * size_of::<Slot>()
 }
 
+static SEGMENT: shmem::Segment = shmem::Segment {
+    name: NAME,
+    size: shmem_size,
+    lwlocks: || 0,
+    attach,
+};
+
 /// Reserves the registry (from `_PG_init`, only while preloading).
 pub(crate) fn init() {
-    // SAFETY: a plain read of a backend-global flag.
-    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        return;
-    }
-    // SAFETY: hooks are installed once, from _PG_init while preloading, keeping the previous
-    // ones.
-    unsafe {
-        PREV_REQUEST_HOOK = pg_sys::shmem_request_hook;
-        pg_sys::shmem_request_hook = Some(shmem_request);
-        PREV_STARTUP_HOOK = pg_sys::shmem_startup_hook;
-        pg_sys::shmem_startup_hook = Some(shmem_startup);
-    }
+    shmem::add(&SEGMENT);
 }
 
-/// # Safety
-/// Called once by the postmaster as its shared-memory request hook.
-#[pg_guard]
-unsafe extern "C-unwind" fn shmem_request() {
-    // SAFETY: PostgreSQL's shmem_request hook contract: called once by the postmaster.
-    unsafe {
-        if let Some(prev) = PREV_REQUEST_HOOK {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
-        }
-        pg_sys::RequestAddinShmemSpace(shmem_size());
-    }
-}
-
-/// # Safety
-/// Called by the postmaster (and each backend without fork) as its shared-memory startup hook.
-#[pg_guard]
-unsafe extern "C-unwind" fn shmem_startup() {
-    // SAFETY: PostgreSQL's shmem_startup hook contract: the segment is initialised under
-    // AddinShmemInitLock (MainLWLockArray[21], a macro in C); all-zero atomics are valid.
-    unsafe {
-        if let Some(prev) = PREV_STARTUP_HOOK {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev());
-        }
-        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
-        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-        let mut found = false;
-        let base = pg_sys::ShmemInitStruct(NAME.as_ptr(), shmem_size(), &mut found);
-        if !found {
-            std::ptr::write_bytes(base.cast::<u8>(), 0, shmem_size());
+fn attach(base: *mut u8, created: bool) {
+    if created {
+        // SAFETY: the segment has `shmem_size()` bytes; all-zero atomics are valid, and the
+        // slot count is written once, before any backend exists.
+        unsafe {
+            std::ptr::write_bytes(base, 0, shmem_size());
             (*base.cast::<Header>()).slots = slot_count();
         }
-        SHARED.store(base.cast(), SeqCst);
-        pg_sys::LWLockRelease(init_lock);
     }
+    SHARED.store(base.cast(), SeqCst);
 }
 
 /// The registry, unless the library was not preloaded or this is a standby.

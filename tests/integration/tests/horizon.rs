@@ -174,6 +174,39 @@ fn wait_note(rx: &Receiver<String>, what: &str, f: impl Fn(&str) -> bool) -> Str
     }
 }
 
+/// A throwaway cluster with the library preloaded (and `options`), database
+/// `db` with the extension, one committed warm-up append; a connection to it
+/// and the position to read from.
+fn warm_cluster(
+    name: &str,
+    port_var: &str,
+    port: u16,
+    options: &str,
+    db: &str,
+) -> (ThrowawayCluster, Client, i64) {
+    let cluster = ThrowawayCluster::create(
+        name,
+        port_var,
+        port,
+        &format!("-c shared_preload_libraries=pg_eventsource {options}"),
+        &[],
+    );
+    ok(
+        "create database",
+        cluster
+            .connect("postgres")
+            .batch_execute(&format!("CREATE DATABASE {db}")),
+    );
+    let mut c = cluster.connect(db);
+    ok(
+        "extension",
+        c.batch_execute("CREATE EXTENSION pg_eventsource"),
+    );
+    ok("warm-up", append(&mut c, "warm-1", "A", "{}", None));
+    let start: i64 = ok("start", c.query_one("SELECT es.read_horizon() - 1", &[])).get(0);
+    (cluster, c, start)
+}
+
 #[test]
 fn unrelated_open_transactions_delay_no_consumer() {
     if !preloaded() {
@@ -692,26 +725,13 @@ fn a_rollback_is_announced_where_no_relay_serves_the_database() {
         return;
     }
     let db = "hza";
-    let cluster = ThrowawayCluster::create(
+    let (cluster, mut c, start) = warm_cluster(
         "horizon-announce",
         "ES_HORIZON_ANNOUNCE_PGPORT",
         28822,
-        "-c shared_preload_libraries=pg_eventsource",
-        &[],
+        "",
+        db,
     );
-    ok(
-        "create database",
-        cluster
-            .connect("postgres")
-            .batch_execute(&format!("CREATE DATABASE {db}")),
-    );
-    let mut c = cluster.connect(db);
-    ok(
-        "extension",
-        c.batch_execute("CREATE EXTENSION pg_eventsource"),
-    );
-    ok("warm-up", append(&mut c, "warm-1", "A", "{}", None));
-    let start: i64 = ok("start", c.query_one("SELECT es.read_horizon() - 1", &[])).get(0);
     let stop = Arc::new(AtomicBool::new(false));
     let (notes, listener) = listen(cluster.connect(db), stop.clone());
 
@@ -754,26 +774,13 @@ fn a_prepared_appender_holds_back_until_it_commits() {
         return;
     }
     let db = "hzp";
-    let cluster = ThrowawayCluster::create(
+    let (cluster, mut c, start) = warm_cluster(
         "horizon-prepared",
         "ES_HORIZON_PREPARED_PGPORT",
         28823,
-        "-c shared_preload_libraries=pg_eventsource -c max_prepared_transactions=4",
-        &[],
+        "-c max_prepared_transactions=4",
+        db,
     );
-    ok(
-        "create database",
-        cluster
-            .connect("postgres")
-            .batch_execute(&format!("CREATE DATABASE {db}")),
-    );
-    let mut c = cluster.connect(db);
-    ok(
-        "extension",
-        c.batch_execute("CREATE EXTENSION pg_eventsource"),
-    );
-    ok("warm-up", append(&mut c, "warm-1", "A", "{}", None));
-    let start: i64 = ok("start", c.query_one("SELECT es.read_horizon() - 1", &[])).get(0);
 
     let mut p = cluster.connect(db);
     ok(
