@@ -133,6 +133,15 @@ ROWS = [
      ("proj_inline", "es"), "append, no projection", "cost", [("ratio", "<=", 1.5)], E),
     ("built-in materializer `es.materialize_aggregate`: append cost, 1 client", ("proj_materialize", "mat"),
      ("proj_materialize", "es"), "append, no materializer", "cost", [("ratio", "<=", 1.3)], E),
+    ("`es.append_event` of a 10-property event whose type has a JSON Schema, 1 client",
+     ("schema_append", "schema"), ("schema_append", "none"), "the same event, no schema", "thr",
+     [("ratio", ">=", 0.9)], E),
+    (f"`es.read_all` with no upcaster defined, paging through {bank_s} events", ("read_all_noup", "es"),
+     ("read_all_noup", "v020"), "0.2.0's `es.read_all` body", "thr", [("ratio", ">=", 0.97)], E),
+    ("`es.read_all` where one rename upcaster applies to every event (100,000 events)", ("read_all_upcast", "upcast"),
+     ("read_all_upcast", "raw"), "`es.read_all(..., raw => true)`", "thr", [("ratio", ">=", 0.7)], E),
+    ("`es.load` of 100 events that all need a two-step upcast chain, snapshots off", ("load_upcast", "chain"),
+     ("load_upcast", "none"), "100 events that need none", "cost", [("ratio", "<=", 1.3)], "loads/s"),
 ]
 
 

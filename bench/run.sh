@@ -269,6 +269,12 @@ load_load_db() {
     es_psql es_load -q -f "$BENCH/sql/data_load.sql" >/dev/null
 }
 
+load_evo_db() {
+    log "database es_evo: 100,000 events behind an upcaster, two 100-event streams (chain, none)"
+    new_db es_evo
+    es_psql es_evo -q -f "$BENCH/sql/data_evolution.sql" >/dev/null
+}
+
 # ---------------------------------------------------------------- scenarios
 EV="events/s"
 
@@ -333,6 +339,46 @@ sc_read_all() {
     maxpos=$(q es_bank "SELECT max(global_position) FROM es.events")
     alternate read_all es_bank 1 "$EV" "es read_all_es.sql 1000" "plain read_all_plain.sql 1000" \
         -- -D global_position=0 -D maxpos="$maxpos"
+}
+# Schema evolution. A 10-property event whose type has a schema against the
+# same event of a type with none, in one database (the schema is defined
+# here, on its own type: the other append scenarios are unaffected).
+sc_schema_append() {
+    es_psql es_append -q -f "$BENCH/sql/schema_checked.sql" >/dev/null
+    alternate schema_append es_append 1 "$EV" "schema append_schema.sql 1" "none append_noschema.sql 1"
+}
+# es.read_all with no upcaster defined against 0.2.0's body (es_bank has none).
+sc_read_all_noup() {
+    local maxpos
+    maxpos=$(q es_bank "SELECT max(global_position) FROM es.events")
+    es_psql es_bank -q -f - >/dev/null <<'SQL'
+CREATE OR REPLACE FUNCTION bl.read_all_020(after_position bigint DEFAULT 0, max_count integer DEFAULT 1000,
+                                           event_types text[] DEFAULT NULL, stream_types text[] DEFAULT NULL)
+RETURNS SETOF es.events LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+BEGIN
+    RETURN QUERY
+    SELECT e.* FROM es.events e
+    WHERE e.global_position > COALESCE(after_position, 0) AND e.global_position < horizon
+      AND (event_types IS NULL OR e.event_type = ANY (event_types))
+      AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+    ORDER BY e.global_position LIMIT max_count;
+END $$;
+SQL
+    alternate read_all_noup es_bank 1 "$EV" "es read_all_es.sql 1000" "v020 read_all_020.sql 1000" \
+        "plain read_all_plain.sql 1000" -- -D global_position=0 -D maxpos="$maxpos"
+}
+# es.read_all where one rename upcaster applies to every event, against raw => true.
+sc_read_all_upcast() {
+    local maxpos
+    maxpos=$(q es_evo "SELECT max(global_position) FROM es.events")
+    alternate read_all_upcast es_evo 1 "$EV" "upcast read_all_upcast.sql 1000" "raw read_all_raw.sql 1000" \
+        -- -D global_position=0 -D maxpos="$maxpos"
+}
+# es.load of 100 events that all need a two-step chain, against 100 that need none.
+sc_load_upcast() {
+    alternate load_upcast es_evo 1 "loads/s" "chain load_chain.sql 1" "none load_nochain.sql 1"
 }
 sc_fold() {
     local n=$((STREAMS * 1000))
@@ -460,7 +506,8 @@ sc_proj_async() {
 }
 
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
-    read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling)
+    read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
+    schema_append read_all_noup read_all_upcast load_upcast)
 
 # ---------------------------------------------------------------- main
 setup_machine
@@ -492,10 +539,11 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
 } >"$OUT/meta"
 
 wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
-need_append=0 need_bank=0 need_load=0
+need_append=0 need_bank=0 need_load=0 need_evo=0
 for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
+        read_all_upcast|load_upcast) need_evo=1 ;;
         read_*|fold*) need_bank=1 ;;
         load) need_load=1 ;;
         *) need_append=1 ;;
@@ -505,6 +553,7 @@ done
 load_append_db
 [ $need_bank = 1 ] && load_bank_db
 [ $need_load = 1 ] && load_load_db
+[ $need_evo = 1 ] && load_evo_db
 
 set +e
 for s in "${SCENARIOS[@]}"; do

@@ -11,7 +11,9 @@
 --     version as the expected version, so concurrent commands can never
 --     overdraw an account: the loser gets SQLSTATE 40001 and retries;
 --   * read models: bank.account_balances (inline projection), and
---     bank.transaction_history and bank.daily_summary (async projections).
+--     bank.transaction_history and bank.daily_summary (async projections);
+--   * schema evolution: deposits gain a currency; older ones are upcast to the
+--     default currency on every read, new ones are checked by a JSON Schema.
 --
 -- Errors raised by the commands (catch them by SQLSTATE):
 --   22004 null_value_not_allowed           an argument is NULL
@@ -446,3 +448,51 @@ SELECT version, state->>'balance' AS balance
 
 \echo '=== 10. The store at a glance: es.stats()'
 SELECT jsonb_pretty(es.stats() - 'horizon' - 'last_position') AS stats;
+
+\echo '=== 11. The deposits evolve: they gain a currency (schema evolution)'
+-- Deposits were written as {"amount"}. From now on they carry a currency:
+-- an upcaster reads every older deposit (schema version 1) as version 2 with
+-- the bank's default currency, a schema checks every new deposit on append,
+-- and the deposit command writes the new shape. Stored events never change.
+\o /dev/null
+SELECT es.define_upcaster('MoneyDeposited', 1, steps => '[{"set": "currency", "value": "EUR"}]');
+SELECT es.define_event_schema('MoneyDeposited', $json${
+  "type": "object",
+  "required": ["amount", "currency"],
+  "additionalProperties": false,
+  "properties": {
+    "amount":   {"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.01},
+    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}
+  }
+}$json$);
+DROP FUNCTION bank.deposit(text, numeric, jsonb);
+CREATE FUNCTION bank.deposit(account_id text, amount numeric, metadata jsonb DEFAULT NULL,
+                             currency text DEFAULT 'EUR')
+RETURNS TABLE (version bigint, balance numeric)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    amt constant numeric := bank.check_amount(amount);
+    a bank.loaded_account := bank.load_account(deposit.account_id);
+BEGIN
+    version := es.append_event(a.stream_id, 'MoneyDeposited',
+                               jsonb_build_object('amount', amt, 'currency', deposit.currency),
+                               expected_version => a.version, metadata => deposit.metadata);
+    balance := a.balance + amt;
+    RETURN NEXT;
+END
+$$;
+\o
+SELECT 'erin opens and deposits 25 USD' AS command, * FROM bank.open_account('erin', 'Erin Brockovich');
+SELECT * FROM bank.deposit('erin', 25, currency => 'USD');
+-- the schema refuses a currency that is not three capital letters (23514), and writes nothing
+SELECT c.command, r.outcome, r.code, r.message FROM (VALUES
+    ($$bank.deposit('erin', 5, currency => 'euro')$$)
+) c(command), LATERAL pg_temp.attempt('SELECT ' || c.command) r;
+-- every reader sees version 2: alice's old deposits read with the default currency
+SELECT version, event_type, schema_version, data FROM es.read_stream('account-alice', 2, 3);
+SELECT version, schema_version, data FROM es.read_stream('account-erin') WHERE event_type = 'MoneyDeposited';
+-- raw => true: what is stored
+SELECT version, schema_version, data FROM es.read_stream('account-alice', 2, 3, raw => true);
+SELECT event_type, current_version, schema_mode, events FROM es.event_types ORDER BY event_type;

@@ -1,4 +1,4 @@
--- Storage. Rows are written only by the extension's functions; see 11_guards.sql.
+-- Storage. Rows are written only by the extension's functions; see 12_guards.sql.
 
 -- The schema is created here, not named in the control file: a schema that
 -- CREATE EXTENSION makes for the control file is not a member of the
@@ -18,6 +18,10 @@ CREATE TABLE es.events (
     metadata        jsonb       NOT NULL DEFAULT '{}',
     event_id        uuid        NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
+    -- the shape data was written in (sql/03_evolution.sql); readers see every
+    -- event upcast to its type's current version. Last, where the upgrade
+    -- from 0.2.0 adds it (without rewriting the table).
+    schema_version  integer     NOT NULL DEFAULT 1,
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
     CONSTRAINT events_event_id_key UNIQUE (event_id)
 );

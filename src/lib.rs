@@ -10,13 +10,14 @@ use pgrx::prelude::*;
 
 // Layers, bottom up; each module folder's mod.rs says what it may import.
 mod aggregates; // definitions, reducers, folds, snapshots
+mod evolution; // event schemas checked on append, upcasting on read
 mod notifications; // NOTIFY es_events: transaction callback, relay
 mod operations;
 mod pg; // PostgreSQL glue that knows nothing about events
 mod projections; // registry, catch-up, inline, materializer, worker
 mod settings; // the extension's settings (es.*)
 mod store; // append, positions, versions, ids, rows, the hash chain
-mod subscriptions; // SQL only (sql/07_subscriptions.sql); its tests // SQL only (stats, verify, privileges); their tests
+mod subscriptions; // SQL only (sql/08_subscriptions.sql); its tests // SQL only (stats, verify, privileges); their tests
 
 #[cfg(any(test, feature = "pg_test"))]
 mod test_harness;
@@ -38,21 +39,27 @@ extension_sql_file!(
     requires = ["tables"]
 );
 extension_sql_file!(
-    "../sql/03_read.sql",
+    "../sql/03_evolution.sql",
+    name = "evolution",
+    requires = ["tables"]
+);
+extension_sql_file!(
+    "../sql/04_read.sql",
     name = "read",
     requires = [
         "tables",
+        "evolution",
         store::position::system_identifier_sql,
         args::check_stream_id
     ]
 );
 extension_sql_file!(
-    "../sql/04_horizon.sql",
+    "../sql/05_horizon.sql",
     name = "horizon",
     requires = ["tables", "read", store::position::system_identifier_sql]
 );
 extension_sql_file!(
-    "../sql/05_aggregates.sql",
+    "../sql/06_aggregates.sql",
     name = "aggregates",
     requires = [
         "tables",
@@ -62,33 +69,33 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
-    "../sql/06_projections.sql",
+    "../sql/07_projections.sql",
     name = "projections",
     requires = ["tables", "horizon", "aggregates"]
 );
 extension_sql_file!(
-    "../sql/07_subscriptions.sql",
+    "../sql/08_subscriptions.sql",
     name = "subscriptions",
     requires = ["tables", "horizon"]
 );
 extension_sql_file!(
-    "../sql/08_stats.sql",
+    "../sql/09_stats.sql",
     name = "stats",
     requires = ["projections", "subscriptions"]
 );
 extension_sql_file!(
-    "../sql/09_verify.sql",
+    "../sql/10_verify.sql",
     name = "verify",
     requires = ["projections", "subscriptions", "aggregates"]
 );
 extension_sql_file!(
-    "../sql/10_privileges.sql",
+    "../sql/11_privileges.sql",
     name = "privileges",
     requires = ["append", "projections", "subscriptions", "stats"]
 );
 // Loaded last: its triggers, revokes and the position offset row refer to
 // objects of every other file.
-extension_sql_file!("../sql/11_guards.sql", name = "guards", finalize);
+extension_sql_file!("../sql/12_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

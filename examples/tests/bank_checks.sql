@@ -149,6 +149,24 @@ SELECT pg_temp.check_eq('es.stats(): totals and counts by type',
                                'w', (SELECT count(*) FROM es.events WHERE event_type = 'MoneyWithdrawn'),
                                'a', (SELECT count(*) FROM es.streams WHERE stream_type = 'account'), 'p', 3)));
 
+-- Schema evolution (section 11): deposits gained a currency
+SELECT pg_temp.check_eq('evolution: alice''s deposits are stored as written (schema version 1, no currency)',
+                        (SELECT count(*) FROM es.events WHERE stream_id = 'account-alice' AND event_type = 'MoneyDeposited'
+                            AND schema_version = 1 AND NOT data ? 'currency'), 7::bigint);
+SELECT pg_temp.check_eq('evolution: es.read_stream reads them as version 2 in EUR',
+                        (SELECT count(*) FROM es.read_stream('account-alice')
+                          WHERE event_type = 'MoneyDeposited' AND schema_version = 2 AND data->>'currency' = 'EUR'), 7::bigint);
+SELECT pg_temp.check_eq('evolution: erin''s deposit is stored at version 2 in USD',
+                        (SELECT jsonb_build_object('v', schema_version, 'd', data) FROM es.events
+                          WHERE stream_id = 'account-erin' AND event_type = 'MoneyDeposited'),
+                        '{"v": 2, "d": {"amount": 25, "currency": "USD"}}'::jsonb);
+SELECT pg_temp.rejects('evolution: a deposit without a currency is refused by the schema',
+                       $$SELECT es.append_event('account-erin', 'MoneyDeposited', '{"amount": 1}')$$, '23514');
+SELECT pg_temp.check_eq('evolution: the aggregate folds the upcast deposits (alice 107.50, erin 25)',
+                        (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-alice')) ||
+                        (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-erin')),
+                        '{"account-alice": 107.50, "account-erin": 25}'::jsonb);
+
 SELECT pg_temp.check_search_paths('bank');
 SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
                      count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))

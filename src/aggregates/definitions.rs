@@ -5,10 +5,10 @@
 //! next use, so a fold never runs an outdated definition.
 
 use crate::aggregates::reducer::Reducers;
-use crate::aggregates::value::Val;
 use crate::kept_plan;
 use crate::pg::call::UserFunction;
 use crate::pg::error::fail;
+use crate::pg::json_value::Val;
 use crate::pg::spi;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -49,7 +49,7 @@ kept_plan!(
 );
 
 fn aggregates_oid() -> pg_sys::Oid {
-    crate::store::tables::relation(c"aggregates")
+    crate::pg::tables::relation(c"aggregates")
 }
 
 /// # Safety
@@ -172,7 +172,7 @@ pub(crate) fn require(stream_type: &str) -> Rc<Def> {
 /// transaction commits).
 #[pg_extern(volatile, schema = "es", name = "_definitions_changed")]
 fn definitions_changed() {
-    crate::store::tables::changed(c"aggregates");
+    crate::pg::tables::changed(c"aggregates");
 }
 
 crate::v1_function_info!(pg_finfo_es_check_reducers);

@@ -6,10 +6,10 @@
 //! form) or by calling the type's fold function once per event.
 
 use crate::aggregates::definitions::{self, Def, Kind};
-use crate::aggregates::value::Val;
 use crate::kept_plan;
 use crate::pg::error::fail;
 use crate::pg::fmgr::composite_result;
+use crate::pg::json_value::Val;
 use crate::pg::roles;
 use crate::pg::spi;
 use crate::pg::xact::{self, copy_into};
@@ -104,6 +104,8 @@ impl Folder {
     }
 
     fn apply_one(&mut self, def: &Def, row: Datum) {
+        // folds see every event as its type's current version
+        let row = crate::evolution::upcast::row(row);
         if self.reader.is_none() {
             // SAFETY: the folder's own context, alive while the folder is.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(self.state_cxt) };

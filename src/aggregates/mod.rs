@@ -2,14 +2,12 @@
 //! native reducers with exact decimals, fold functions, `es.load`,
 //! `es.fold`, and the snapshots the append trigger takes.
 //!
-//! May import: `pg`, `store`. SQL: `sql/05_aggregates.sql`.
+//! May import: `pg`, `evolution` (folds read upcast events), `store`. SQL: `sql/06_aggregates.sql`.
 
-pub(crate) mod decimal;
 pub(crate) mod definitions;
 pub(crate) mod fold;
 pub(crate) mod reducer;
 pub(crate) mod snapshot;
-pub(crate) mod value;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

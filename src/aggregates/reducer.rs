@@ -10,8 +10,8 @@
 //! sources (`{"type": "$event_type", "amount": "$.amount"}`): it builds that
 //! object from the event, leaving out the fields the event does not have.
 
-use crate::aggregates::decimal::Num;
-use crate::aggregates::value::Val;
+use crate::pg::decimal::Num;
+use crate::pg::json_value::Val;
 use crate::store::event::Event;
 use std::collections::HashMap;
 

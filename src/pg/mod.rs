@@ -10,11 +10,14 @@
 
 pub(crate) mod bgworker;
 pub(crate) mod call;
+pub(crate) mod decimal;
 pub(crate) mod error;
 pub(crate) mod fmgr;
 pub(crate) mod json_text;
+pub(crate) mod json_value;
 pub(crate) mod jsonb;
 pub(crate) mod roles;
 pub(crate) mod shmem;
 pub(crate) mod spi;
+pub(crate) mod tables;
 pub(crate) mod xact;

@@ -1,6 +1,6 @@
 //! The SQL entry points of projections: `es.create_projection`,
 //! `es.run_projection`, `es.rebuild_projection`, `es.drop_projection`
-//! (signatures in `sql/06_projections.sql`): argument checks, then the
+//! (signatures in `sql/07_projections.sql`): argument checks, then the
 //! registry and the catch-up.
 
 use super::catch_up;
@@ -9,7 +9,8 @@ use crate::kept_plan;
 use crate::pg::error::{fail, fail_hint};
 use crate::pg::roles::{self, as_user};
 use crate::pg::spi;
-use crate::store::{args, tables};
+use crate::pg::tables;
+use crate::store::args;
 use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;

@@ -13,12 +13,14 @@
 
 use super::materialize;
 use super::registry::{lock, lock_out_appends, Projection};
+use crate::evolution::upcast;
 use crate::kept_plan;
 use crate::pg::call::UserFunction;
 use crate::pg::error::fail_hint;
 use crate::pg::roles::{self, as_user, sandboxed};
+use crate::pg::tables;
 use crate::pg::{spi, xact};
-use crate::store::{event::RowReader, tables};
+use crate::store::event::RowReader;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
@@ -84,6 +86,14 @@ kept_plan!(
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
 
+/// The projection's event types as stored: a type renamed by an upcaster
+/// is found under its old name too (`evolution::registry`).
+fn stored_types(p: &Projection) -> Option<Vec<String>> {
+    p.event_types
+        .as_ref()
+        .map(|t| crate::evolution::registry::get().stored_types(t))
+}
+
 /// Calls the handler for every matching event below `upto`, in global
 /// order, with no subtransaction: an error aborts the caller's transaction.
 /// Returns the number of events and the last position.
@@ -92,7 +102,7 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
     let mut count = 0i64;
     let args = [
         Some(Datum::from(upto)),
-        p.event_types.clone().into_datum(),
+        stored_types(p).into_datum(),
         p.stream_types.clone().into_datum(),
     ];
     let ext = tables::extension_owner();
@@ -101,8 +111,10 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
         ALL_EVENTS.cursor(&args, false, |rows| {
             // SAFETY: `batch_cxt` was created above and lives until the end of this function.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
+            // upcast before the handler's sandbox (an upcaster function runs as its own owner)
+            let rows: Vec<Datum> = rows.iter().map(|r| upcast::row(*r)).collect();
             sandboxed(p.owner, &p.search_path, || {
-                for row in rows {
+                for row in &rows {
                     handler.call(&[*row]);
                 }
             });
@@ -135,8 +147,10 @@ pub(crate) fn handle_batch(p: &Projection, rows: &[Datum]) -> (usize, Option<Str
             // Looked up in here: a dropped handler fails the projection,
             // not the caller.
             let handler = UserFunction::new(p.function(p.handler, &p.handler_name, "handler"));
+            // an upcaster that fails fails the projection, not the caller
+            let rows: Vec<Datum> = rows[..upto].iter().map(|r| upcast::row(*r)).collect();
             sandboxed(p.owner, &p.search_path, || {
-                for row in &rows[..upto] {
+                for row in &rows {
                     handler.call(&[*row]);
                     done += 1;
                 }
@@ -178,7 +192,7 @@ pub(crate) fn run(name: &str, max: i64) -> i64 {
                 &[
                     Some(Datum::from(p.position)),
                     Some(Datum::from(horizon)),
-                    p.event_types.clone().into_datum(),
+                    stored_types(&p).into_datum(),
                     p.stream_types.clone().into_datum(),
                     Some(Datum::from(max)),
                 ],

@@ -1,5 +1,5 @@
 //! Inline projections: run in the appending transaction, by the `AFTER INSERT`
-//! row trigger on `es.events` (`after_insert.rs`, `sql/06_projections.sql`).
+//! row trigger on `es.events` (`after_insert.rs`, `sql/07_projections.sql`).
 //!
 //! The trigger's `WHEN` clause asks `inline::due`, which answers from a
 //! per-backend copy of the inline projections, so an append that no inline
@@ -95,13 +95,11 @@ fn load() -> Rc<Vec<Entry>> {
             );
         }
     }
-    REGISTRY_OID.with(|o| o.set(crate::store::tables::relation(c"projection_registry")));
+    REGISTRY_OID.with(|o| o.set(crate::pg::tables::relation(c"projection_registry")));
     // SAFETY: the snapshot pushed here is popped after the one statement that uses it.
     let entries = spi::connected(|| unsafe {
         pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
-        let n = as_user(crate::store::tables::extension_owner(), || {
-            LOAD.run(&[], true)
-        }) as usize;
+        let n = as_user(crate::pg::tables::extension_owner(), || LOAD.run(&[], true)) as usize;
         pg_sys::PopActiveSnapshot();
         let mut v = Vec::with_capacity(n);
         for r in 0..n {

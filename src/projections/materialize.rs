@@ -161,7 +161,7 @@ kept_plan!(
 fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
     let def = definitions::require(stream_type);
     let p = plans(target);
-    let ext = crate::store::tables::extension_owner();
+    let ext = crate::pg::tables::extension_owner();
     let mut count = 0i64;
     let cxt = xact::new_context(xact::current_context(), c"es materialize fill");
     as_user(ext, || {
@@ -294,7 +294,7 @@ pub unsafe extern "C-unwind" fn es_create_materializer(fcinfo: pg_sys::FunctionC
             handler_name: None,
             reset_name: None,
         };
-        as_user(crate::store::tables::extension_owner(), || {
+        as_user(crate::pg::tables::extension_owner(), || {
             crate::projections::registry::register(&p)
         });
         fill(target, owner, stream_type);
@@ -335,7 +335,7 @@ pub unsafe extern "C-unwind" fn es_materialized_rows(fcinfo: pg_sys::FunctionCal
     let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
     let (store, desc) = ((*rsinfo).setResult, (*rsinfo).setDesc);
     spi::connected(|| {
-        let (target, owner, is_table) = as_user(crate::store::tables::extension_owner(), || {
+        let (target, owner, is_table) = as_user(crate::pg::tables::extension_owner(), || {
             if MATERIALIZER.run(&[projection.into_datum()], true) != 1 {
                 fail(
                     PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

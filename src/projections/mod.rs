@@ -3,8 +3,8 @@
 //! projections run by the `AFTER INSERT` trigger, and the built-in
 //! materializer.
 //!
-//! May import: `pg`, `store`, `aggregates`, `settings`. SQL:
-//! `sql/06_projections.sql`.
+//! May import: `pg`, `evolution` (handlers get upcast events), `store`, `aggregates`, `settings`. SQL:
+//! `sql/07_projections.sql`.
 
 pub(crate) mod api;
 pub(crate) mod catch_up;

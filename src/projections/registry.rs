@@ -7,7 +7,7 @@ use crate::kept_plan;
 use crate::pg::error::fail_hint;
 use crate::pg::roles::{self, as_user};
 use crate::pg::spi;
-use crate::store::tables;
+use crate::pg::tables;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
@@ -185,7 +185,7 @@ pub(crate) fn lock_out_appends(what: &str) {
             );
         }
         pg_sys::LockRelationOid(
-            crate::store::tables::relation(c"events"),
+            crate::pg::tables::relation(c"events"),
             pg_sys::ShareRowExclusiveLock as i32,
         );
     }
@@ -193,7 +193,7 @@ pub(crate) fn lock_out_appends(what: &str) {
 
 /// Makes every backend reload its inline projections at its next statement.
 pub(crate) fn registry_changed() {
-    crate::store::tables::changed(c"projection_registry");
+    crate::pg::tables::changed(c"projection_registry");
 }
 
 /// Inserts a registry row as the extension owner; 42710 for a taken name.

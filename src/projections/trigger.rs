@@ -32,7 +32,14 @@ pub unsafe extern "C-unwind" fn es_after_insert_due(fcinfo: pg_sys::FunctionCall
     }
     let stream_type = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 0));
     let version = fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as i64;
-    let event_type = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 2));
+    let stored_type = text_datum_str(fcinfo::pg_getarg_datum_raw(fcinfo, 2));
+    // an inline projection names the type as read (an upcaster may rename it)
+    let reg = crate::evolution::registry::get();
+    let event_type = if reg.any_upcaster {
+        reg.final_type(stored_type)
+    } else {
+        stored_type
+    };
     Datum::from(inline::due(stream_type, event_type) || snapshot::due(stream_type, version))
 }
 
@@ -53,14 +60,16 @@ pub unsafe extern "C-unwind" fn es_after_insert(fcinfo: pg_sys::FunctionCallInfo
     // Only rows the append path writes into es.events, whatever table a
     // trigger calling this function was put on: otherwise a made-up row
     // would reach other roles' inline projections.
-    if !in_append() || (*(*trigdata).tg_relation).rd_id != crate::store::tables::relation(c"events")
-    {
+    if !in_append() || (*(*trigdata).tg_relation).rd_id != crate::pg::tables::relation(c"events") {
         return Datum::from(0usize);
     }
     let row = pg_sys::heap_copy_tuple_as_datum(
         (*trigdata).tg_trigtuple,
         (*(*trigdata).tg_relation).rd_att,
     );
+    // an event appended under a type that an upcaster renames is handed
+    // out renamed, as every reader sees it
+    let row = crate::evolution::upcast::row(row);
     let reader = RowReader::for_row(row);
     let ev = reader.read(row);
     if inline::due(ev.stream_type, ev.event_type) {

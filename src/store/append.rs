@@ -14,6 +14,7 @@
 //! The SQL signatures (defaults, SECURITY DEFINER, pinned search_path) are in
 //! `sql/02_append.sql`; these are the C-level entry points they name.
 
+use crate::evolution::validate;
 use crate::kept_plan;
 use crate::pg::error::{fail, fail_hint};
 use crate::pg::jsonb::{self, Container};
@@ -33,7 +34,10 @@ use std::cell::Cell;
 /// $1 stream_id, $2 given stream_type, $3 default stream_type, $4 event_type,
 /// $5 data (or the events array), $6 metadata, $7 event_id, $8 first position,
 /// $9 expected version, $10 number of events, $11 the events' digests
-/// (`chain.rs`), $12 the events' ids (many events; generated where absent).
+/// (`chain.rs`), $12 the events' ids (many events; generated where absent),
+/// $13 the events' schema versions (`evolution`; used by the `_V` plans only,
+/// so that the plain ones also run against a table without the column, a
+/// database whose extension is not updated yet).
 const ARGS: &[pg_sys::Oid] = &[
     pg_sys::TEXTOID,
     pg_sys::TEXTOID,
@@ -47,6 +51,7 @@ const ARGS: &[pg_sys::Oid] = &[
     pg_sys::INT8OID,
     pg_sys::BYTEAOID,
     pg_sys::UUIDARRAYOID,
+    pg_sys::INT4ARRAYOID,
 ];
 
 /// Moves the stream forward, by expected-version mode.
@@ -115,6 +120,29 @@ macro_rules! insert_many {
            SELECT s.version, s.stream_type FROM s"
     };
 }
+/// As `insert_one!`, storing the event's schema version ($13[1]).
+macro_rules! insert_one_v {
+    () => {
+        " INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                 event_type, data, metadata, event_id, schema_version)
+          SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7, $13[1] FROM s
+          RETURNING version, stream_type"
+    };
+}
+/// As `insert_many!`, storing each event's schema version ($13).
+macro_rules! insert_many_v {
+    () => {
+        ", ins AS (INSERT INTO es.events (global_position, stream_id, stream_type, version,
+                                          event_type, data, metadata, event_id, schema_version)
+                   SELECT $8 + e.ord - 1, $1, s.stream_type, s.version - $10 + e.ord,
+                          e.v->>'type', e.v->'data',
+                          CASE WHEN pg_catalog.jsonb_typeof(e.v->'metadata') = 'object' THEN e.v->'metadata'
+                               ELSE '{}'::jsonb END,
+                          $12[e.ord], $13[e.ord]
+                   FROM s, pg_catalog.jsonb_array_elements($5) WITH ORDINALITY AS e(v, ord))
+           SELECT s.version, s.stream_type FROM s"
+    };
+}
 macro_rules! cstr {
     ($s:expr) => {
         match ::std::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
@@ -166,6 +194,46 @@ kept_plan!(
 );
 
 kept_plan!(
+    ONE_EXISTING_V,
+    cstr!(concat!(stream_existing!(), insert_one_v!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_ANY_V,
+    cstr!(concat!(stream_any!(), insert_one_v!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_NEW_V,
+    cstr!(concat!(stream_new!(), insert_one_v!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXACT_V,
+    cstr!(concat!(stream_exact!(), insert_one_v!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_EXISTING_V,
+    cstr!(concat!(stream_existing!(), insert_many_v!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_ANY_V,
+    cstr!(concat!(stream_any!(), insert_many_v!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_NEW_V,
+    cstr!(concat!(stream_new!(), insert_many_v!())),
+    types = ARGS
+);
+kept_plan!(
+    MANY_EXACT_V,
+    cstr!(concat!(stream_exact!(), insert_many_v!())),
+    types = ARGS
+);
+kept_plan!(
     STREAM_STATE,
     c"SELECT version, stream_type, last_position FROM es.streams WHERE stream_id = $1",
     [pg_sys::TEXTOID]
@@ -194,6 +262,8 @@ struct Events {
     metadata: Option<Datum>,
     event_id: Option<Datum>,
     ids: Option<Datum>,
+    /// The events' schema versions (int4[]), when any is not 1.
+    versions: Option<Datum>,
 }
 
 /// What an append was asked to do, once its arguments are checked.
@@ -214,7 +284,7 @@ impl Request<'_> {
         position: i64,
         count: i64,
         digests: Datum,
-    ) -> [Option<Datum>; 12] {
+    ) -> [Option<Datum>; 13] {
         let default_type = args::default_stream_type(self.stream_id).into_datum();
         [
             Some(self.stream_id_datum),
@@ -229,6 +299,7 @@ impl Request<'_> {
             Some(Datum::from(count)),
             Some(digests),
             events.ids,
+            events.versions,
         ]
     }
 
@@ -363,6 +434,14 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
     }
     let given_id = crate::pg::fmgr::arg_datum(fcinfo, 5);
     let event_type = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+    let schema_version = validate::check_append(
+        crate::pg::fmgr::text_datum_str(event_type),
+        validate::J::root(data),
+        || "data".into(),
+    );
+    let versions = (schema_version != 1)
+        .then(|| vec![schema_version].into_datum())
+        .flatten();
 
     let version = spi::connected(|| {
         if let Some(id) = given_id {
@@ -385,10 +464,13 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
             metadata: metadata.map_or(&chain::EMPTY_OBJECT[..], |m| chain::varlena_bytes(m)),
         });
         let mut pos = position::reserve(1);
-        let plans: &[&KeptPlan] = match req.expected {
-            None => &[&ONE_EXISTING, &ONE_ANY],
-            Some(0) => &[&ONE_NEW],
-            Some(_) => &[&ONE_EXACT],
+        let plans: &[&KeptPlan] = match (req.expected, versions.is_some()) {
+            (None, false) => &[&ONE_EXISTING, &ONE_ANY],
+            (Some(0), false) => &[&ONE_NEW],
+            (Some(_), false) => &[&ONE_EXACT],
+            (None, true) => &[&ONE_EXISTING_V, &ONE_ANY_V],
+            (Some(0), true) => &[&ONE_NEW_V],
+            (Some(_), true) => &[&ONE_EXACT_V],
         };
         let _scope = AppendScope::enter();
         while !run_first(
@@ -400,6 +482,7 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
                     metadata,
                     event_id: id,
                     ids: None,
+                    versions,
                 },
                 pos,
                 1,
@@ -431,6 +514,8 @@ struct Batch {
     types: Vec<String>,
     ids: Vec<pgrx::Uuid>,
     parts: Vec<sha2::Sha256>,
+    /// Each event's schema version; `None` when all are 1.
+    versions: Option<Vec<i32>>,
 }
 
 /// Checks every element of an events array.
@@ -464,6 +549,7 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
     let mut types: Vec<String> = Vec::new();
     let mut all_ids = Vec::with_capacity(n as usize);
     let mut parts = Vec::with_capacity(n as usize);
+    let mut versions: Vec<i32> = Vec::new();
     let recorded_at = chain::now();
     for i in 0..n {
         let Some(el) = arr
@@ -491,6 +577,16 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
                 d
             }
         };
+        // a violation fails the whole batch: nothing is written
+        let v = validate::check_append(event_type, validate::J::of(data), || {
+            format!("events[{i}].data")
+        });
+        if v != 1 && versions.is_empty() {
+            versions.resize(i as usize, 1);
+        }
+        if !versions.is_empty() || v != 1 {
+            versions.push(v);
+        }
         let metadata = el.get("metadata");
         if let Some(m) = metadata {
             if !m.is_null() && !m.is_object() {
@@ -535,6 +631,7 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
         types,
         ids: all_ids,
         parts,
+        versions: (!versions.is_empty()).then_some(versions),
     }
 }
 
@@ -562,8 +659,11 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
         types,
         ids,
         parts,
+        versions,
     } = check_events(req.stream_id, events);
     let ids = ids.into_datum();
+    let versioned = versions.is_some();
+    let versions = versions.and_then(|v| v.into_datum());
 
     let version = spi::connected(|| {
         if any_id {
@@ -580,10 +680,13 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             }
         }
         let mut first = position::reserve(n as u64);
-        let plans: &[&KeptPlan] = match req.expected {
-            None => &[&MANY_EXISTING, &MANY_ANY],
-            Some(0) => &[&MANY_NEW],
-            Some(_) => &[&MANY_EXACT],
+        let plans: &[&KeptPlan] = match (req.expected, versioned) {
+            (None, false) => &[&MANY_EXISTING, &MANY_ANY],
+            (Some(0), false) => &[&MANY_NEW],
+            (Some(_), false) => &[&MANY_EXACT],
+            (None, true) => &[&MANY_EXISTING_V, &MANY_ANY_V],
+            (Some(0), true) => &[&MANY_NEW_V],
+            (Some(_), true) => &[&MANY_EXACT_V],
         };
         let _scope = AppendScope::enter();
         let digests = |first: i64| {
@@ -602,6 +705,7 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
                     metadata: None,
                     event_id: None,
                     ids,
+                    versions,
                 },
                 first,
                 n as i64,

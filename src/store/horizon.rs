@@ -443,7 +443,7 @@ crate::v1_function_info!(pg_finfo_es_horizon_holder);
 /// es._snapshot_horizon_xid() RETURNS bigint: for the calling query's snapshot.
 ///
 /// # Safety
-/// Called by PostgreSQL's function manager for the SQL signature in `sql/04_horizon.sql`.
+/// Called by PostgreSQL's function manager for the SQL signature in `sql/05_horizon.sql`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_snapshot_horizon_xid(
@@ -455,7 +455,7 @@ pub unsafe extern "C-unwind" fn es_snapshot_horizon_xid(
 /// es._next_horizon_xid() RETURNS bigint: for snapshots taken after the call.
 ///
 /// # Safety
-/// Called by PostgreSQL's function manager for the SQL signature in `sql/04_horizon.sql`.
+/// Called by PostgreSQL's function manager for the SQL signature in `sql/05_horizon.sql`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_next_horizon_xid(
@@ -468,7 +468,7 @@ pub unsafe extern "C-unwind" fn es_next_horizon_xid(
 /// OUT holder_xid bigint, OUT readers_waiting boolean): what holds the horizon (nobody is flagged: this is monitoring).
 ///
 /// # Safety
-/// Called by PostgreSQL's function manager for the SQL signature in `sql/04_horizon.sql`.
+/// Called by PostgreSQL's function manager for the SQL signature in `sql/05_horizon.sql`.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn es_horizon_holder(

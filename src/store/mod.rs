@@ -3,9 +3,9 @@
 //! tables, the hash chain over each stream, what the transaction
 //! appended, and the read horizon (the registry of appending transactions).
 //!
-//! May import: `pg`, `settings`. What a transaction appended is kept here
+//! May import: `pg`, `settings`, `evolution` (schemas checked on append). What a transaction appended is kept here
 //! (`appended`) for the commit's notification to take. Tables, indexes and the read
-//! functions are SQL: `sql/01_tables.sql` to `sql/03_read.sql` and `sql/11_guards.sql` (loaded last).
+//! functions are SQL: `sql/01_tables.sql` to `sql/04_read.sql` and `sql/12_guards.sql` (loaded last).
 
 pub(crate) mod append;
 pub(crate) mod appended;
@@ -16,7 +16,6 @@ pub(crate) mod horizon;
 pub(crate) mod ids;
 pub(crate) mod position;
 pub(crate) mod stream_version;
-pub(crate) mod tables;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

@@ -16,7 +16,7 @@
 //! holds one row per cluster system identifier; `CREATE EXTENSION` writes this
 //! cluster's row, so ordinary appends only read it (never wait on each other).
 //! A restore that brings another cluster's row flags ours (a trigger, see
-//! `sql/11_guards.sql`); the first append after that raises our offset above
+//! `sql/12_guards.sql`); the first append after that raises our offset above
 //! every restored position, under a table lock so concurrent first appends
 //! agree on it. Until then `es.read_horizon()` hands out all restored events.
 //!
@@ -229,5 +229,5 @@ fn system_identifier_sql() -> i64 {
 /// trigger on it; its own updates would not reach cached offsets).
 #[pg_extern(volatile, schema = "es", name = "_position_base_changed")]
 fn position_base_changed() {
-    crate::store::tables::changed(c"position_base");
+    crate::pg::tables::changed(c"position_base");
 }

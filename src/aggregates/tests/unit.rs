@@ -2,9 +2,9 @@
 //! i128 with a scale up to 38. Past that they go through PostgreSQL's numeric, which a test binary
 //! without a server cannot link: those cases are in-backend (`reducers.rs`).
 
-use crate::aggregates::decimal::Num;
 use crate::aggregates::reducer::Reducers;
-use crate::aggregates::value::Val;
+use crate::pg::decimal::Num;
+use crate::pg::json_value::Val;
 
 fn num(s: &str) -> Num {
     Num::parse_exact(s).unwrap_or_else(|| panic!("{s} parses"))

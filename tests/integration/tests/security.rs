@@ -803,3 +803,108 @@ fn verify_reports_events_changed_past_the_guards() {
         assert_eq!(streams, ["acct-1", "acct-2"], "mode {mode}");
     }
 }
+
+/// An upcaster function runs in every read of the events it upcasts, by
+/// whoever reads: a superuser's es.read_stream, es.read_all, es.poll,
+/// es.load, es.upcast and a projection's catch-up must run it as its owner,
+/// sandboxed, leaving nothing in the reader's session.
+#[test]
+fn upcaster_functions_run_as_their_owner() {
+    let s = Scene::new("upcast");
+    let w = &s.w;
+    let mut wc = s.writer();
+    ok(
+        "upcaster function",
+        wc.batch_execute(&format!(
+            "CREATE FUNCTION {w}.up(data jsonb, metadata jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM {w}.escalate();
+                 PERFORM set_config('search_path', '{w}, pg_catalog', false);
+                 PERFORM set_config('work_mem', '64kB', false);
+                 IF data ? 'temp' THEN
+                     EXECUTE 'CREATE TEMP TABLE pg_roles (rolname name, rolsuper boolean)';
+                 END IF;
+                 RETURN data || '{{\"v2\": true}}';
+             END $$;
+             SELECT es.append_event('acct-1', 'Deposited', '{{\"amount\": 1}}');
+             SELECT es.append_event('acct-1', 'Deposited', '{{\"amount\": 2}}');
+             SELECT es.append_event('acct-2', 'Tmp', '{{\"temp\": true}}');"
+        )),
+    );
+    let mut su = s.su();
+    ok(
+        "define_upcaster and an aggregate",
+        su.batch_execute(&format!(
+            "SELECT es.define_upcaster('Deposited', 1, fn => '{w}.up(jsonb, jsonb)'::regprocedure);
+             SELECT es.define_aggregate('acct', reducers => '{{\"Deposited\": [{{\"add\": \"n\", \"from\": \"$.amount\"}}]}}');
+             SELECT es.subscribe('sec_upcast_feed', ARRAY['Deposited']);
+             CREATE TABLE public.seen (p bigint PRIMARY KEY, v2 boolean);
+             CREATE FUNCTION public.on_ev(e es.events) RETURNS void LANGUAGE sql AS
+                 $$ INSERT INTO public.seen VALUES (e.global_position, (e.data->>'v2')::boolean) $$;
+             SELECT es.create_projection('sec_upcast_seen', 'public.on_ev(es.events)', 'async', ARRAY['Deposited']);"
+        )),
+    );
+    let before = (
+        setting(&mut su, "search_path"),
+        setting(&mut su, "work_mem"),
+    );
+    let reads = [
+        "SELECT count(*) FROM es.read_stream('acct-1') WHERE data->>'v2' = 'true'",
+        "SELECT count(*) FROM es.read_all(0, 100, ARRAY['Deposited']) WHERE data->>'v2' = 'true'",
+        "SELECT count(*) FROM es.poll('sec_upcast_feed') WHERE data->>'v2' = 'true'",
+        "SELECT count(*) FROM es.events e, es.upcast(e) u WHERE e.event_type = 'Deposited' AND u.data->>'v2' = 'true'",
+        "SELECT (state->>'n')::bigint FROM es.load('acct-1')",
+    ];
+    for q in reads {
+        let n: i64 = ok(q, su.query_one(q, &[])).get(0);
+        if q.contains("es.load") {
+            assert_eq!(n, 3, "{q}");
+        } else {
+            assert_eq!(n, 2, "{q}: every event is upcast");
+        }
+        s.assert_not_escalated(q);
+    }
+    let n: i32 = ok(
+        "run_projection",
+        su.query_one("SELECT es.run_projection('sec_upcast_seen')", &[]),
+    )
+    .get(0);
+    assert_eq!(n, 2);
+    let v2: i64 = ok(
+        "seen",
+        su.query_one("SELECT count(*) FROM public.seen WHERE v2", &[]),
+    )
+    .get(0);
+    assert_eq!(v2, 2, "the handler got upcast events");
+    s.assert_not_escalated("upcaster in a projection's catch-up");
+    assert_eq!(
+        (
+            setting(&mut su, "search_path"),
+            setting(&mut su, "work_mem")
+        ),
+        before,
+        "the upcaster's settings reached the reader's session"
+    );
+    // An upcaster that creates a temp object fails the read (42501), and
+    // leaves nothing.
+    ok(
+        "an upcaster for the event that makes it create a temp table",
+        su.batch_execute(&format!(
+            "SELECT es.define_upcaster('Tmp', 1, fn => '{w}.up(jsonb, jsonb)'::regprocedure)"
+        )),
+    );
+    let err = su
+        .query("SELECT * FROM es.read_stream('acct-2')", &[])
+        .expect_err("an upcaster that creates a temp table must fail the read");
+    assert_eq!(code_of(&err), "42501", "{}", describe(&err));
+    let temps: i64 = ok(
+        "temp relations",
+        su.query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+            &[],
+        ),
+    )
+    .get(0);
+    assert_eq!(temps, 0);
+    s.assert_not_escalated("upcaster");
+}

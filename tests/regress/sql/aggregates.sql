@@ -377,7 +377,7 @@ SELECT es.fold(x ORDER BY (x).version)
   FROM (SELECT e AS x FROM es.events e WHERE stream_id = 'badfold-1'
         UNION ALL
         SELECT ROW(e.global_position, e.stream_id, e.stream_type, 2, 'Added', '{"amount": true}',
-                   e.metadata, e.event_id, e.recorded_at)::es.events
+                   e.metadata, e.event_id, e.recorded_at, e.schema_version)::es.events
           FROM es.events e WHERE stream_id = 'badfold-1') s;
 \echo :LAST_ERROR_SQLSTATE
 

@@ -274,7 +274,16 @@ BEGIN
         RAISE EXCEPTION 'consumer "%" does not exist', c
             USING ERRCODE = 'undefined_object', HINT = 'Create it with es.subscribe.';
     END IF;
-    RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
+    IF NOT es._upcasting() THEN
+        RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
+    ELSE
+        -- upcast (sql/03_evolution.sql); the filter names the types as read
+        RETURN QUERY SELECT (u.x).* FROM (
+            SELECT es.upcast(s) AS x
+              FROM es._subscription_events(cur.position, h, n, es._stored_types(cur.event_types),
+                                           cur.stream_types, NULL, NULL) s
+            OFFSET 0) u;
+    END IF;
 END
 $$;
 
@@ -305,8 +314,17 @@ BEGIN
     -- A member with no checkpoint yet starts at the subscription's; one whose
     -- checkpoint is older than the subscription's (left from an earlier
     -- grouping, or the subscription was acked as a whole) starts at the latter.
-    RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
-                                                       cur.event_types, cur.stream_types, poll.member, poll.size);
+    IF NOT es._upcasting() THEN
+        RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
+                                                           cur.event_types, cur.stream_types, poll.member, poll.size);
+    ELSE
+        RETURN QUERY SELECT (u.x).* FROM (
+            SELECT es.upcast(s) AS x
+              FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
+                                           es._stored_types(cur.event_types), cur.stream_types,
+                                           poll.member, poll.size) s
+            OFFSET 0) u;
+    END IF;
 END
 $$;
 

@@ -74,7 +74,8 @@ CREATE FUNCTION es.read_all(
     after_position bigint  DEFAULT 0,
     max_count      integer DEFAULT 1000,
     event_types    text[]  DEFAULT NULL,
-    stream_types   text[]  DEFAULT NULL
+    stream_types   text[]  DEFAULT NULL,
+    raw            boolean DEFAULT false
 ) RETURNS SETOF es.events
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -82,18 +83,32 @@ AS $$
 DECLARE
     horizon constant bigint := es._next_read_horizon();
 BEGIN
-    RETURN QUERY
-    SELECT e.* FROM es.events e
-    WHERE e.global_position > COALESCE(after_position, 0)
-      AND e.global_position < horizon
-      AND (event_types IS NULL OR e.event_type = ANY (event_types))
-      AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
-    ORDER BY e.global_position
-    LIMIT max_count;
+    IF raw OR NOT es._upcasting() THEN
+        RETURN QUERY
+        SELECT e.* FROM es.events e
+        WHERE e.global_position > COALESCE(after_position, 0)
+          AND e.global_position < horizon
+          AND (event_types IS NULL OR e.event_type = ANY (event_types))
+          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+        ORDER BY e.global_position
+        LIMIT max_count;
+    ELSE
+        -- event_types names the types as read: a type renamed by an
+        -- upcaster is found under its new name.
+        RETURN QUERY
+        SELECT (u.x).* FROM (
+            SELECT es.upcast(e) AS x FROM es.events e
+            WHERE e.global_position > COALESCE(after_position, 0)
+              AND e.global_position < horizon
+              AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
+              AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+            ORDER BY e.global_position
+            LIMIT max_count) u;
+    END IF;
 END
 $$;
 
-COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[]) IS
+COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[], boolean) IS
     'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
 
 -- How far behind readers are held, and by whom.

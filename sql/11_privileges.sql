@@ -3,11 +3,12 @@
 -- helpers give a role a documented set of rights, and take them back.
 --
 -- Readers read: es.read_stream, es.read_all, es.load, es.fold, es.stats(),
--- the views. Writers also append (only through the functions: no table
+-- the views, the event schemas and upcasters. Writers also append (only through the functions: no table
 -- privilege to write is ever granted, so nobody can bypass the version
 -- check), use projections and subscriptions. Defining aggregates stays with
 -- the extension's owner (fold functions run in every append that takes a
--- snapshot): grant EXECUTE on es.define_aggregate by hand to delegate it.
+-- snapshot), event schemas and upcasters (checked in every append, run in
+-- every read): grant EXECUTE on the define functions by hand to delegate it.
 
 CREATE FUNCTION es._require_extension_owner() RETURNS void
 LANGUAGE plpgsql STABLE
@@ -32,6 +33,9 @@ BEGIN ATOMIC
         ('table',    'es.streams', 'SELECT', false),
         ('table',    'es.snapshots', 'SELECT', false),
         ('table',    'es.aggregates', 'SELECT', false),
+        ('table',    'es.event_schemas', 'SELECT', false),
+        ('table',    'es.upcasters', 'SELECT', false),
+        ('table',    'es.event_types', 'SELECT', false),
         ('table',    'es.position_base', 'SELECT', false),
         ('table',    'es.projections', 'SELECT', false),
         ('table',    'es.subscription_status', 'SELECT', false),

@@ -60,6 +60,10 @@ ALTER TABLE es.position_base ENABLE ALWAYS TRIGGER position_base_merge;
 REVOKE ALL ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.append_events(text, jsonb, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_aggregate(text, regprocedure, jsonb, jsonb, integer) FROM PUBLIC;
+-- schemas are checked in every append and upcasters run in every read: like
+-- aggregates, defining them stays with the extension's owner
+REVOKE ALL ON FUNCTION es.define_event_schema(text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.define_upcaster(text, integer, jsonb, regprocedure, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.rebuild_projection(text) FROM PUBLIC;
@@ -72,3 +76,4 @@ REVOKE ALL ON FUNCTION es.materialize_aggregate(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._after_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._forbid_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._merge_position_base() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;

@@ -159,5 +159,5 @@ COMMENT ON AGGREGATE es.fold(es.events) IS
     'Folds events with their stream type''s definition: es.fold(e ORDER BY version).';
 
 -- Snapshots are taken by the AFTER INSERT trigger on es.events that
--- sql/06_projections.sql creates (one trigger for snapshots and inline
+-- sql/07_projections.sql creates (one trigger for snapshots and inline
 -- projections, src/projections/trigger.rs).

@@ -1,7 +1,7 @@
 //! The state native reducers work on: a JSON value held in Rust, read from
 //! jsonb's binary form and written back to jsonb once, at the end of a fold.
 
-use crate::aggregates::decimal::Num;
+use crate::pg::decimal::Num;
 use crate::pg::jsonb::{Container, Value};
 use pgrx::pg_sys;
 use std::fmt::Write;
@@ -135,12 +135,123 @@ impl Val {
         }
     }
 
-    /// The value as a jsonb datum, in the current memory context.
+    /// The value as a jsonb datum, in the current memory context: built
+    /// with PostgreSQL's own jsonb builder (it sorts and dedups keys as
+    /// `jsonb_in` would), without going through text.
     pub(crate) fn to_jsonb(&self) -> pg_sys::Datum {
-        let mut s = String::new();
-        self.write_json(&mut s);
-        crate::pg::jsonb::from_text(&s)
+        // SAFETY: the parse state and every value handed to pushJsonbValue
+        // are palloc'd in the current context and live until the jsonb is
+        // built; token sequences are balanced by construction.
+        unsafe {
+            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+            let root = match self {
+                Val::Arr(_) | Val::Obj(_) => self.push(&mut state, None),
+                scalar => {
+                    // a scalar root is an array of one element flagged as raw
+                    let mut begin: pg_sys::JsonbValue = std::mem::zeroed();
+                    begin.type_ = pg_sys::jbvType::jbvArray;
+                    begin.val.array.rawScalar = true;
+                    pg_sys::pushJsonbValue(
+                        &mut state,
+                        pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY,
+                        &mut begin,
+                    );
+                    scalar.push(&mut state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
+                    pg_sys::pushJsonbValue(
+                        &mut state,
+                        pg_sys::JsonbIteratorToken::WJB_END_ARRAY,
+                        std::ptr::null_mut(),
+                    )
+                }
+            };
+            pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(root))
+        }
     }
+
+    /// Pushes the value; `seq` is WJB_ELEM / WJB_VALUE inside a container,
+    /// `None` at the root. Returns what the last push returned.
+    ///
+    /// # Safety
+    /// `state` is a parse state in the making (or null at the root).
+    unsafe fn push(
+        &self,
+        state: &mut *mut pg_sys::JsonbParseState,
+        seq: Option<pg_sys::JsonbIteratorToken::Type>,
+    ) -> *mut pg_sys::JsonbValue {
+        use pg_sys::JsonbIteratorToken::*;
+        match self {
+            Val::Arr(a) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
+                for v in a {
+                    v.push(state, Some(WJB_ELEM));
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut())
+            }
+            Val::Obj(o) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+                for (k, v) in o {
+                    let mut key = string_value(k);
+                    pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
+                    v.push(state, Some(WJB_VALUE));
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
+            }
+            scalar => {
+                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                match scalar {
+                    Val::Null => v.type_ = pg_sys::jbvType::jbvNull,
+                    Val::Bool(b) => {
+                        v.type_ = pg_sys::jbvType::jbvBool;
+                        v.val.boolean = *b;
+                    }
+                    Val::Num(n) => {
+                        v.type_ = pg_sys::jbvType::jbvNumeric;
+                        v.val.numeric = numeric(n);
+                    }
+                    Val::Str(s) => v = string_value(s),
+                    _ => unreachable!("containers are pushed above"),
+                }
+                pg_sys::pushJsonbValue(state, seq.unwrap_or(WJB_ELEM), &mut v)
+            }
+        }
+    }
+}
+
+/// A jbvString over a palloc'd copy of `s`.
+///
+/// # Safety
+/// Called inside a transaction (palloc).
+unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
+    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+    v.type_ = pg_sys::jbvType::jbvString;
+    let p = pg_sys::palloc(s.len().max(1)) as *mut u8;
+    std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
+    v.val.string.val = p as *mut std::ffi::c_char;
+    v.val.string.len = s.len() as i32;
+    v
+}
+
+/// A numeric for `n` (integers without text; others through numeric_in).
+///
+/// # Safety
+/// Called inside a transaction (palloc).
+unsafe fn numeric(n: &crate::pg::decimal::Num) -> pg_sys::Numeric {
+    if let crate::pg::decimal::Num::Dec { m, scale: 0 } = n {
+        if let Ok(i) = i64::try_from(*m) {
+            return pg_sys::int64_to_numeric(i);
+        }
+    }
+    let text = std::ffi::CString::new(n.to_string()).expect("a number's text has no NUL");
+    pgrx::fcinfo::direct_function_call_as_datum(
+        pg_sys::numeric_in,
+        &[
+            Some(pg_sys::Datum::from(text.as_ptr())),
+            Some(pg_sys::Datum::from(pg_sys::InvalidOid)),
+            Some(pg_sys::Datum::from(-1i32)),
+        ],
+    )
+    .expect("numeric_in returns a value")
+    .cast_mut_ptr()
 }
 
 fn push_into(stack: &mut [Val], keys: &mut [Option<String>], item: Val) {

@@ -1,0 +1,55 @@
+-- Reading one stream. es.read_stream is a SQL function with a standard-SQL
+-- body (BEGIN ATOMIC): every name in it is bound when the extension is
+-- created, so a caller's search_path cannot redirect it, and the planner
+-- inlines it into the calling query (an index scan, as fast as the plain
+-- SELECT). Reading every stream in global order: sql/05_horizon.sql.
+
+CREATE FUNCTION es.read_stream(
+    stream_id    text,
+    from_version bigint  DEFAULT 1,
+    max_count    bigint  DEFAULT NULL,
+    raw          boolean DEFAULT false
+) RETURNS SETOF es.events
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    -- Two branches, one of which a one-time filter switches off: events as
+    -- stored (raw, or no upcaster defined: no per-row call at all), or
+    -- upcast (sql/03_evolution.sql). Both come in version order from the
+    -- (stream_id, version) index, so the ORDER BY merges without sorting.
+    SELECT r.global_position, r.stream_id, r.stream_type, r.version, r.event_type,
+           r.data, r.metadata, r.event_id, r.recorded_at, r.schema_version
+    FROM (
+        (SELECT e.global_position, e.stream_id, e.stream_type, e.version, e.event_type,
+                e.data, e.metadata, e.event_id, e.recorded_at, e.schema_version
+           FROM es.events e
+          WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
+            AND e.version >= COALESCE(from_version, 1)
+            AND (raw OR NOT es._upcasting())
+          ORDER BY e.version
+          LIMIT max_count)
+        UNION ALL
+        SELECT (u.x).global_position, (u.x).stream_id, (u.x).stream_type, u.version, (u.x).event_type,
+               (u.x).data, (u.x).metadata, (u.x).event_id, (u.x).recorded_at, (u.x).schema_version
+        FROM (SELECT es.upcast(e) AS x, e.version
+                FROM es.events e
+               WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
+                 AND e.version >= COALESCE(from_version, 1)
+                 AND NOT raw AND es._upcasting()
+               ORDER BY e.version
+               LIMIT max_count) u
+    ) r
+    ORDER BY r.version
+    LIMIT max_count;
+END;
+
+COMMENT ON FUNCTION es.read_stream(text, bigint, bigint, boolean) IS
+    'Events of one stream from from_version on, in version order, upcast to their type''s current version (raw => true: as stored); max_count NULL = all.';
+
+-- In C (src/store/stream_version.rs): called before every optimistic write, and a SQL
+-- body here would be planned on every call. It reads with the caller's
+-- rights and pins its own search_path.
+CREATE FUNCTION es.stream_version(stream_id text) RETURNS bigint
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_stream_version';
+
+COMMENT ON FUNCTION es.stream_version(text) IS 'The stream''s current version; 0 when it has no events.';

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Writes sql/pg_eventsource--0.2.0--0.3.0.sql from the SQL files, so the
+# upgrade runs exactly the statements a fresh install runs:
+#   bash tests/upgrade/assemble-0.2.0--0.3.0.sh          # write it
+#   bash tests/upgrade/assemble-0.2.0--0.3.0.sh --check  # fail if it is stale
+# 0.3.0 adds schema evolution: es.events.schema_version (a column with a
+# constant default: no table rewrite), sql/03_evolution.sql whole, and the
+# read functions that now upcast (replaced in place, or dropped and created
+# where their arguments changed).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
+python3 - "$REPO" >"$OUT.new" <<'PY'
+import re, sys
+repo = sys.argv[1]
+def read(f): return open(f"{repo}/sql/{f}").read()
+def stmt(f, start, end, replace=False):
+    s = read(f)
+    i = s.index(start)
+    j = s.index(end, i) + len(end)
+    out = s[i:j]
+    if replace:
+        out = out.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return out + "\n"
+def comment(f, name):
+    s = read(f)
+    i = s.index(f"COMMENT ON FUNCTION {name}")
+    j = s.index(";\n", i) + 2
+    return s[i:j]
+parts = ["""-- pg_eventsource 0.2.0 -> 0.3.0 (assembled by tests/upgrade/assemble-0.2.0--0.3.0.sh
+-- from the SQL files a fresh install runs; do not edit by hand).
+\\echo Use "ALTER EXTENSION pg_eventsource UPDATE TO '0.3.0'" to load this file. \\quit
+
+-- The shape each event was written in. A constant default: PostgreSQL
+-- records it in the catalog and rewrites nothing, whatever the table's size.
+ALTER TABLE es.events ADD COLUMN schema_version integer NOT NULL DEFAULT 1;
+
+-- sql/03_evolution.sql
+""", read("03_evolution.sql"), """
+-- Read functions that upcast. read_stream and read_all gained `raw`.
+DROP FUNCTION es.read_stream(text, bigint, bigint);
+""",
+stmt("04_read.sql", "CREATE FUNCTION es.read_stream(", "\nEND;"), "\n",
+comment("04_read.sql", "es.read_stream"), "\nDROP FUNCTION es.read_all(bigint, integer, text[], text[]);\n",
+stmt("05_horizon.sql", "CREATE FUNCTION es.read_all(", "\n$$;"), "\n",
+comment("05_horizon.sql", "es.read_all"), """
+-- Its body was expanded to es.events' columns when created: again, with the new one.
+""",
+stmt("08_subscriptions.sql", "CREATE FUNCTION es._subscription_events(", "\nEND;", True), "\n",
+stmt("08_subscriptions.sql", "CREATE FUNCTION es.poll(consumer text, max_count integer DEFAULT 100)", "\n$$;", True), "\n",
+stmt("08_subscriptions.sql", "CREATE FUNCTION es.poll(consumer text, max_count integer, member integer, size integer)", "\n$$;", True), """
+-- Readers may read the schemas, the upcasters and es.event_types.
+""",
+stmt("11_privileges.sql", "CREATE FUNCTION es._privileges(", "\nEND;", True), """
+REVOKE ALL ON FUNCTION es.define_event_schema(text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.define_upcaster(text, integer, jsonb, regprocedure, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
+"""]
+sys.stdout.write("".join(parts))
+PY
+if [ "${1:-}" = --check ]; then
+    if ! cmp -s "$OUT" "$OUT.new"; then
+        diff -u "$OUT" "$OUT.new" | head -n 40 >&2 || true
+        rm -f "$OUT.new"
+        echo "sql/pg_eventsource--0.2.0--0.3.0.sql is stale: run bash tests/upgrade/assemble-0.2.0--0.3.0.sh" >&2
+        exit 1
+    fi
+    rm -f "$OUT.new"
+else
+    mv "$OUT.new" "$OUT"
+fi
