@@ -8,11 +8,11 @@
 #  1. Copies the system PostgreSQL 15 to target/upgrade-pg (relocatable), so
 #     nothing is ever installed into the system PostgreSQL; its own cluster
 #     under target/upgrade-cluster, port UPGRADE_PGPORT (28819), own socket dir.
-#  2. Builds the previous version from git (tag v0.1.0, or its commit) with
+#  2. Builds the previous version from git (tag v0.2.0, or its commit) with
 #     `cargo pgrx package` in target/upgrade-old (own CARGO_TARGET_DIR; the
 #     packaged files are cached there, keyed by commit, so later runs skip it).
-#  3. Installs it, CREATE EXTENSION ... VERSION '0.1.0', writes data with the
-#     0.1.0 API (tests/upgrade/write_0.1.0.sql) and records what the store
+#  3. Installs it, CREATE EXTENSION ... VERSION '0.2.0', writes data with its
+#     API (tests/upgrade/write_0.2.0.sql) and records what the store
 #     answers (tests/upgrade/data.sql).
 #  4. Stops, installs this version (`cargo pgrx install --release`, the same
 #     build as scripts/common.sh's install_extension, so $REPO/target is
@@ -24,7 +24,7 @@
 #     CREATE EXTENSION pg_eventsource, section by section
 #     (tests/upgrade/schema.sql), printing a unified diff of what differs.
 #  6. Checks the data is unchanged, es.verify(), the last_position backfill,
-#     appends, and the new features (tests/upgrade/after_0.2.0.sql); the
+#     appends, and the new features (tests/upgrade/after_0.3.0.sql); the
 #     worker catches up an async projection.
 #
 # Prints "ok - ..." / "FAILED - ..." per check and ends with one line
@@ -38,9 +38,9 @@
 source "$(dirname "$0")/common.sh"
 set +e
 
-FROM_TAG=v0.1.0
-FROM_COMMIT_RECORDED=a165b3c2d19b92de5204f5bcb15bb82574a53631   # v0.1.0, in case the tag is missing
-FROM_VERSION=0.1.0
+FROM_TAG=v0.2.0
+FROM_COMMIT_RECORDED=c19e18b6d5a5f136ac2b3ae6f14bd56678b8985d   # v0.2.0, in case the tag is missing
+FROM_VERSION=0.2.0
 NEW_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/Cargo.toml" | head -n 1)
 
 UP=$REPO/target/upgrade-pg
@@ -55,6 +55,7 @@ LOGS=$REPO/target/upgrade-logs
 T=$REPO/tests/upgrade
 DB_UP=es_upgraded
 DB_FRESH=es_fresh
+DB_BIG=es_upgraded_big
 unset RUST_BACKTRACE
 export PGOPTIONS='-c client_min_messages=warning'
 
@@ -179,6 +180,11 @@ setup_machine >/dev/null || abort "set-up of the machine"
 [ -n "$NEW_VERSION" ] || abort "no version in Cargo.toml"
 [ -f "$REPO/sql/pg_eventsource--$FROM_VERSION--$NEW_VERSION.sql" ] \
     || abort "sql/pg_eventsource--$FROM_VERSION--$NEW_VERSION.sql exists"
+if bash "$T/assemble-$FROM_VERSION--$NEW_VERSION.sh" --check; then
+    ok "sql/pg_eventsource--$FROM_VERSION--$NEW_VERSION.sql is what the assembler writes from sql/"
+else
+    fail "sql/pg_eventsource--$FROM_VERSION--$NEW_VERSION.sql is stale"
+fi
 stop_cluster
 copy_postgres || abort "copy PostgreSQL to $UP"
 # A fresh cluster each run.
@@ -192,6 +198,14 @@ recreate_db "$DB_UP"
 q "$DB_UP" -c "CREATE EXTENSION pg_eventsource VERSION '$FROM_VERSION'" \
     && ok "CREATE EXTENSION pg_eventsource VERSION '$FROM_VERSION'" \
     || abort "CREATE EXTENSION pg_eventsource VERSION '$FROM_VERSION'"
+# A store of a million events, for the update's cost: 0.3.0 adds a column
+# with a constant default, which must not rewrite es.events.
+recreate_db "$DB_BIG"
+q "$DB_BIG" -c "CREATE EXTENSION pg_eventsource VERSION '$FROM_VERSION'" \
+    -c "SELECT count(*) FROM (SELECT es.append_events('big-' || s, (SELECT jsonb_agg(jsonb_build_object('type', 'Tick',
+            'data', jsonb_build_object('n', i))) FROM generate_series(1, 10000) i)) FROM generate_series(1, 100) s) x" \
+    >"$LOGS/big.out" 2>&1 || { cat "$LOGS/big.out"; abort "write a million events with $FROM_VERSION"; }
+ok "a million events written with $FROM_VERSION (database $DB_BIG)"
 if q "$DB_UP" -f "$T/write_$FROM_VERSION.sql" >"$LOGS/write.out" 2>&1; then
     tally "$LOGS/write.out"
 else
@@ -224,6 +238,21 @@ if q "$DB_UP" -c "ALTER EXTENSION pg_eventsource UPDATE" >"$LOGS/alter.out" 2>&1
 else
     sed 's/^/    /' "$LOGS/alter.out"
     abort "ALTER EXTENSION pg_eventsource UPDATE"
+fi
+big_file() { q "$DB_BIG" -Atc "SELECT pg_relation_filenode('es.events')"; }
+file_before=$(big_file)
+t0=$EPOCHREALTIME
+if q "$DB_BIG" -c "ALTER EXTENSION pg_eventsource UPDATE" >"$LOGS/alter-big.out" 2>&1; then
+    ms=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+    if [ "$(big_file)" = "$file_before" ] \
+        && [ "$(q "$DB_BIG" -Atc "SELECT count(*) FILTER (WHERE schema_version = 1) = 1000000 FROM es.events")" = t ]; then
+        ok "ALTER EXTENSION UPDATE of a million-event store kept es.events' file (no rewrite; took $ms ms)"
+    else
+        fail "ALTER EXTENSION UPDATE of the million-event store rewrote es.events or lost events"
+    fi
+else
+    sed 's/^/    /' "$LOGS/alter-big.out"
+    fail "ALTER EXTENSION pg_eventsource UPDATE of the million-event store"
 fi
 v=$(q "$DB_UP" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'pg_eventsource'")
 [ "$v" = "$NEW_VERSION" ] && ok "extversion is $NEW_VERSION" || fail "extversion is $NEW_VERSION (got '$v')"

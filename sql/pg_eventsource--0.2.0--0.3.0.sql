@@ -173,9 +173,10 @@ BEGIN
     END IF;
     SELECT * INTO last FROM es.upcasters u WHERE u.event_type = t ORDER BY u.from_version DESC LIMIT 1;
     IF from_version < 1 OR from_version > COALESCE(last.from_version, 0) + 1 THEN
-        RAISE EXCEPTION 'event type "%" is at version %; an upcaster reads version 1 to % as the next one',
-                t, COALESCE(last.from_version, 0) + 1, COALESCE(last.from_version, 0) + 1
-            USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'event type "%" is at version %: from_version must be between 1 and %, got %',
+                t, COALESCE(last.from_version, 0) + 1, COALESCE(last.from_version, 0) + 1, from_version
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An upcaster from the current version adds a version; one from an older version replaces that step.';
     END IF;
     IF last.to_event_type IS NOT NULL AND from_version > last.from_version THEN
         RAISE EXCEPTION 'event type "%" is read as "%" from version %; define further upcasters on "%"',

@@ -1,7 +1,8 @@
 -- What the store holds and what its 0.1.0 read API answers, as text: run
 -- before and after ALTER EXTENSION pg_eventsource UPDATE, the two outputs
 -- must be equal (scripts/test_upgrade.sh diffs them). Only what 0.1.0 had:
--- es.streams is listed without the column 0.2.0 adds.
+-- es.streams is listed without the column 0.2.0 adds, events without the one
+-- 0.3.0 adds.
 \set ON_ERROR_STOP 1
 \pset footer off
 SET client_min_messages = warning;
@@ -16,7 +17,8 @@ SELECT (SELECT count(*) FROM es.events) AS events, (SELECT count(*) FROM es.stre
 SELECT (SELECT count(*) FROM es.read_all(0, 1000000)) = (SELECT count(*) FROM es.events) AS all_read;
 
 \echo == events (es.read_all, in global order)
-SELECT * FROM es.read_all(0, 1000000);
+SELECT global_position, stream_id, stream_type, version, event_type, data, metadata, event_id, recorded_at
+  FROM es.read_all(0, 1000000);
 
 \echo == filtered es.read_all: event types, stream types, paging
 SELECT global_position, stream_id, version FROM es.read_all(0, 1000000, event_types => ARRAY['AccountClosed', 'ItemAdded']);
@@ -30,7 +32,8 @@ SELECT s.stream_id, s.stream_type, s.version, s.created_at, s.updated_at,
   FROM es.streams s ORDER BY s.stream_id COLLATE "C";
 
 \echo == es.read_stream of every stream, from version 2, at most 3
-SELECT r.* FROM es.streams s, es.read_stream(s.stream_id, 2, 3) r ORDER BY r.stream_id COLLATE "C", r.version;
+SELECT r.global_position, r.stream_id, r.stream_type, r.version, r.event_type, r.data, r.metadata, r.event_id, r.recorded_at
+  FROM es.streams s, es.read_stream(s.stream_id, 2, 3) r ORDER BY r.stream_id COLLATE "C", r.version;
 
 \echo == aggregates and snapshots
 SELECT stream_type, fold::regprocedure AS fold, reducers, initial_state, snapshot_every, revision, defined_at

@@ -178,12 +178,12 @@ mod tests {
         assert_error(
             &format!("PERFORM es.define_upcaster('Bad_e03', 2, {ok_steps})"),
             "22023",
-            "at version 1",
+            "between 1 and 1",
         );
         assert_error(
             &format!("PERFORM es.define_upcaster('Bad_e03', 0, {ok_steps})"),
             "22023",
-            "at version 1",
+            "between 1 and 1",
         );
         assert_error(
             &format!(

@@ -864,7 +864,7 @@ fn upcaster_functions_run_as_their_owner() {
         }
         s.assert_not_escalated(q);
     }
-    let n: i32 = ok(
+    let n: i64 = ok(
         "run_projection",
         su.query_one("SELECT es.run_projection('sec_upcast_seen')", &[]),
     )

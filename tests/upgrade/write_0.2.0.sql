@@ -1,5 +1,5 @@
--- Data written with the 0.1.0 API, before ALTER EXTENSION pg_eventsource UPDATE
--- (scripts/test_upgrade.sh). Uses only what 0.1.0 had: es.append_event and
+-- Data written with the previous release's API, before ALTER EXTENSION pg_eventsource UPDATE
+-- (scripts/test_upgrade.sh). Uses only what 0.1.0 already had (0.2.0 kept it): es.append_event and
 -- es.append_events with expected versions, metadata, event ids and explicit
 -- stream types; aggregate definitions with native reducers and a fold
 -- function, a redefinition; snapshots (the trigger takes them). Statements
@@ -26,7 +26,7 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-SELECT pg_temp.check('extension is at 0.1.0', extversion = '0.1.0', extversion)
+SELECT pg_temp.check('extension is at 0.2.0', extversion = '0.2.0', extversion)
   FROM pg_extension WHERE extname = 'pg_eventsource';
 
 -- Aggregates: native reducers (snapshot every 3 events) and a fold function

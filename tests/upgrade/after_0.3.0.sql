@@ -1,8 +1,9 @@
 -- Checks after ALTER EXTENSION pg_eventsource UPDATE (scripts/test_upgrade.sh,
 -- run with -v version=<the new version>): the backfill, es.verify(), appends
--- on the upgraded streams (which need es.streams.last_position), and what
--- 0.2.0 added: projections (inline, async, materialized), subscriptions and
--- consumer groups, es.stats(), the privilege helpers. Prints one
+-- on the upgraded streams, what 0.2.0 added (projections: inline, async,
+-- materialized; subscriptions and consumer groups, es.stats(), the privilege
+-- helpers) and what 0.3.0 adds: schema evolution over the upgraded events
+-- (es.events.schema_version, es.event_types, an upcaster, a schema). Prints one
 -- "ok - ..." or "FAILED - ..." line per check.
 \set ON_ERROR_STOP 1
 \pset tuples_only on
@@ -192,6 +193,35 @@ SELECT pg_temp.check('the upgraded fold definition equals what es.define_aggrega
   FROM es.aggregates WHERE stream_type = 'cart';
 SELECT pg_temp.check('es.load of a fold-function stream after the redefinition',
     (SELECT state FROM es.load('cart-1')) = '{"items": ["kiwi"]}');
+
+
+-- ---------------------------------------------------------------------
+-- 0.3.0: schema evolution over the upgraded events.
+SELECT pg_temp.check('every upgraded event is at schema version 1',
+    NOT EXISTS (SELECT FROM es.events WHERE schema_version <> 1));
+SELECT pg_temp.check('es.event_types lists every stored type at version 1 with its count',
+    NOT EXISTS (SELECT event_type, count(*) FROM es.events GROUP BY 1
+                EXCEPT SELECT event_type, events FROM es.event_types WHERE current_version = 1));
+SELECT revision AS rev_before FROM es.aggregates WHERE stream_type = 'account' \gset
+SELECT pg_temp.check('es.define_upcaster on an upgraded type returns version 2',
+    es.define_upcaster('MoneyDeposited', 1, steps => '[{"set": "currency", "value": "EUR"}]') = 2);
+SELECT pg_temp.check('the upcaster retired the account snapshots (a new revision)',
+    (SELECT revision FROM es.aggregates WHERE stream_type = 'account') = :rev_before + 1);
+SELECT pg_temp.check('es.read_stream hands out the old deposits upcast; raw => true as stored',
+    (SELECT bool_and(data->>'currency' = 'EUR' AND schema_version = 2) FROM es.read_stream('account-1')
+      WHERE event_type = 'MoneyDeposited')
+    AND (SELECT bool_and(NOT data ? 'currency' AND schema_version = 1) FROM es.read_stream('account-1', raw => true)
+      WHERE event_type = 'MoneyDeposited'));
+SELECT pg_temp.check('es.load still equals es.fold of the upcast events',
+    (SELECT state FROM es.load('account-1'))
+    = (SELECT es.fold(e ORDER BY e.version) FROM es.events e WHERE e.stream_id = 'account-1'));
+SELECT es.define_event_schema('MoneyDeposited', '{"type": "object", "required": ["amount", "currency"],
+    "properties": {"amount": {"type": "number", "exclusiveMinimum": 0}, "currency": {"type": "string"}}}') \g /dev/null
+SELECT pg_temp.check('the schema refuses an old-shape deposit (23514)',
+    pg_temp.sqlstate_of($$SELECT es.append_event('account-1', 'MoneyDeposited', '{"amount": 1}')$$) = '23514');
+SELECT es.append_event('account-1', 'MoneyDeposited', '{"amount": 1, "currency": "USD"}') \g /dev/null
+SELECT pg_temp.check('a new-shape deposit is stored at version 2',
+    (SELECT schema_version FROM es.events WHERE stream_id = 'account-1' ORDER BY version DESC LIMIT 1) = 2);
 
 SELECT pg_temp.check('es.verify() finds nothing after the new appends and projections',
     NOT EXISTS (SELECT FROM es.verify()),
