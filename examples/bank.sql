@@ -484,15 +484,15 @@ BEGIN
 END
 $$;
 \o
-SELECT 'erin opens and deposits 25 USD' AS command, * FROM bank.open_account('erin', 'Erin Brockovich');
-SELECT * FROM bank.deposit('erin', 25, currency => 'USD');
+SELECT 'gail opens and deposits 25 USD' AS command, * FROM bank.open_account('gail', 'Gail Tan');
+SELECT * FROM bank.deposit('gail', 25, currency => 'USD');
 -- the schema refuses a currency that is not three capital letters (23514), and writes nothing
 SELECT c.command, r.outcome, r.code, r.message FROM (VALUES
-    ($$bank.deposit('erin', 5, currency => 'euro')$$)
+    ($$bank.deposit('gail', 5, currency => 'euro')$$)
 ) c(command), LATERAL pg_temp.attempt('SELECT ' || c.command) r;
 -- every reader sees version 2: alice's old deposits read with the default currency
 SELECT version, event_type, schema_version, data FROM es.read_stream('account-alice', 2, 3);
-SELECT version, schema_version, data FROM es.read_stream('account-erin') WHERE event_type = 'MoneyDeposited';
+SELECT version, schema_version, data FROM es.read_stream('account-gail') WHERE event_type = 'MoneyDeposited';
 -- raw => true: what is stored
 SELECT version, schema_version, data FROM es.read_stream('account-alice', 2, 3, raw => true);
 SELECT event_type, current_version, schema_mode, events FROM es.event_types ORDER BY event_type;

@@ -156,16 +156,16 @@ SELECT pg_temp.check_eq('evolution: alice''s deposits are stored as written (sch
 SELECT pg_temp.check_eq('evolution: es.read_stream reads them as version 2 in EUR',
                         (SELECT count(*) FROM es.read_stream('account-alice')
                           WHERE event_type = 'MoneyDeposited' AND schema_version = 2 AND data->>'currency' = 'EUR'), 7::bigint);
-SELECT pg_temp.check_eq('evolution: erin''s deposit is stored at version 2 in USD',
+SELECT pg_temp.check_eq('evolution: gail''s deposit is stored at version 2 in USD',
                         (SELECT jsonb_build_object('v', schema_version, 'd', data) FROM es.events
-                          WHERE stream_id = 'account-erin' AND event_type = 'MoneyDeposited'),
+                          WHERE stream_id = 'account-gail' AND event_type = 'MoneyDeposited'),
                         '{"v": 2, "d": {"amount": 25, "currency": "USD"}}'::jsonb);
 SELECT pg_temp.rejects('evolution: a deposit without a currency is refused by the schema',
-                       $$SELECT es.append_event('account-erin', 'MoneyDeposited', '{"amount": 1}')$$, '23514');
-SELECT pg_temp.check_eq('evolution: the aggregate folds the upcast deposits (alice 107.50, erin 25)',
+                       $$SELECT es.append_event('account-gail', 'MoneyDeposited', '{"amount": 1}')$$, '23514');
+SELECT pg_temp.check_eq('evolution: the aggregate folds the upcast deposits (alice 107.50, gail 25)',
                         (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-alice')) ||
-                        (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-erin')),
-                        '{"account-alice": 107.50, "account-erin": 25}'::jsonb);
+                        (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-gail')),
+                        '{"account-alice": 107.50, "account-gail": 25}'::jsonb);
 
 SELECT pg_temp.check_search_paths('bank');
 SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
