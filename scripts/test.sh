@@ -40,6 +40,10 @@ mkdir -p "$REPO/target/pgrx-test-data"
 chown postgres: "$REPO/target/pgrx-test-data"
 run_layer pg_test '^test result: ' cargo pgrx test pg15 --runas postgres --pgdata "$REPO/target/pgrx-test-data"
 
+# The JSON Schema validator's plain unit tests (no PostgreSQL in it).
+run_layer validator '^test result: ' env CARGO_TARGET_DIR="$REPO/target/schema-compare" \
+    cargo test --manifest-path "$REPO/bench/tools/schema-compare/Cargo.toml"
+
 # `cargo pgrx test` installed its test build; put the release build back.
 install_extension || { echo "install failed"; exit 1; }
 start_cluster || { echo "could not start the cluster"; exit 1; }

@@ -1376,10 +1376,9 @@ fn check_number<I: Instance>(num: &NumKw, d: Decimal, v: &I, cx: Cx) -> Result<(
 
 fn check_string<I: Instance>(st: &StrKw, v: &I, cx: Cx) -> Result<(), Fail> {
     let Some(s) = v.as_str() else { return Ok(()) };
-    // Byte length bounds the code point count from above, so the count is
-    // only taken when bytes alone cannot decide.
+    // A code point is 1 to 4 bytes, so the byte length often decides alone.
     if let Some(min) = st.min_len {
-        if s.len() < min || s.chars().count() < min {
+        if s.len() < min || (s.len() < min.saturating_mul(4) && s.chars().count() < min) {
             return Err(cx.fail(|| {
                 format!(
                     "{} is shorter than {}",
@@ -1559,16 +1558,27 @@ fn valid_date_time(s: &str) -> bool {
     sec < 60 || (i64::from(h * 60 + mi) - offset).rem_euclid(1440) == 23 * 60 + 59
 }
 
+const HEX: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_hexdigit();
+        i += 1;
+    }
+    t
+};
+
 /// 8-4-4-4-12 hex digits, either case.
 fn valid_uuid(s: &str) -> bool {
     let b = s.as_bytes();
+    // a table and a fold without early exit: this runs for every id in every event
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
+        && b[8] == b'-'
+        && b[13] == b'-'
+        && b[18] == b'-'
+        && b[23] == b'-'
+        && b.iter().enumerate().fold(true, |ok, (i, &c)| {
+            ok & (HEX[c as usize] | matches!(i, 8 | 13 | 18 | 23))
         })
 }
 

@@ -9,6 +9,8 @@
 //! reading old events must never fail.
 
 use crate::pg::json_value::Val;
+use crate::pg::jsonb::{Container, Value};
+use pgrx::pg_sys;
 
 #[derive(Debug)]
 pub(crate) enum Step {
@@ -217,5 +219,212 @@ pub(crate) fn apply(steps: &[Step], data: &mut Val) {
                 remove(data, path);
             }
         }
+    }
+}
+
+/// The data being edited, expanded only along the steps' paths: values no
+/// step touches stay in jsonb's binary form and are copied as they are
+/// when the result is built (no conversion to a Rust tree and back).
+enum Node {
+    /// A value read out of the stored jsonb (a scalar, or a container in
+    /// binary form).
+    Raw(pg_sys::JsonbValue),
+    /// An object expanded one level: its members in stored order.
+    Obj(Vec<(String, Node)>),
+    /// A value a step wrote.
+    New(Val),
+}
+
+impl Node {
+    /// Expands a raw object into its members; other values stay as they are.
+    fn expand(&mut self) {
+        if let Node::Raw(v) = self {
+            if let Some(c) = Value(*v).container().filter(|c| c.is_object()) {
+                *self = Node::Obj(members(c));
+            }
+        }
+    }
+
+    fn is_object(&mut self) -> bool {
+        self.expand();
+        matches!(self, Node::Obj(_))
+    }
+
+    fn lookup(&mut self, keys: &[String]) -> Option<&mut Node> {
+        let Some((first, rest)) = keys.split_first() else {
+            return Some(self);
+        };
+        self.expand();
+        let Node::Obj(o) = self else { return None };
+        let (_, child) = o.iter_mut().find(|(k, _)| k == first)?;
+        child.lookup(rest)
+    }
+
+    fn remove(&mut self, keys: &[String]) -> Option<Node> {
+        let (last, init) = keys.split_last()?;
+        let parent = self.lookup(init)?;
+        parent.expand();
+        let Node::Obj(o) = parent else { return None };
+        let i = o.iter().position(|(k, _)| k == last)?;
+        Some(o.remove(i).1)
+    }
+
+    /// Whether an object can be reached (or created) at `keys`.
+    fn writable(&mut self, keys: &[String]) -> bool {
+        if !self.is_object() {
+            return false;
+        }
+        let Some((first, rest)) = keys.split_first() else {
+            return true;
+        };
+        let Node::Obj(o) = self else { return false };
+        match o.iter_mut().find(|(k, _)| k == first) {
+            Some((_, child)) => child.writable(rest),
+            None => true,
+        }
+    }
+
+    /// Writes `value` at `keys`, creating missing objects; gives it back
+    /// where a step of the way exists and is not an object.
+    fn set(&mut self, keys: &[String], value: Node) -> Result<(), Node> {
+        let Some((last, init)) = keys.split_last() else {
+            *self = value;
+            return Ok(());
+        };
+        // checked first, so that a refused write creates nothing
+        if !self.writable(init) {
+            return Err(value);
+        }
+        let mut cur: &mut Node = self;
+        for k in init {
+            cur.expand();
+            let Node::Obj(o) = cur else { return Err(value) };
+            let i = match o.iter().position(|(n, _)| n == k) {
+                Some(i) => i,
+                None => {
+                    o.push((k.clone(), Node::Obj(Vec::new())));
+                    o.len() - 1
+                }
+            };
+            cur = &mut o[i].1;
+        }
+        cur.expand();
+        let Node::Obj(o) = cur else { return Err(value) };
+        match o.iter_mut().find(|(n, _)| n == last) {
+            Some((_, slot)) => *slot = value,
+            None => o.push((last.clone(), value)),
+        }
+        Ok(())
+    }
+
+    /// Pushes the node into a jsonb being built (`seq`: WJB_VALUE inside an
+    /// object, `None` at the root).
+    ///
+    /// # Safety
+    /// `state` is a parse state in the making (or null at the root).
+    unsafe fn push(
+        &self,
+        state: &mut *mut pg_sys::JsonbParseState,
+        seq: Option<pg_sys::JsonbIteratorToken::Type>,
+    ) -> *mut pg_sys::JsonbValue {
+        use pg_sys::JsonbIteratorToken::*;
+        match self {
+            Node::New(v) => v.push_into(state, seq),
+            Node::Raw(v) => {
+                let mut v = *v;
+                match seq {
+                    Some(s) => pg_sys::pushJsonbValue(state, s, &mut v),
+                    // the root: a value a step moved there (rare), as a tree
+                    None => Val::from_jsonb_value(&Value(v)).push_into(state, None),
+                }
+            }
+            Node::Obj(o) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+                for (k, v) in o {
+                    let mut key = crate::pg::json_value::string_value(k);
+                    pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
+                    v.push(state, Some(WJB_VALUE));
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
+            }
+        }
+    }
+}
+
+/// The members of an object container, one level deep.
+fn members(c: Container) -> Vec<(String, Node)> {
+    let mut out = Vec::with_capacity(c.len() as usize);
+    // SAFETY: `c` points into a detoasted jsonb that outlives the iteration; with
+    // skipNested, nested containers come back as jbvBinary values pointing into it.
+    let mut it = unsafe { pg_sys::JsonbIteratorInit(c.as_ptr()) };
+    let mut key = String::new();
+    loop {
+        let mut v = std::mem::MaybeUninit::<pg_sys::JsonbValue>::zeroed();
+        // SAFETY: `it` is the iterator made above; PostgreSQL frees it at WJB_DONE.
+        let tok = unsafe { pg_sys::JsonbIteratorNext(&mut it, v.as_mut_ptr(), true) };
+        // SAFETY: JsonbIteratorNext filled the value for the tokens read below.
+        let v = unsafe { v.assume_init() };
+        use pg_sys::JsonbIteratorToken::*;
+        match tok {
+            WJB_DONE => return out,
+            WJB_KEY => key = Value(v).as_str().unwrap_or_default().to_owned(),
+            WJB_VALUE => out.push((std::mem::take(&mut key), Node::Raw(v))),
+            _ => {}
+        }
+    }
+}
+
+/// Applies the steps to an event's data (a jsonb datum) and returns the new
+/// data. Data that is not an object goes through the tree form (a step can
+/// only replace it as a whole).
+///
+/// # Safety
+/// `data` is a non-null jsonb datum, alive while the result is built.
+pub(crate) unsafe fn apply_jsonb(steps: &[Step], data: pg_sys::Datum) -> pg_sys::Datum {
+    let root = Container::from_datum(data);
+    if !root.is_object() {
+        let mut v = Val::from_container(root);
+        apply(steps, &mut v);
+        return v.to_jsonb();
+    }
+    let mut node = Node::Obj(members(root));
+    for s in steps {
+        match s {
+            Step::Rename { from, to } => {
+                if let Some(v) = node.remove(from) {
+                    if let Err(v) = node.set(to, v) {
+                        let _ = node.set(from, v);
+                    }
+                }
+            }
+            Step::SetValue { path, value } => {
+                let _ = node.set(path, Node::New(value.clone()));
+            }
+            Step::SetFrom { path, from } => {
+                if let Some(v) = node.lookup(from) {
+                    let copy = match v {
+                        Node::Raw(r) => Node::Raw(*r),
+                        Node::New(v) => Node::New(v.clone()),
+                        Node::Obj(_) => Node::New(to_val(v)),
+                    };
+                    let _ = node.set(path, copy);
+                }
+            }
+            Step::Unset { path } => {
+                node.remove(path);
+            }
+        }
+    }
+    let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+    let built = node.push(&mut state, None);
+    pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(built))
+}
+
+/// An expanded node as a tree (for copying one that a later step may edit).
+fn to_val(n: &Node) -> Val {
+    match n {
+        Node::Raw(v) => Val::from_jsonb_value(&Value(*v)),
+        Node::New(v) => v.clone(),
+        Node::Obj(o) => Val::Obj(o.iter().map(|(k, v)| (k.clone(), to_val(v))).collect()),
     }
 }

@@ -20,68 +20,44 @@ use std::cell::Cell;
 /// (es.define_upcaster refuses cycles).
 const MAX_STEPS: usize = 10_000;
 
-enum Data {
-    Jsonb(Datum),
-    Tree(Val),
-}
-
-impl Data {
-    fn tree(self) -> Val {
-        match self {
-            // SAFETY: a non-null jsonb datum (a row's data, or an upcaster function's result).
-            Data::Jsonb(d) => unsafe { Val::from_datum(d) },
-            Data::Tree(v) => v,
-        }
-    }
-
-    fn datum(self) -> Datum {
-        match self {
-            Data::Jsonb(d) => d,
-            Data::Tree(v) => v.to_jsonb(),
-        }
-    }
-}
+/// Room for `es.events`' attributes, dropped columns included.
+const MAX_ATTS: usize = 32;
 
 /// Runs the chain from (`event_type`, `version`); `None` when no upcaster
-/// applies. Returns the type, version and data the event reads as.
-pub(crate) fn chain(
-    reg: &Registry,
+/// applies. Returns the type the event reads as when a rename changed it,
+/// its version and its data.
+pub(crate) fn chain<'r>(
+    reg: &'r Registry,
     event_type: &str,
     version: i32,
     data: Datum,
     metadata: Datum,
-) -> Option<(String, i32, Datum)> {
-    let first = reg.types.get(event_type)?;
-    if version < 1 || version as usize > first.upcasters.len() {
+) -> Option<(Option<&'r str>, i32, Datum)> {
+    let mut entry = reg.types.get(event_type)?;
+    if version < 1 || version as usize > entry.upcasters.len() {
         return None;
     }
-    let mut t = event_type.to_owned();
+    let mut renamed: Option<&'r str> = None;
     let mut v = version;
-    let mut d = Data::Jsonb(data);
+    let mut d = data;
     for _ in 0..MAX_STEPS {
-        let Some(u) = reg
-            .types
-            .get(&t)
-            .and_then(|e| e.upcasters.get((v - 1).max(0) as usize))
-            .filter(|_| v >= 1)
-        else {
-            return Some((t, v, d.datum()));
+        let Some(u) = entry.upcasters.get((v - 1) as usize).filter(|_| v >= 1) else {
+            return Some((renamed, v, d));
         };
+        let t = renamed.unwrap_or(event_type);
         d = match &u.transform {
-            Transform::Steps(s) => {
-                let mut tree = d.tree();
-                steps::apply(s, &mut tree);
-                Data::Tree(tree)
-            }
+            // SAFETY: `d` is a non-null jsonb datum: the row's data, or what a step or an
+            // upcaster function returned (NULL is refused below).
+            Transform::Steps(s) => unsafe { steps::apply_jsonb(s, d) },
             Transform::Function(f) => {
-                let arg = d.datum();
+                let arg = d;
                 // SAFETY: the upcaster runs sandboxed as its owner; an error inside is
                 // PostgreSQL's own and aborts the (sub)transaction, which undoes the sandbox.
                 let out = roles::sandboxed(f.owner, roles::PINNED_PATH, || unsafe {
                     f.call_propagating(&[arg, metadata])
                 });
                 match out {
-                    Some(r) => Data::Jsonb(r),
+                    Some(r) => r,
                     None => fail(
                         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
                         format!(
@@ -96,8 +72,13 @@ pub(crate) fn chain(
         };
         match &u.to_type {
             Some(to) => {
-                t = to.clone();
+                renamed = Some(to.as_str());
                 v = u.to_version;
+                match reg.types.get(to.as_str()) {
+                    Some(e) => entry = e,
+                    // the new type has no upcasters of its own
+                    None => return Some((renamed, v, d)),
+                }
             }
             None => v += 1,
         }
@@ -170,8 +151,13 @@ pub(crate) fn row(d: Datum) -> Datum {
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
         tuple.t_len = pgrx::varsize_any(th as *const pg_sys::varlena) as u32;
         tuple.t_data = th;
-        let mut values = vec![Datum::from(0usize); natts];
-        let mut nulls = vec![false; natts];
+        // on the stack: this runs once per event read
+        if natts > MAX_ATTS {
+            pg_sys::DecrTupleDescRefCount(tupdesc);
+            pgrx::error!("es.events has more than {MAX_ATTS} columns");
+        }
+        let mut values = [Datum::from(0usize); MAX_ATTS];
+        let mut nulls = [false; MAX_ATTS];
         pg_sys::heap_deform_tuple(&mut tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
         let unchanged = |tupdesc| {
             pg_sys::DecrTupleDescRefCount(tupdesc);
@@ -194,7 +180,9 @@ pub(crate) fn row(d: Datum) -> Datum {
         else {
             return unchanged(tupdesc);
         };
-        values[cols.event_type] = pgrx::IntoDatum::into_datum(t.as_str()).expect("text");
+        if let Some(t) = t {
+            values[cols.event_type] = pgrx::IntoDatum::into_datum(t).expect("text");
+        }
         values[cols.data] = data;
         if let Some(i) = cols.schema_version {
             values[i] = Datum::from(v);

@@ -139,32 +139,49 @@ impl Val {
     /// with PostgreSQL's own jsonb builder (it sorts and dedups keys as
     /// `jsonb_in` would), without going through text.
     pub(crate) fn to_jsonb(&self) -> pg_sys::Datum {
-        // SAFETY: the parse state and every value handed to pushJsonbValue
-        // are palloc'd in the current context and live until the jsonb is
-        // built; token sequences are balanced by construction.
-        unsafe {
-            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        // SAFETY: a new parse state; see push_into.
+        unsafe { pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(self.push_into(&mut state, None))) }
+    }
+
+    /// Pushes the value into a jsonb being built: `seq` is WJB_ELEM or
+    /// WJB_VALUE inside a container, `None` for the root (a scalar root is
+    /// wrapped as jsonb wants it). Returns what the last push returned.
+    ///
+    /// # Safety
+    /// The parse state and every value handed to pushJsonbValue are palloc'd
+    /// in the current context and live until the jsonb is built; token
+    /// sequences are balanced by construction.
+    pub(crate) unsafe fn push_into(
+        &self,
+        state: &mut *mut pg_sys::JsonbParseState,
+        seq: Option<pg_sys::JsonbIteratorToken::Type>,
+    ) -> *mut pg_sys::JsonbValue {
+        if seq.is_some() {
+            return self.push(state, seq);
+        }
+        {
             let root = match self {
-                Val::Arr(_) | Val::Obj(_) => self.push(&mut state, None),
+                Val::Arr(_) | Val::Obj(_) => self.push(state, None),
                 scalar => {
                     // a scalar root is an array of one element flagged as raw
                     let mut begin: pg_sys::JsonbValue = std::mem::zeroed();
                     begin.type_ = pg_sys::jbvType::jbvArray;
                     begin.val.array.rawScalar = true;
                     pg_sys::pushJsonbValue(
-                        &mut state,
+                        state,
                         pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY,
                         &mut begin,
                     );
-                    scalar.push(&mut state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
+                    scalar.push(state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
                     pg_sys::pushJsonbValue(
-                        &mut state,
+                        state,
                         pg_sys::JsonbIteratorToken::WJB_END_ARRAY,
                         std::ptr::null_mut(),
                     )
                 }
             };
-            pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(root))
+            root
         }
     }
 
@@ -221,7 +238,7 @@ impl Val {
 ///
 /// # Safety
 /// Called inside a transaction (palloc).
-unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
+pub(crate) unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
     let mut v: pg_sys::JsonbValue = std::mem::zeroed();
     v.type_ = pg_sys::jbvType::jbvString;
     let p = pg_sys::palloc(s.len().max(1)) as *mut u8;

@@ -5,6 +5,11 @@
 
 use crate::test_harness::*;
 
+/// jsonb's canonical text of a JSON document.
+fn canon(json: &str) -> String {
+    one_text(&format!("SELECT $j${json}$j$::jsonb::text"))
+}
+
 fn append(stream: &str, event_type: &str, data: &str) -> i64 {
     one_i64(&format!(
         "SELECT es.append_event('{stream}', '{event_type}', $d${data}$d$)"
@@ -506,5 +511,52 @@ mod tests {
             ),
             "EUR=11,USD=1"
         );
+    }
+
+    #[pg_test]
+    fn steps_edit_only_what_they_name_and_never_fail_a_read() {
+        let t = "Steps_e09";
+        let cases = [
+            // (stored data, read as)
+            (
+                r#"{"a": 1, "keep": {"deep": [1, {"x": 2}]}}"#,
+                r#"{"b": {"c": 1}, "keep": {"deep": [1, {"x": 2}]}, "copy": {"deep": [1, {"x": 2}]}, "fixed": "v"}"#,
+            ),
+            // no "a": nothing to move; "keep" missing: nothing to copy
+            (r#"{"z": true}"#, r#"{"z": true, "fixed": "v"}"#),
+            // "b" is a string: the move into b.c cannot be written, "a" stays
+            (
+                r#"{"a": 1, "b": "text"}"#,
+                r#"{"a": 1, "b": "text", "fixed": "v"}"#,
+            ),
+            // "gone" is removed, nested
+            (
+                r#"{"a": 2.50, "n": {"gone": 1, "stay": 2}}"#,
+                r#"{"b": {"c": 2.50}, "n": {"stay": 2}, "fixed": "v"}"#,
+            ),
+            // data that is not an object: only a whole-value step could change it
+            (r#"[1, 2]"#, r#"[1, 2]"#),
+            (r#""scalar""#, r#""scalar""#),
+        ];
+        for (i, (data, _)) in cases.iter().enumerate() {
+            run(&format!(
+                "SELECT es.append_event('st_e09-{i}', '{t}', $d${data}$d$)"
+            ));
+        }
+        run(&format!(
+            r#"SELECT es.define_upcaster('{t}', 1, '[{{"rename": "a", "to": "b.c"}},
+                                                  {{"set": "copy", "from": "$.keep"}},
+                                                  {{"unset": "n.gone"}},
+                                                  {{"set": "fixed", "value": "v"}}]')"#
+        ));
+        for (i, (_, want)) in cases.iter().enumerate() {
+            assert_eq!(
+                one_text(&format!(
+                    "SELECT data::text FROM es.read_stream('st_e09-{i}')"
+                )),
+                canon(want),
+                "case {i}"
+            );
+        }
     }
 }

@@ -35,7 +35,7 @@ impl std::fmt::Write for Buf {
     }
 }
 
-impl<'a> Instance for &'a Value {
+impl Instance for &Value {
     fn kind(&self) -> Kind {
         match self {
             Value::Null => Kind::Null,
@@ -69,9 +69,22 @@ impl<'a> Instance for &'a Value {
                 scale: 0,
             });
         }
-        // serde_json keeps only the f64; its shortest text is the decimal the
-        // document most likely spelled (100.1, not 100.09999999999999)
+        // serde_json keeps only the f64; the decimal with the fewest fraction
+        // digits that rounds to it is what the document spelled (100.1, not
+        // 100.09999999999999). Scaling finds it for ordinary amounts without
+        // formatting; the rest go through the shortest text.
         let f = n.as_f64()?;
+        let mut p = 1.0f64;
+        for scale in 0..=15u32 {
+            let m = (f * p).round();
+            if m.abs() < 9.0e15 && m / p == f {
+                return Some(Decimal::Exact {
+                    m: m as i128,
+                    scale,
+                });
+            }
+            p *= 10.0;
+        }
         let mut buf = Buf { b: [0; 40], n: 0 };
         write!(buf, "{f:e}").ok()?;
         Decimal::parse(std::str::from_utf8(&buf.b[..buf.n]).ok()?)
@@ -110,7 +123,7 @@ impl<'a> Instance for &'a Value {
 
 /// Numbers stay as their text here, as in jsonb, so exact decimals that an
 /// f64 cannot hold can be tested.
-impl<'a> Instance for &'a Lit {
+impl Instance for &Lit {
     fn kind(&self) -> Kind {
         match self {
             Lit::Null => Kind::Null,

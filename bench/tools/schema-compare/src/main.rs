@@ -92,7 +92,11 @@ fn cases() -> (Vec<Value>, Vec<Value>) {
         with(e(), "/amount", Some(json!(100.10))),
         with(e(), "/amount", Some(json!(1000000))),
         with(e(), "/tags", Some(json!([]))),
-        with(e(), "/occurred_at", Some(json!("2024-02-29T23:59:59+02:00"))),
+        with(
+            e(),
+            "/occurred_at",
+            Some(json!("2024-02-29T23:59:59+02:00")),
+        ),
         with(e(), "/counterparty/email", None),
     ];
     let invalid = vec![
@@ -114,7 +118,13 @@ fn cases() -> (Vec<Value>, Vec<Value>) {
         with(e(), "/counterparty/email", Some(json!("not an email"))),
         with(e(), "/reference", Some(json!("ab"))),
         with(e(), "/counterparty/iban", Some(json!("x"))),
-        with(e(), "/tags", Some(json!(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]))),
+        with(
+            e(),
+            "/tags",
+            Some(json!([
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"
+            ])),
+        ),
         with(e(), "/counterparty/name", None),
         with(e(), "/counterparty/name", Some(json!(""))),
         json!([]),
@@ -176,26 +186,57 @@ fn main() {
 
     const N: u32 = 200_000;
     let rows: Vec<(&str, f64)> = vec![
-        ("ours: validate, valid event", time(N, || ours.validate("data", &&good))),
-        ("jsonschema: is_valid, valid event", time(N, || theirs.is_valid(&good))),
-        ("jsonschema: validate, valid event", time(N, || theirs.validate(&good).is_ok())),
-        ("ours: validate, invalid event (message built)", time(N, || ours.validate("data", &&bad))),
-        ("jsonschema: is_valid, invalid event", time(N, || theirs.is_valid(&bad))),
-        ("jsonschema: validate, invalid event (message built)", time(N, || {
-            theirs.validate(&bad).map_err(|e| e.to_string())
-        })),
-        ("jsonschema: iter_errors, invalid event (all messages)", time(N, || {
-            theirs.iter_errors(&bad).map(|e| e.to_string()).count()
-        })),
-        ("serde_json: parse the event text into a Value", time(N, || {
-            serde_json::from_str::<Value>(&text).expect("valid JSON")
-        })),
-        ("serde_json parse + jsonschema is_valid", time(N, || {
-            let v: Value = serde_json::from_str(&text).expect("valid JSON");
-            theirs.is_valid(&v)
-        })),
+        (
+            "ours: validate, valid event",
+            time(N, || ours.validate("data", &&good)),
+        ),
+        (
+            "jsonschema: is_valid, valid event",
+            time(N, || theirs.is_valid(&good)),
+        ),
+        (
+            "jsonschema: validate, valid event",
+            time(N, || theirs.validate(&good).is_ok()),
+        ),
+        (
+            "ours: validate, invalid event (message built)",
+            time(N, || ours.validate("data", &&bad)),
+        ),
+        (
+            "jsonschema: is_valid, invalid event",
+            time(N, || theirs.is_valid(&bad)),
+        ),
+        (
+            "jsonschema: validate, invalid event (message built)",
+            time(N, || theirs.validate(&bad).map_err(|e| e.to_string())),
+        ),
+        (
+            "jsonschema: iter_errors, invalid event (all messages)",
+            time(N, || {
+                theirs
+                    .iter_errors(&bad)
+                    .map(|e| e.to_string().len())
+                    .sum::<usize>()
+            }),
+        ),
+        (
+            "serde_json: parse the event text into a Value",
+            time(N, || {
+                serde_json::from_str::<Value>(&text).expect("valid JSON")
+            }),
+        ),
+        (
+            "serde_json parse + jsonschema is_valid",
+            time(N, || {
+                let v: Value = serde_json::from_str(&text).expect("valid JSON");
+                theirs.is_valid(&v)
+            }),
+        ),
     ];
-    println!("\n{N} iterations each, best of 3; event text is {} bytes", text.len());
+    println!(
+        "\n{N} iterations each, best of 3; event text is {} bytes",
+        text.len()
+    );
     println!("{:<56} {:>10}", "what", "ns/call");
     for (what, ns) in rows {
         println!("{what:<56} {ns:>10.0}");
