@@ -160,28 +160,25 @@ impl Val {
         if seq.is_some() {
             return self.push(state, seq);
         }
-        {
-            let root = match self {
-                Val::Arr(_) | Val::Obj(_) => self.push(state, None),
-                scalar => {
-                    // a scalar root is an array of one element flagged as raw
-                    let mut begin: pg_sys::JsonbValue = std::mem::zeroed();
-                    begin.type_ = pg_sys::jbvType::jbvArray;
-                    begin.val.array.rawScalar = true;
-                    pg_sys::pushJsonbValue(
-                        state,
-                        pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY,
-                        &mut begin,
-                    );
-                    scalar.push(state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
-                    pg_sys::pushJsonbValue(
-                        state,
-                        pg_sys::JsonbIteratorToken::WJB_END_ARRAY,
-                        std::ptr::null_mut(),
-                    )
-                }
-            };
-            root
+        match self {
+            Val::Arr(_) | Val::Obj(_) => self.push(state, None),
+            scalar => {
+                // a scalar root is an array of one element flagged as raw
+                let mut begin: pg_sys::JsonbValue = std::mem::zeroed();
+                begin.type_ = pg_sys::jbvType::jbvArray;
+                begin.val.array.rawScalar = true;
+                pg_sys::pushJsonbValue(
+                    state,
+                    pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY,
+                    &mut begin,
+                );
+                scalar.push(state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
+                pg_sys::pushJsonbValue(
+                    state,
+                    pg_sys::JsonbIteratorToken::WJB_END_ARRAY,
+                    std::ptr::null_mut(),
+                )
+            }
         }
     }
 
