@@ -59,6 +59,21 @@ CREATE FUNCTION es._stored_types(event_types text[]) RETURNS text[]
 LANGUAGE c STRICT STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'es_stored_types';
 
+-- Upcasting column by column, for the read functions (no whole-row value
+-- per event): the type and version an event reads as, and its data.
+CREATE FUNCTION es._upcast_type(event_type text, schema_version integer) RETURNS text
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_upcast_type';
+
+CREATE FUNCTION es._upcast_version(event_type text, schema_version integer) RETURNS integer
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_upcast_version';
+
+CREATE FUNCTION es._upcast_data(event_type text, schema_version integer, data jsonb, metadata jsonb)
+RETURNS jsonb
+LANGUAGE c STRICT STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'es_upcast_data';
+
 CREATE FUNCTION es.upcast(e es.events) RETURNS es.events
 LANGUAGE c STRICT STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'es_upcast';

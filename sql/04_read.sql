@@ -28,15 +28,17 @@ BEGIN ATOMIC
           ORDER BY e.version
           LIMIT max_count)
         UNION ALL
-        SELECT (u.x).global_position, (u.x).stream_id, (u.x).stream_type, u.version, (u.x).event_type,
-               (u.x).data, (u.x).metadata, (u.x).event_id, (u.x).recorded_at, (u.x).schema_version
-        FROM (SELECT es.upcast(e) AS x, e.version
-                FROM es.events e
-               WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-                 AND e.version >= COALESCE(from_version, 1)
-                 AND NOT raw AND es._upcasting()
-               ORDER BY e.version
-               LIMIT max_count) u
+        (SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+                es._upcast_type(e.event_type, e.schema_version),
+                es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+                e.metadata, e.event_id, e.recorded_at,
+                es._upcast_version(e.event_type, e.schema_version)
+           FROM es.events e
+          WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
+            AND e.version >= COALESCE(from_version, 1)
+            AND NOT raw AND es._upcasting()
+          ORDER BY e.version
+          LIMIT max_count)
     ) r
     ORDER BY r.version
     LIMIT max_count;

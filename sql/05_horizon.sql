@@ -96,14 +96,18 @@ BEGIN
         -- event_types names the types as read: a type renamed by an
         -- upcaster is found under its new name.
         RETURN QUERY
-        SELECT (u.x).* FROM (
-            SELECT es.upcast(e) AS x FROM es.events e
-            WHERE e.global_position > COALESCE(after_position, 0)
-              AND e.global_position < horizon
-              AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
-              AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
-            ORDER BY e.global_position
-            LIMIT max_count) u;
+        SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+               es._upcast_type(e.event_type, e.schema_version),
+               es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+               e.metadata, e.event_id, e.recorded_at,
+               es._upcast_version(e.event_type, e.schema_version)
+        FROM es.events e
+        WHERE e.global_position > COALESCE(after_position, 0)
+          AND e.global_position < horizon
+          AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
+          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+        ORDER BY e.global_position
+        LIMIT max_count;
     END IF;
 END
 $$;

@@ -278,11 +278,14 @@ BEGIN
         RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
     ELSE
         -- upcast (sql/03_evolution.sql); the filter names the types as read
-        RETURN QUERY SELECT (u.x).* FROM (
-            SELECT es.upcast(s) AS x
+        RETURN QUERY
+            SELECT s.global_position, s.stream_id, s.stream_type, s.version,
+                   es._upcast_type(s.event_type, s.schema_version),
+                   es._upcast_data(s.event_type, s.schema_version, s.data, s.metadata),
+                   s.metadata, s.event_id, s.recorded_at,
+                   es._upcast_version(s.event_type, s.schema_version)
               FROM es._subscription_events(cur.position, h, n, es._stored_types(cur.event_types),
-                                           cur.stream_types, NULL, NULL) s
-            OFFSET 0) u;
+                                           cur.stream_types, NULL, NULL) s;
     END IF;
 END
 $$;
@@ -318,12 +321,15 @@ BEGIN
         RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                                            cur.event_types, cur.stream_types, poll.member, poll.size);
     ELSE
-        RETURN QUERY SELECT (u.x).* FROM (
-            SELECT es.upcast(s) AS x
+        RETURN QUERY
+            SELECT s.global_position, s.stream_id, s.stream_type, s.version,
+                   es._upcast_type(s.event_type, s.schema_version),
+                   es._upcast_data(s.event_type, s.schema_version, s.data, s.metadata),
+                   s.metadata, s.event_id, s.recorded_at,
+                   es._upcast_version(s.event_type, s.schema_version)
               FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                            es._stored_types(cur.event_types), cur.stream_types,
-                                           poll.member, poll.size) s
-            OFFSET 0) u;
+                                           poll.member, poll.size) s;
     END IF;
 END
 $$;

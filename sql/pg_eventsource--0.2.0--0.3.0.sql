@@ -68,6 +68,21 @@ CREATE FUNCTION es._stored_types(event_types text[]) RETURNS text[]
 LANGUAGE c STRICT STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'es_stored_types';
 
+-- Upcasting column by column, for the read functions (no whole-row value
+-- per event): the type and version an event reads as, and its data.
+CREATE FUNCTION es._upcast_type(event_type text, schema_version integer) RETURNS text
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_upcast_type';
+
+CREATE FUNCTION es._upcast_version(event_type text, schema_version integer) RETURNS integer
+LANGUAGE c STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_upcast_version';
+
+CREATE FUNCTION es._upcast_data(event_type text, schema_version integer, data jsonb, metadata jsonb)
+RETURNS jsonb
+LANGUAGE c STRICT STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'es_upcast_data';
+
 CREATE FUNCTION es.upcast(e es.events) RETURNS es.events
 LANGUAGE c STRICT STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'es_upcast';
@@ -315,15 +330,17 @@ BEGIN ATOMIC
           ORDER BY e.version
           LIMIT max_count)
         UNION ALL
-        SELECT (u.x).global_position, (u.x).stream_id, (u.x).stream_type, u.version, (u.x).event_type,
-               (u.x).data, (u.x).metadata, (u.x).event_id, (u.x).recorded_at, (u.x).schema_version
-        FROM (SELECT es.upcast(e) AS x, e.version
-                FROM es.events e
-               WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-                 AND e.version >= COALESCE(from_version, 1)
-                 AND NOT raw AND es._upcasting()
-               ORDER BY e.version
-               LIMIT max_count) u
+        (SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+                es._upcast_type(e.event_type, e.schema_version),
+                es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+                e.metadata, e.event_id, e.recorded_at,
+                es._upcast_version(e.event_type, e.schema_version)
+           FROM es.events e
+          WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
+            AND e.version >= COALESCE(from_version, 1)
+            AND NOT raw AND es._upcasting()
+          ORDER BY e.version
+          LIMIT max_count)
     ) r
     ORDER BY r.version
     LIMIT max_count;
@@ -359,14 +376,18 @@ BEGIN
         -- event_types names the types as read: a type renamed by an
         -- upcaster is found under its new name.
         RETURN QUERY
-        SELECT (u.x).* FROM (
-            SELECT es.upcast(e) AS x FROM es.events e
-            WHERE e.global_position > COALESCE(after_position, 0)
-              AND e.global_position < horizon
-              AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
-              AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
-            ORDER BY e.global_position
-            LIMIT max_count) u;
+        SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+               es._upcast_type(e.event_type, e.schema_version),
+               es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+               e.metadata, e.event_id, e.recorded_at,
+               es._upcast_version(e.event_type, e.schema_version)
+        FROM es.events e
+        WHERE e.global_position > COALESCE(after_position, 0)
+          AND e.global_position < horizon
+          AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
+          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+        ORDER BY e.global_position
+        LIMIT max_count;
     END IF;
 END
 $$;
@@ -418,11 +439,14 @@ BEGIN
         RETURN QUERY SELECT * FROM es._subscription_events(cur.position, h, n, cur.event_types, cur.stream_types, NULL, NULL);
     ELSE
         -- upcast (sql/03_evolution.sql); the filter names the types as read
-        RETURN QUERY SELECT (u.x).* FROM (
-            SELECT es.upcast(s) AS x
+        RETURN QUERY
+            SELECT s.global_position, s.stream_id, s.stream_type, s.version,
+                   es._upcast_type(s.event_type, s.schema_version),
+                   es._upcast_data(s.event_type, s.schema_version, s.data, s.metadata),
+                   s.metadata, s.event_id, s.recorded_at,
+                   es._upcast_version(s.event_type, s.schema_version)
               FROM es._subscription_events(cur.position, h, n, es._stored_types(cur.event_types),
-                                           cur.stream_types, NULL, NULL) s
-            OFFSET 0) u;
+                                           cur.stream_types, NULL, NULL) s;
     END IF;
 END
 $$;
@@ -455,12 +479,15 @@ BEGIN
         RETURN QUERY SELECT * FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                                            cur.event_types, cur.stream_types, poll.member, poll.size);
     ELSE
-        RETURN QUERY SELECT (u.x).* FROM (
-            SELECT es.upcast(s) AS x
+        RETURN QUERY
+            SELECT s.global_position, s.stream_id, s.stream_type, s.version,
+                   es._upcast_type(s.event_type, s.schema_version),
+                   es._upcast_data(s.event_type, s.schema_version, s.data, s.metadata),
+                   s.metadata, s.event_id, s.recorded_at,
+                   es._upcast_version(s.event_type, s.schema_version)
               FROM es._subscription_events(GREATEST(cur.position, member_position), h, n,
                                            es._stored_types(cur.event_types), cur.stream_types,
-                                           poll.member, poll.size) s
-            OFFSET 0) u;
+                                           poll.member, poll.size) s;
     END IF;
 END
 $$;

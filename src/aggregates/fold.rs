@@ -104,8 +104,15 @@ impl Folder {
     }
 
     fn apply_one(&mut self, def: &Def, row: Datum) {
-        // folds see every event as its type's current version
-        let row = crate::evolution::upcast::row(row);
+        // Folds see every event as its type's current version: a fold
+        // function gets the upcast row; reducers only the upcast type and
+        // data (no new row is formed).
+        let is_function = matches!(def.kind, Kind::Function(_));
+        let row = if is_function {
+            crate::evolution::upcast::row(row)
+        } else {
+            row
+        };
         if self.reader.is_none() {
             // SAFETY: the folder's own context, alive while the folder is.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(self.state_cxt) };
@@ -117,7 +124,24 @@ impl Folder {
         }
         // SAFETY: `row` is an `es.events` row of the reader's type; the event borrows it for
         // this call only.
-        let ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
+        let mut ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
+        let reg = crate::evolution::registry::get();
+        if !is_function && reg.any_upcaster {
+            if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
+                &reg,
+                ev.event_type,
+                ev.schema_version,
+                ev.data_datum,
+                ev.metadata_datum,
+            ) {
+                if let Some(t) = renamed {
+                    ev.event_type = t;
+                }
+                ev.data_datum = data;
+                // SAFETY: `data` is the non-null jsonb the chain built, alive for this call.
+                ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
+            }
+        }
         if ev.stream_type != def.stream_type {
             fail(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

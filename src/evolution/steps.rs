@@ -225,7 +225,7 @@ pub(crate) fn apply(steps: &[Step], data: &mut Val) {
 /// The data being edited, expanded only along the steps' paths: values no
 /// step touches stay in jsonb's binary form and are copied as they are
 /// when the result is built (no conversion to a Rust tree and back).
-enum Node {
+pub(crate) enum Node {
     /// A value read out of the stored jsonb (a scalar, or a container in
     /// binary form).
     Raw(pg_sys::JsonbValue),
@@ -374,50 +374,76 @@ fn members(c: Container) -> Vec<(String, Node)> {
     }
 }
 
-/// Applies the steps to an event's data (a jsonb datum) and returns the new
-/// data. Data that is not an object goes through the tree form (a step can
-/// only replace it as a whole).
-///
-/// # Safety
-/// `data` is a non-null jsonb datum, alive while the result is built.
-pub(crate) unsafe fn apply_jsonb(steps: &[Step], data: pg_sys::Datum) -> pg_sys::Datum {
-    let root = Container::from_datum(data);
-    if !root.is_object() {
-        let mut v = Val::from_container(root);
-        apply(steps, &mut v);
-        return v.to_jsonb();
+/// An event's data being edited by the steps of one or more consecutive
+/// upcasters: built back into jsonb once, at the end.
+pub(crate) enum Edit {
+    Object(Node),
+    /// Data that is not an object goes through the tree form (a step can
+    /// only replace it as a whole).
+    Other(Val),
+}
+
+impl Edit {
+    /// # Safety
+    /// `data` is a non-null jsonb datum that outlives the edit.
+    pub(crate) unsafe fn new(data: pg_sys::Datum) -> Edit {
+        let root = Container::from_datum(data);
+        if root.is_object() {
+            Edit::Object(Node::Obj(members(root)))
+        } else {
+            Edit::Other(Val::from_container(root))
+        }
     }
-    let mut node = Node::Obj(members(root));
-    for s in steps {
-        match s {
-            Step::Rename { from, to } => {
-                if let Some(v) = node.remove(from) {
-                    if let Err(v) = node.set(to, v) {
-                        let _ = node.set(from, v);
+
+    pub(crate) fn apply(&mut self, steps: &[Step]) {
+        let node = match self {
+            Edit::Object(n) => n,
+            Edit::Other(v) => return apply(steps, v),
+        };
+        for s in steps {
+            match s {
+                Step::Rename { from, to } => {
+                    if let Some(v) = node.remove(from) {
+                        if let Err(v) = node.set(to, v) {
+                            let _ = node.set(from, v);
+                        }
                     }
                 }
-            }
-            Step::SetValue { path, value } => {
-                let _ = node.set(path, Node::New(value.clone()));
-            }
-            Step::SetFrom { path, from } => {
-                if let Some(v) = node.lookup(from) {
-                    let copy = match v {
-                        Node::Raw(r) => Node::Raw(*r),
-                        Node::New(v) => Node::New(v.clone()),
-                        Node::Obj(_) => Node::New(to_val(v)),
-                    };
-                    let _ = node.set(path, copy);
+                Step::SetValue { path, value } => {
+                    let _ = node.set(path, Node::New(value.clone()));
                 }
-            }
-            Step::Unset { path } => {
-                node.remove(path);
+                Step::SetFrom { path, from } => {
+                    if let Some(v) = node.lookup(from) {
+                        let copy = match v {
+                            Node::Raw(r) => Node::Raw(*r),
+                            Node::New(v) => Node::New(v.clone()),
+                            Node::Obj(_) => Node::New(to_val(v)),
+                        };
+                        let _ = node.set(path, copy);
+                    }
+                }
+                Step::Unset { path } => {
+                    node.remove(path);
+                }
             }
         }
     }
-    let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-    let built = node.push(&mut state, None);
-    pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(built))
+
+    /// The edited data as a jsonb datum (in the current memory context).
+    pub(crate) fn finish(self) -> pg_sys::Datum {
+        match self {
+            Edit::Other(v) => v.to_jsonb(),
+            Edit::Object(node) => {
+                let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+                // SAFETY: a new parse state; the raw values point into the stored jsonb,
+                // which outlives the edit (`Edit::new`'s contract).
+                unsafe {
+                    let built = node.push(&mut state, None);
+                    pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(built))
+                }
+            }
+        }
+    }
 }
 
 /// An expanded node as a tree (for copying one that a later step may edit).

@@ -40,23 +40,34 @@ pub(crate) fn chain<'r>(
     let mut renamed: Option<&'r str> = None;
     let mut v = version;
     let mut d = data;
+    // consecutive step upcasters edit one tree, built back into jsonb once
+    let mut edit: Option<steps::Edit> = None;
     for _ in 0..MAX_STEPS {
         let Some(u) = entry.upcasters.get((v - 1) as usize).filter(|_| v >= 1) else {
+            if let Some(e) = edit.take() {
+                d = e.finish();
+            }
             return Some((renamed, v, d));
         };
         let t = renamed.unwrap_or(event_type);
-        d = match &u.transform {
-            // SAFETY: `d` is a non-null jsonb datum: the row's data, or what a step or an
-            // upcaster function returned (NULL is refused below).
-            Transform::Steps(s) => unsafe { steps::apply_jsonb(s, d) },
+        match &u.transform {
+            Transform::Steps(s) => {
+                // SAFETY: `d` is a non-null jsonb datum: the row's data, or what an upcaster
+                // function returned (NULL is refused below); it outlives the edit.
+                edit.get_or_insert_with(|| unsafe { steps::Edit::new(d) })
+                    .apply(s);
+            }
             Transform::Function(f) => {
+                if let Some(e) = edit.take() {
+                    d = e.finish();
+                }
                 let arg = d;
                 // SAFETY: the upcaster runs sandboxed as its owner; an error inside is
                 // PostgreSQL's own and aborts the (sub)transaction, which undoes the sandbox.
                 let out = roles::sandboxed(f.owner, roles::PINNED_PATH, || unsafe {
                     f.call_propagating(&[arg, metadata])
                 });
-                match out {
+                d = match out {
                     Some(r) => r,
                     None => fail(
                         PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -64,12 +75,12 @@ pub(crate) fn chain<'r>(
                             "the upcaster function of event type \"{t}\" from version {v} returned NULL; an event's data must not be NULL"
                         ),
                     ),
-                }
+                };
             }
             Transform::Missing(msg) => {
                 fail(PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION, msg.clone())
             }
-        };
+        }
         match &u.to_type {
             Some(to) => {
                 renamed = Some(to.as_str());
@@ -77,7 +88,12 @@ pub(crate) fn chain<'r>(
                 match reg.types.get(to.as_str()) {
                     Some(e) => entry = e,
                     // the new type has no upcasters of its own
-                    None => return Some((renamed, v, d)),
+                    None => {
+                        if let Some(e) = edit.take() {
+                            d = e.finish();
+                        }
+                        return Some((renamed, v, d));
+                    }
                 }
             }
             None => v += 1,
@@ -276,4 +292,99 @@ pub unsafe extern "C-unwind" fn es_stored_types(fcinfo: pg_sys::FunctionCallInfo
     .collect();
     let out = registry::get().stored_types(&wanted);
     pgrx::IntoDatum::into_datum(out).unwrap_or(Datum::from(0usize))
+}
+
+/// Where the chain from (`event_type`, `version`) ends: the type and
+/// version the event reads as (no data is touched).
+fn destination<'r>(reg: &'r Registry, event_type: &'r str, version: i32) -> (&'r str, i32) {
+    let mut t = event_type;
+    let mut v = version;
+    for _ in 0..MAX_STEPS {
+        let Some(u) = reg
+            .types
+            .get(t)
+            .and_then(|e| e.upcasters.get((v - 1).max(0) as usize))
+            .filter(|_| v >= 1)
+        else {
+            return (t, v);
+        };
+        match &u.to_type {
+            Some(to) => {
+                t = to.as_str();
+                v = u.to_version;
+            }
+            None => v += 1,
+        }
+    }
+    (t, v)
+}
+
+// The read functions upcast column by column: no whole-row value is built
+// and taken apart again for every event (sql/04_read.sql, sql/05_horizon.sql,
+// sql/08_subscriptions.sql).
+
+crate::v1_function_info!(pg_finfo_es_upcast_type);
+
+/// es._upcast_type(event_type text, schema_version integer) RETURNS text
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose
+/// arguments match the function's SQL signature in `sql/` (STRICT).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_upcast_type(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let stored = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+    let reg = registry::get();
+    if !reg.any_upcaster {
+        return stored;
+    }
+    let t = crate::pg::fmgr::text_datum_str(stored);
+    let version = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as i32;
+    match destination(&reg, t, version) {
+        (to, _) if to != t => pgrx::IntoDatum::into_datum(to).expect("text"),
+        _ => stored,
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_upcast_version);
+
+/// es._upcast_version(event_type text, schema_version integer) RETURNS integer
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose
+/// arguments match the function's SQL signature in `sql/` (STRICT).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_upcast_version(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let version = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as i32;
+    let reg = registry::get();
+    if !reg.any_upcaster {
+        return Datum::from(version);
+    }
+    let t = crate::pg::fmgr::text_datum_str(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0));
+    Datum::from(destination(&reg, t, version).1)
+}
+
+crate::v1_function_info!(pg_finfo_es_upcast_data);
+
+/// es._upcast_data(event_type text, schema_version integer, data jsonb, metadata jsonb) RETURNS jsonb
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose
+/// arguments match the function's SQL signature in `sql/` (STRICT).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_upcast_data(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let data = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 2);
+    let reg = registry::get();
+    if !reg.any_upcaster {
+        return data;
+    }
+    let t = crate::pg::fmgr::text_datum_str(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0));
+    let version = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as i32;
+    let metadata = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 3);
+    match chain(&reg, t, version, data, metadata) {
+        Some((_, _, d)) => d,
+        None => data,
+    }
 }

@@ -17,6 +17,9 @@ pub(crate) struct Event<'a> {
     pub(crate) metadata_datum: Datum,
     pub(crate) event_id: Datum,
     pub(crate) recorded_at: Datum,
+    /// The shape the data was written in (1 where the table has no such
+    /// column yet: an extension not updated).
+    pub(crate) schema_version: i32,
 }
 
 impl Event<'_> {
@@ -61,6 +64,8 @@ pub(crate) struct RowReader {
     tupdesc: pg_sys::TupleDesc,
     /// 0-based attribute index of each column, in `Event` order.
     idx: [usize; 9],
+    /// `schema_version`'s, when the table has it.
+    schema_version: Option<usize>,
 }
 
 /// Room for the row's attributes, dropped columns included.
@@ -90,6 +95,7 @@ impl RowReader {
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let mut idx = [usize::MAX; 9];
+        let mut schema_version = None;
         for (i, a) in attrs.iter().enumerate() {
             if a.attisdropped {
                 continue;
@@ -97,13 +103,19 @@ impl RowReader {
             let name = std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy();
             if let Some(c) = COLUMNS.iter().position(|c| *c == name) {
                 idx[c] = i;
+            } else if name == "schema_version" {
+                schema_version = Some(i);
             }
         }
         assert!(
             idx.iter().all(|i| *i != usize::MAX) && natts <= MAX_ATTS,
             "the row is not an es.events row"
         );
-        RowReader { tupdesc, idx }
+        RowReader {
+            tupdesc,
+            idx,
+            schema_version,
+        }
     }
 
     /// # Safety
@@ -143,6 +155,10 @@ impl RowReader {
             metadata_datum: v(6),
             event_id: v(7),
             recorded_at: v(8),
+            schema_version: match self.schema_version {
+                Some(i) if !nulls[i] => values[i].value() as i32,
+                _ => 1,
+            },
         }
     }
 }
