@@ -341,7 +341,8 @@ impl Node {
             Node::Obj(o) => {
                 pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
                 for (k, v) in o {
-                    let mut key = crate::pg::json_value::string_value(k);
+                    // the node outlives the build (Edit::finish)
+                    let mut key = crate::pg::json_value::borrowed_string_value(k);
                     pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
                     v.push(state, Some(WJB_VALUE));
                 }

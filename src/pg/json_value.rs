@@ -231,6 +231,18 @@ impl Val {
     }
 }
 
+/// A jbvString pointing at `s` itself: pushJsonbValue keeps the pointer, so
+/// `s` must live until the jsonb is built (JsonbValueToJsonb copies it).
+pub(crate) fn borrowed_string_value(s: &str) -> pg_sys::JsonbValue {
+    // SAFETY: an all-zero JsonbValue is a valid value of the C struct; the fields set
+    // below make it a jbvString.
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    v.type_ = pg_sys::jbvType::jbvString;
+    v.val.string.val = s.as_ptr() as *mut std::ffi::c_char;
+    v.val.string.len = s.len() as i32;
+    v
+}
+
 /// A jbvString over a palloc'd copy of `s`.
 ///
 /// # Safety
