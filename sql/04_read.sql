@@ -12,36 +12,23 @@ CREATE FUNCTION es.read_stream(
 ) RETURNS SETOF es.events
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    -- Two branches, one of which a one-time filter switches off: events as
-    -- stored (raw, or no upcaster defined: no per-row call at all), or
-    -- upcast (sql/03_evolution.sql). Both come in version order from the
-    -- (stream_id, version) index, so the ORDER BY merges without sorting.
-    SELECT r.global_position, r.stream_id, r.stream_type, r.version, r.event_type,
-           r.data, r.metadata, r.event_id, r.recorded_at, r.schema_version
-    FROM (
-        (SELECT e.global_position, e.stream_id, e.stream_type, e.version, e.event_type,
-                e.data, e.metadata, e.event_id, e.recorded_at, e.schema_version
-           FROM es.events e
-          WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-            AND e.version >= COALESCE(from_version, 1)
-            AND (raw OR NOT es._upcasting())
-          ORDER BY e.version
-          LIMIT max_count)
-        UNION ALL
-        (SELECT e.global_position, e.stream_id, e.stream_type, e.version,
-                es._upcast_type(e.event_type, e.schema_version),
-                es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
-                e.metadata, e.event_id, e.recorded_at,
-                es._upcast_version(e.event_type, e.schema_version)
-           FROM es.events e
-          WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-            AND e.version >= COALESCE(from_version, 1)
-            AND NOT raw AND es._upcasting()
-          ORDER BY e.version
-          LIMIT max_count)
-    ) r
-    ORDER BY r.version
-    LIMIT max_count;
+    -- Upcast column by column (sql/03_evolution.sql). Whether to is asked
+    -- once per query (an uncorrelated subquery: an InitPlan, run at the
+    -- first row, after the statement's snapshot): with no upcaster (or
+    -- raw => true) each row costs a test of its result, and no call.
+    SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.event_type
+                ELSE es._upcast_type(e.event_type, e.schema_version) END,
+           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.data
+                ELSE es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata) END,
+           e.metadata, e.event_id, e.recorded_at,
+           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.schema_version
+                ELSE es._upcast_version(e.event_type, e.schema_version) END
+      FROM es.events e
+     WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
+       AND e.version >= COALESCE(from_version, 1)
+     ORDER BY e.version
+     LIMIT max_count;
 END;
 
 COMMENT ON FUNCTION es.read_stream(text, bigint, bigint, boolean) IS
