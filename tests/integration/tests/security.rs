@@ -597,19 +597,19 @@ fn null_events_in_folds_do_not_crash_the_server() {
     for (column, row) in [
         (
             "stream_type",
-            "ROW(1, 'acct-1', NULL, 1, 'Deposited', '{}', '{}', gen_random_uuid(), now())",
+            "ROW(1, 'acct-1', NULL, 1, 'Deposited', '{}', '{}', gen_random_uuid(), now(), 1)",
         ),
         (
             "data",
-            "ROW(1, 'acct-1', 'acct', 1, 'Deposited', NULL, '{}', gen_random_uuid(), now())",
+            "ROW(1, 'acct-1', 'acct', 1, 'Deposited', NULL, '{}', gen_random_uuid(), now(), 1)",
         ),
         (
             "event_id",
-            "ROW(1, 'acct-1', 'acct', 1, 'Deposited', '{}', '{}', NULL, now())",
+            "ROW(1, 'acct-1', 'acct', 1, 'Deposited', '{}', '{}', NULL, now(), 1)",
         ),
         (
             "version",
-            "ROW(1, 'acct-1', 'acct', NULL, 'Deposited', '{}', '{}', gen_random_uuid(), now())",
+            "ROW(1, 'acct-1', 'acct', NULL, 'Deposited', '{}', '{}', gen_random_uuid(), now(), 1)",
         ),
     ] {
         let err = rc

@@ -145,7 +145,7 @@ fn error_details_carry_no_rust_backtrace() {
             .expect_err("a wrong expected version"),
         c.batch_execute("SELECT es.append_event('acct-1', 'Refused', '{}')")
             .expect_err("a handler that raises"),
-        c.batch_execute("SELECT es.fold(ROW(1, 'a-1', NULL, 1, 'x', '{}', '{}', gen_random_uuid(), now())::es.events)")
+        c.batch_execute("SELECT es.fold(ROW(1, 'a-1', NULL, 1, 'x', '{}', '{}', gen_random_uuid(), now(), 1)::es.events)")
             .expect_err("a NULL field"),
     ];
     for e in &errors {
