@@ -127,7 +127,7 @@ impl Folder {
         let mut ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
         let reg = crate::evolution::registry::get();
         if !is_function && reg.any_upcaster {
-            if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
+            if let Some((renamed, _, data)) = crate::evolution::upcast::chain_to(
                 &reg,
                 ev.event_type,
                 ev.schema_version,
@@ -137,9 +137,8 @@ impl Folder {
                 if let Some(t) = renamed {
                     ev.event_type = t;
                 }
-                ev.data_datum = data;
-                // SAFETY: `data` is the non-null jsonb the chain built, alive for this call.
-                ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
+                // reducers read the tree: no jsonb is built for them
+                ev.data_tree = Some(data.tree());
             }
         }
         if ev.stream_type != def.stream_type {

@@ -430,6 +430,14 @@ impl Edit {
         }
     }
 
+    /// The edited data as a tree (for readers that want one: native reducers).
+    pub(crate) fn finish_tree(self) -> Val {
+        match self {
+            Edit::Other(v) => v,
+            Edit::Object(node) => to_val(&node),
+        }
+    }
+
     /// The edited data as a jsonb datum (in the current memory context).
     pub(crate) fn finish(self) -> pg_sys::Datum {
         match self {

@@ -23,9 +23,33 @@ const MAX_STEPS: usize = 10_000;
 /// Room for `es.events`' attributes, dropped columns included.
 const MAX_ATTS: usize = 32;
 
+/// The data at the end of a chain: jsonb, or the edit of its last step
+/// upcasters still open.
+pub(crate) enum Upcast {
+    Jsonb(Datum),
+    Edit(steps::Edit),
+}
+
+impl Upcast {
+    pub(crate) fn jsonb(self) -> Datum {
+        match self {
+            Upcast::Jsonb(d) => d,
+            Upcast::Edit(e) => e.finish(),
+        }
+    }
+
+    pub(crate) fn tree(self) -> Val {
+        match self {
+            // SAFETY: a non-null jsonb datum (an upcaster function's result; NULL is refused).
+            Upcast::Jsonb(d) => unsafe { Val::from_datum(d) },
+            Upcast::Edit(e) => e.finish_tree(),
+        }
+    }
+}
+
 /// Runs the chain from (`event_type`, `version`); `None` when no upcaster
 /// applies. Returns the type the event reads as when a rename changed it,
-/// its version and its data.
+/// its version and its data as jsonb.
 pub(crate) fn chain<'r>(
     reg: &'r Registry,
     event_type: &str,
@@ -33,6 +57,17 @@ pub(crate) fn chain<'r>(
     data: Datum,
     metadata: Datum,
 ) -> Option<(Option<&'r str>, i32, Datum)> {
+    chain_to(reg, event_type, version, data, metadata).map(|(t, v, d)| (t, v, d.jsonb()))
+}
+
+/// As [`chain`], leaving the data in the form the last step left it.
+pub(crate) fn chain_to<'r>(
+    reg: &'r Registry,
+    event_type: &str,
+    version: i32,
+    data: Datum,
+    metadata: Datum,
+) -> Option<(Option<&'r str>, i32, Upcast)> {
     let mut entry = reg.types.get(event_type)?;
     if version < 1 || version as usize > entry.upcasters.len() {
         return None;
@@ -44,10 +79,7 @@ pub(crate) fn chain<'r>(
     let mut edit: Option<steps::Edit> = None;
     for _ in 0..MAX_STEPS {
         let Some(u) = entry.upcasters.get((v - 1) as usize).filter(|_| v >= 1) else {
-            if let Some(e) = edit.take() {
-                d = e.finish();
-            }
-            return Some((renamed, v, d));
+            return Some((renamed, v, end(edit, d)));
         };
         let t = renamed.unwrap_or(event_type);
         match &u.transform {
@@ -88,12 +120,7 @@ pub(crate) fn chain<'r>(
                 match reg.types.get(to.as_str()) {
                     Some(e) => entry = e,
                     // the new type has no upcasters of its own
-                    None => {
-                        if let Some(e) = edit.take() {
-                            d = e.finish();
-                        }
-                        return Some((renamed, v, d));
-                    }
+                    None => return Some((renamed, v, end(edit, d))),
                 }
             }
             None => v += 1,
@@ -104,6 +131,13 @@ pub(crate) fn chain<'r>(
         format!("the upcasters of event type \"{event_type}\" form a chain of more than {MAX_STEPS} steps"),
         "Upcasters renaming types into each other make a cycle; define them again with es.define_upcaster.",
     )
+}
+
+fn end(edit: Option<steps::Edit>, d: Datum) -> Upcast {
+    match edit {
+        Some(e) => Upcast::Edit(e),
+        None => Upcast::Jsonb(d),
+    }
 }
 
 /// Where the columns an upcast reads and writes sit in `es.events`' row

@@ -94,6 +94,15 @@ impl Val {
         result
     }
 
+    /// The value at a path of object keys (`None` when a key is missing or a
+    /// step is not an object).
+    pub(crate) fn get_path(&self, keys: &[String]) -> Option<&Val> {
+        keys.iter().try_fold(self, |cur, k| match cur {
+            Val::Obj(o) => o.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v),
+            _ => None,
+        })
+    }
+
     /// Converts a jsonb datum.
     ///
     /// # Safety
