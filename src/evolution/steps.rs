@@ -354,25 +354,10 @@ impl Node {
 
 /// The members of an object container, one level deep.
 fn members(c: Container) -> Vec<(String, Node)> {
-    let mut out = Vec::with_capacity(c.len() as usize);
-    // SAFETY: `c` points into a detoasted jsonb that outlives the iteration; with
-    // skipNested, nested containers come back as jbvBinary values pointing into it.
-    let mut it = unsafe { pg_sys::JsonbIteratorInit(c.as_ptr()) };
-    let mut key = String::new();
-    loop {
-        let mut v = std::mem::MaybeUninit::<pg_sys::JsonbValue>::zeroed();
-        // SAFETY: `it` is the iterator made above; PostgreSQL frees it at WJB_DONE.
-        let tok = unsafe { pg_sys::JsonbIteratorNext(&mut it, v.as_mut_ptr(), true) };
-        // SAFETY: JsonbIteratorNext filled the value for the tokens read below.
-        let v = unsafe { v.assume_init() };
-        use pg_sys::JsonbIteratorToken::*;
-        match tok {
-            WJB_DONE => return out,
-            WJB_KEY => key = Value(v).as_str().unwrap_or_default().to_owned(),
-            WJB_VALUE => out.push((std::mem::take(&mut key), Node::Raw(v))),
-            _ => {}
-        }
-    }
+    c.pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Node::Raw(v.0)))
+        .collect()
 }
 
 /// An event's data being edited by the steps of one or more consecutive

@@ -82,6 +82,82 @@ impl Container {
         }
     }
 
+    /// The key and value of every pair of an object, in stored order, read
+    /// straight from the container's entries (what PostgreSQL's iterator
+    /// gives with skipNested, without a call into PostgreSQL per pair).
+    /// Nested containers come back as jbvBinary values pointing into `self`.
+    pub(crate) fn pairs(&self) -> Vec<(&str, Value)> {
+        if !self.is_object() {
+            return Vec::new();
+        }
+        let n = self.len() as usize;
+        // SAFETY: the layout of a jsonb container (PostgreSQL's jsonb.h): a 4-byte header,
+        // 2n JEntries (keys, then values), then the data, whose offsets the JEntries give;
+        // the container is detoasted and outlives the values that point into it.
+        unsafe {
+            let children = (self.0 as *const u32).add(1);
+            let entry = |i: usize| children.add(i).read_unaligned();
+            let base = children.add(2 * n) as *const u8;
+            let offset = |i: usize| {
+                let mut off = 0u32;
+                for j in (0..i).rev() {
+                    let e = entry(j);
+                    off += e & pg_sys::JENTRY_OFFLENMASK;
+                    if e & pg_sys::JENTRY_HAS_OFF != 0 {
+                        break;
+                    }
+                }
+                off as usize
+            };
+            let length = |i: usize, off: usize| {
+                let e = entry(i);
+                let f = (e & pg_sys::JENTRY_OFFLENMASK) as usize;
+                if e & pg_sys::JENTRY_HAS_OFF != 0 {
+                    f - off
+                } else {
+                    f
+                }
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let ko = offset(i);
+                let kl = length(i, ko);
+                let key =
+                    std::str::from_utf8_unchecked(std::slice::from_raw_parts(base.add(ko), kl));
+                let vi = n + i;
+                let vo = offset(vi);
+                let vl = length(vi, vo);
+                let e = entry(vi) & pg_sys::JENTRY_TYPEMASK;
+                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+                // INTALIGN: numerics and containers start at 4-byte boundaries
+                let aligned = (vo + 3) & !3;
+                match e {
+                    pg_sys::JENTRY_ISSTRING => {
+                        v.type_ = pg_sys::jbvType::jbvString;
+                        v.val.string.val = base.add(vo) as *mut std::ffi::c_char;
+                        v.val.string.len = vl as i32;
+                    }
+                    pg_sys::JENTRY_ISNUMERIC => {
+                        v.type_ = pg_sys::jbvType::jbvNumeric;
+                        v.val.numeric = base.add(aligned) as pg_sys::Numeric;
+                    }
+                    pg_sys::JENTRY_ISBOOL_FALSE | pg_sys::JENTRY_ISBOOL_TRUE => {
+                        v.type_ = pg_sys::jbvType::jbvBool;
+                        v.val.boolean = e == pg_sys::JENTRY_ISBOOL_TRUE;
+                    }
+                    pg_sys::JENTRY_ISNULL => v.type_ = pg_sys::jbvType::jbvNull,
+                    _ => {
+                        v.type_ = pg_sys::jbvType::jbvBinary;
+                        v.val.binary.data = base.add(aligned) as *mut pg_sys::JsonbContainer;
+                        v.val.binary.len = (vl - (aligned - vo)) as i32;
+                    }
+                }
+                out.push((key, Value(v)));
+            }
+            out
+        }
+    }
+
     /// The `i`-th element of an array.
     pub(crate) fn ith(&self, i: u32) -> Option<Value> {
         // SAFETY: `self.0` is a valid container; PostgreSQL returns a palloc'd value or NULL.

@@ -534,10 +534,24 @@ mod tests {
                 r#"{"a": 2.50, "n": {"gone": 1, "stay": 2}}"#,
                 r#"{"b": {"c": 2.50}, "n": {"stay": 2}, "fixed": "v"}"#,
             ),
+            // nulls, booleans, long strings and numbers of every size keep their values
+            (
+                r#"{"a": null, "f": false, "t": true, "n": 1.5e3, "big": 123456789012345678901234567890.123, "s": "a longer string, with ünïcödé"}"#,
+                r#"{"b": {"c": null}, "f": false, "t": true, "n": 1500, "big": 123456789012345678901234567890.123, "s": "a longer string, with ünïcödé", "fixed": "v"}"#,
+            ),
             // data that is not an object: only a whole-value step could change it
             (r#"[1, 2]"#, r#"[1, 2]"#),
             (r#""scalar""#, r#""scalar""#),
         ];
+        // more pairs than jsonb's offset stride (32 entries): offsets stored every 32nd
+        let wide: Vec<String> = (0..40).map(|k| format!(r#""k{k:02}": "v{k}""#)).collect();
+        let wide_in = format!("{{{}, \"a\": {{\"x\": [1, 2]}}}}", wide.join(", "));
+        let wide_out = format!(
+            "{{{}, \"b\": {{\"c\": {{\"x\": [1, 2]}}}}, \"fixed\": \"v\"}}",
+            wide.join(", ")
+        );
+        let mut cases: Vec<(&str, &str)> = cases.to_vec();
+        cases.push((&wide_in, &wide_out));
         for (i, (data, _)) in cases.iter().enumerate() {
             run(&format!(
                 "SELECT es.append_event('st_e09-{i}', '{t}', $d${data}$d$)"
