@@ -125,103 +125,6 @@ fn compile_one(s: &Val) -> Result<Step, String> {
     Err(r#"a step is {"rename": p, "to": q}, {"set": p, "value": v}, {"set": p, "from": "$.x"} or {"unset": p}"#.into())
 }
 
-fn lookup<'a>(v: &'a Val, keys: &[String]) -> Option<&'a Val> {
-    keys.iter().try_fold(v, |cur, k| match cur {
-        Val::Obj(o) => o.iter().find(|(n, _)| n == k).map(|(_, v)| v),
-        _ => None,
-    })
-}
-
-fn remove(v: &mut Val, keys: &[String]) -> Option<Val> {
-    let (last, init) = keys.split_last()?;
-    let mut cur = v;
-    for k in init {
-        cur = match cur {
-            Val::Obj(o) => o.iter_mut().find(|(n, _)| n == k).map(|(_, v)| v)?,
-            _ => return None,
-        };
-    }
-    match cur {
-        Val::Obj(o) => {
-            let i = o.iter().position(|(n, _)| n == last)?;
-            Some(o.remove(i).1)
-        }
-        _ => None,
-    }
-}
-
-/// Writes `value` at `keys`, creating missing objects on the way; gives the
-/// value back where a step of the way exists and is not an object.
-fn set(v: &mut Val, keys: &[String], value: Val) -> Result<(), Val> {
-    let Some((last, init)) = keys.split_last() else {
-        *v = value;
-        return Ok(());
-    };
-    // checked before anything is created, so a refused write leaves no trace
-    let mut probe: &Val = v;
-    for k in init {
-        match probe {
-            Val::Obj(o) => match o.iter().find(|(n, _)| n == k) {
-                Some((_, next)) => probe = next,
-                None => break,
-            },
-            _ => return Err(value),
-        }
-    }
-    if !matches!(probe, Val::Obj(_)) {
-        return Err(value);
-    }
-    let mut cur = v;
-    for k in init {
-        let Val::Obj(o) = cur else {
-            return Err(value);
-        };
-        let i = match o.iter().position(|(n, _)| n == k) {
-            Some(i) => i,
-            None => {
-                o.push((k.clone(), Val::Obj(Vec::new())));
-                o.len() - 1
-            }
-        };
-        cur = &mut o[i].1;
-    }
-    let Val::Obj(o) = cur else {
-        return Err(value);
-    };
-    match o.iter_mut().find(|(n, _)| n == last) {
-        Some((_, slot)) => *slot = value,
-        None => o.push((last.clone(), value)),
-    }
-    Ok(())
-}
-
-/// Applies the steps in order to an event's data.
-pub(crate) fn apply(steps: &[Step], data: &mut Val) {
-    for s in steps {
-        match s {
-            Step::Rename { from, to } => {
-                if let Some(v) = remove(data, from) {
-                    if let Err(v) = set(data, to, v) {
-                        // the target cannot be written: keep the value where it was
-                        let _ = set(data, from, v);
-                    }
-                }
-            }
-            Step::SetValue { path, value } => {
-                let _ = set(data, path, value.clone());
-            }
-            Step::SetFrom { path, from } => {
-                if let Some(v) = lookup(data, from).cloned() {
-                    let _ = set(data, path, v);
-                }
-            }
-            Step::Unset { path } => {
-                remove(data, path);
-            }
-        }
-    }
-}
-
 /// The data being edited, expanded only along the steps' paths: values no
 /// step touches stay in jsonb's binary form and are copied as they are
 /// when the result is built (no conversion to a Rust tree and back).
@@ -364,9 +267,9 @@ fn members(c: Container) -> Vec<(String, Node)> {
 /// upcasters: built back into jsonb once, at the end.
 pub(crate) enum Edit {
     Object(Node),
-    /// Data that is not an object goes through the tree form (a step can
-    /// only replace it as a whole).
-    Other(Val),
+    /// Data that is not an object: every step's path starts with an
+    /// object key, so no step changes it.
+    Other(pg_sys::Datum),
 }
 
 impl Edit {
@@ -377,14 +280,14 @@ impl Edit {
         if root.is_object() {
             Edit::Object(Node::Obj(members(root)))
         } else {
-            Edit::Other(Val::from_container(root))
+            Edit::Other(data)
         }
     }
 
     pub(crate) fn apply(&mut self, steps: &[Step]) {
         let node = match self {
             Edit::Object(n) => n,
-            Edit::Other(v) => return apply(steps, v),
+            Edit::Other(_) => return,
         };
         for s in steps {
             match s {
@@ -418,7 +321,8 @@ impl Edit {
     /// The edited data as a tree (for readers that want one: native reducers).
     pub(crate) fn finish_tree(self) -> Val {
         match self {
-            Edit::Other(v) => v,
+            // SAFETY: the non-null jsonb datum `Edit::new` was given, still alive.
+            Edit::Other(d) => unsafe { Val::from_datum(d) },
             Edit::Object(node) => to_val(&node),
         }
     }
@@ -426,7 +330,7 @@ impl Edit {
     /// The edited data as a jsonb datum (in the current memory context).
     pub(crate) fn finish(self) -> pg_sys::Datum {
         match self {
-            Edit::Other(v) => v.to_jsonb(),
+            Edit::Other(d) => d,
             Edit::Object(node) => {
                 let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
                 // SAFETY: a new parse state; the raw values point into the stored jsonb,
