@@ -510,7 +510,9 @@ SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream
     schema_append read_all_noup read_all_upcast load_upcast)
 
 # ---------------------------------------------------------------- main
-setup_machine
+# The copy needs the system's PostgreSQL, which setup_machine installs: on a
+# fresh machine cargo-pgrx is set up with the system's pg_config, then the copy made.
+PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config setup_machine
 copy_postgres
 if [ $BUILD = 1 ]; then
     install_extension # stops this private server first; builds with $PG_CONFIG (the copy)

@@ -1,4 +1,4 @@
--- Storage. Rows are written only by the extension's functions; see 12_guards.sql.
+-- Storage. Rows are written only by the extension's functions; see 13_guards.sql.
 
 -- The schema is created here, not named in the control file: a schema that
 -- CREATE EXTENSION makes for the control file is not a member of the
@@ -31,6 +31,16 @@ COMMENT ON TABLE es.events IS
 -- Filtered reads of the global order (es.read_all with event_types / stream_types).
 CREATE INDEX events_event_type_position_idx ON es.events (event_type, global_position);
 CREATE INDEX events_stream_type_position_idx ON es.events (stream_type, global_position);
+
+-- Cold storage: the events of archived streams, as they were in es.events
+-- (sql/12_lifecycle.sql). es.read_stream and es.load read them too. ALTER
+-- TABLE es.archived_events SET TABLESPACE moves it (its indexes: ALTER INDEX).
+CREATE TABLE es.archived_events (LIKE es.events INCLUDING DEFAULTS);
+ALTER TABLE es.archived_events
+    ADD CONSTRAINT archived_events_pkey PRIMARY KEY (global_position),
+    ADD CONSTRAINT archived_events_stream_version_key UNIQUE (stream_id, version);
+COMMENT ON TABLE es.archived_events IS
+    'Events of archived streams (es.archive_stream). es.read_stream and es.load read them; es.read_all and es.poll do not.';
 
 -- One row per stream. Every append updates its stream's row: the row lock
 -- orders writers of one stream, and nothing else. Room is left on each page
@@ -65,5 +75,6 @@ CREATE TABLE es.position_base (
 
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('es.events', '');
+SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');
 SELECT pg_catalog.pg_extension_config_dump('es.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('es.position_base', '');

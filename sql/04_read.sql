@@ -24,9 +24,15 @@ BEGIN ATOMIC
            e.metadata, e.event_id, e.recorded_at,
            CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.schema_version
                 ELSE es._upcast_version(e.event_type, e.schema_version) END
-      FROM es.events e
-     WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-       AND e.version >= COALESCE(from_version, 1)
+      FROM (SELECT x.* FROM es.events x
+             WHERE x.stream_id = es._check_stream_id(read_stream.stream_id)
+               AND x.version >= COALESCE(from_version, 1)
+            UNION ALL
+            -- an archived stream's events (es.archive_stream): an index
+            -- probe that finds nothing for every other stream
+            SELECT a.* FROM es.archived_events a
+             WHERE a.stream_id = read_stream.stream_id
+               AND a.version >= COALESCE(from_version, 1)) e
      ORDER BY e.version
      LIMIT max_count;
 END;

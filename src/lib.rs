@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 // Layers, bottom up; each module folder's mod.rs says what it may import.
 mod aggregates; // definitions, reducers, folds, snapshots
 mod evolution; // event schemas checked on append, upcasting on read
+mod lifecycle; // the audited exceptions to append-only: delete, truncate, redact, archive
 mod notifications; // NOTIFY es_events: transaction callback, relay
 mod operations;
 mod pg; // PostgreSQL glue that knows nothing about events
@@ -93,9 +94,14 @@ extension_sql_file!(
     name = "privileges",
     requires = ["append", "projections", "subscriptions", "stats"]
 );
+extension_sql_file!(
+    "../sql/12_lifecycle.sql",
+    name = "lifecycle",
+    requires = ["aggregates", "projections", "privileges", "evolution"]
+);
 // Loaded last: its triggers, revokes and the position offset row refer to
 // objects of every other file.
-extension_sql_file!("../sql/12_guards.sql", name = "guards", finalize);
+extension_sql_file!("../sql/13_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -33,6 +33,9 @@ pub(crate) struct Folder {
     /// Version of the last event applied (or of the snapshot started from).
     pub(crate) version: i64,
     last_stream: Option<String>,
+    /// The version the first event read must have (`fold_stream`): a stream
+    /// whose earlier events were removed cannot be folded from scratch.
+    expect_first: Option<i64>,
     state_cxt: pg_sys::MemoryContext,
     reader: Option<RowReader>,
 }
@@ -75,6 +78,7 @@ impl Folder {
             state,
             version,
             last_stream: None,
+            expect_first: None,
             state_cxt,
             reader: None,
         }
@@ -149,6 +153,21 @@ impl Folder {
                     def.stream_type, ev.stream_type
                 ),
             );
+        }
+        if let Some(first) = self.expect_first.take() {
+            // a soft-deleted stream starts afresh at its tombstone
+            if ev.version != first && ev.event_type != crate::store::guard::STREAM_DELETED {
+                removed(ev.stream_id, first);
+            }
+        }
+        // The store's own markers ($StreamDeleted, $EventsRedacted) are
+        // skipped unless the reducers name them.
+        if ev.event_type.starts_with('$')
+            && !matches!(&def.kind, Kind::Reducers(r, _) if r.names(ev.event_type))
+        {
+            self.last_stream = Some(ev.stream_id.to_owned());
+            self.version = ev.version;
+            return;
         }
         if self.last_stream.as_deref() == Some(ev.stream_id) && ev.version <= self.version {
             fail(
@@ -230,11 +249,34 @@ kept_plan!(
        ORDER BY version DESC LIMIT 1",
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
+/// Fails with 55000: the stream's events from version `first` on are not
+/// all stored (removed by es.truncate_stream, es.delete_stream or
+/// retention), and no snapshot holds the state there.
+fn removed(stream_id: &str, first: i64) -> ! {
+    crate::pg::error::fail_hint(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("stream \"{stream_id}\" no longer stores its events from version {first}: they were removed"),
+        "es.truncate_stream, es.delete_stream and retention remove events (see es.audit); es.load reaches the versions from the stream's kept snapshot on.",
+    )
+}
+
 kept_plan!(
     EVENTS_AFTER,
     c"SELECT e FROM es.events e
        WHERE e.stream_id = $1 AND e.version > $2 AND e.version <= $3
        ORDER BY e.version",
+    [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
+);
+// The same, once a stream has been archived (es.archived_events has rows).
+kept_plan!(
+    EVENTS_AFTER_ALL,
+    c"SELECT x.e FROM (
+        SELECT e, e.version AS v FROM es.events e
+         WHERE e.stream_id = $1 AND e.version > $2 AND e.version <= $3
+        UNION ALL
+        SELECT ROW(a.*)::es.events, a.version FROM es.archived_events a
+         WHERE a.stream_id = $1 AND a.version > $2 AND a.version <= $3) x
+      ORDER BY x.v",
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
 
@@ -286,7 +328,13 @@ pub(crate) fn fold_stream(
         Some(Datum::from(folder.version)),
         Some(Datum::from(target)),
     ];
-    EVENTS_AFTER.cursor(&args, read_only, |rows| {
+    folder.expect_first = Some(folder.version + 1);
+    let plan = if crate::store::archive::in_use() {
+        &EVENTS_AFTER_ALL
+    } else {
+        &EVENTS_AFTER
+    };
+    plan.cursor(&args, read_only, |rows| {
         // SAFETY: `batch_cxt` was created above and lives until the end of this function.
         let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
         folder.apply_rows(rows);
@@ -298,6 +346,14 @@ pub(crate) fn fold_stream(
     });
     // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
+    if folder.version < target {
+        // SAFETY: `stream_id` is the caller's text datum.
+        removed(
+            unsafe { crate::pg::fmgr::text_datum_str(stream_id) },
+            folder.version + 1,
+        );
+    }
+    folder.expect_first = None;
     folder
 }
 

@@ -224,6 +224,12 @@ impl Reducers {
     }
 
     /// Applies one event to the state.
+    /// Whether the reducers name this event type (the store's own `$` types
+    /// reach them only then).
+    pub(crate) fn names(&self, event_type: &str) -> bool {
+        self.by_type.contains_key(event_type)
+    }
+
     pub(crate) fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
         if let Some(steps) = self.by_type.get(ev.event_type) {
             for s in steps {

@@ -207,6 +207,58 @@ pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCa
     Datum::from(catch_up::rebuild(name))
 }
 
+kept_plan!(
+    INLINE_FOR_TYPE,
+    c"SELECT p.name, p.reset IS NOT NULL FROM es.projection_registry p
+       WHERE p.mode = 'inline' AND p.kind = 'handler'
+         AND (p.stream_types IS NULL OR $1 = ANY (p.stream_types))
+       ORDER BY p.name",
+    [pg_sys::TEXTOID]
+);
+
+crate::v1_function_info!(pg_finfo_es_rebuild_inline_projections);
+
+/// es._rebuild_inline_projections(stream_type text) RETURNS text[]: rebuilds
+/// every inline handler projection fed from the stream type that has a
+/// reset function (es.redact, es.delete_stream: read models must not keep
+/// what was erased); returns the names of those that have none.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_rebuild_inline_projections(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Datum {
+    let Some(stream_type) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
+    let found: Vec<(String, bool)> = spi::connected(|| {
+        let n = INLINE_FOR_TYPE.run(&[Some(stream_type)], false) as usize;
+        (0..n)
+            .map(|r| {
+                (
+                    spi::value_string(r, 1).unwrap_or_default(),
+                    spi::value_bool(r, 2).unwrap_or(false),
+                )
+            })
+            .collect()
+    });
+    let mut skipped = Vec::new();
+    for (name, has_reset) in found {
+        if has_reset {
+            // The store's own maintenance, run by an admin function as the
+            // extension's owner, which need not be a member of each
+            // projection's owner: handlers still run as their owners.
+            catch_up::rebuild_as(&name, Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+        } else {
+            skipped.push(name);
+        }
+    }
+    skipped.into_datum().unwrap_or(Datum::from(0usize))
+}
+
 crate::v1_function_info!(pg_finfo_es_drop_projection);
 
 /// es.drop_projection(name text) RETURNS void

@@ -246,8 +246,13 @@ pub(crate) fn run(name: &str, max: i64) -> i64 {
 /// materializer's table) and replays every event into it, in this
 /// transaction; returns how many events (streams, for a materializer).
 pub(crate) fn rebuild(name: &str) -> i64 {
+    rebuild_as(name, roles::current())
+}
+
+/// [`rebuild`], allowed when role `caller` is a member of the projection's
+/// owner.
+pub(crate) fn rebuild_as(name: &str, caller: pg_sys::Oid) -> i64 {
     spi::connected(|| {
-        let caller = roles::current();
         let ext = tables::extension_owner();
         let p = as_user(ext, || lock(name, true, caller)).expect("waited for the lock");
         if p.mode == "inline" {

@@ -24,7 +24,7 @@ use crate::settings::MAX_EVENT_SIZE;
 use crate::store::args;
 use crate::store::ids;
 use crate::store::position;
-use crate::store::{appended, chain};
+use crate::store::{appended, chain, guard};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::{fcinfo, IntoDatum};
@@ -238,6 +238,12 @@ kept_plan!(
     c"SELECT version, stream_type, last_position FROM es.streams WHERE stream_id = $1",
     [pg_sys::TEXTOID]
 );
+// Only asked of a stream closed by sql/12_lifecycle.sql, which exists then.
+kept_plan!(
+    LIFECYCLE,
+    c"SELECT archived FROM es.stream_lifecycle WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
 kept_plan!(
     FIND_EVENT_ID,
     c"SELECT stream_id, version, event_type = $2 AND data = $3 FROM es.events WHERE event_id = $1",
@@ -303,6 +309,31 @@ impl Request<'_> {
         ]
     }
 
+    /// Fails with 55000: the stream is hard-deleted or archived (its
+    /// `last_position` is the largest there is, so no append can follow).
+    fn closed(&self) -> ! {
+        let archived = LIFECYCLE.run(&[Some(self.stream_id_datum)], false) == 1
+            && spi::value_bool(0, 1).unwrap_or(false);
+        if archived {
+            fail_hint(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "stream \"{}\" is archived: nothing can be appended to it",
+                    self.stream_id
+                ),
+                "es.unarchive_stream brings it back.",
+            );
+        }
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "stream \"{}\" was deleted: nothing can be appended to it",
+                self.stream_id
+            ),
+            "es.delete_stream(..., hard => true) closed it for good; write to a new stream.",
+        );
+    }
+
     /// The statement returned no row. Returns when the only reason is that
     /// the stream's last event has a position at or after `first` (the
     /// caller then takes later positions and tries again); otherwise fails,
@@ -318,6 +349,9 @@ impl Request<'_> {
             } else {
                 (0, None, 0)
             };
+        if last == i64::MAX {
+            self.closed();
+        }
         let type_ok = self.stream_type.is_none() || recorded_type.as_deref() == self.stream_type;
         let version_ok = match self.expected {
             None => true,
@@ -411,7 +445,10 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
     // anything asks for a transaction id.
     pg_sys::PreventCommandIfReadOnly(c"es.append_event()".as_ptr());
     let req = request(fcinfo, 0, 3, 6);
-    args::identifier("event_type", crate::pg::fmgr::arg_str(fcinfo, 1));
+    guard::check_event_type(
+        "event_type",
+        args::identifier("event_type", crate::pg::fmgr::arg_str(fcinfo, 1)),
+    );
     let Some(data) = crate::pg::fmgr::arg_datum(fcinfo, 2) else {
         fail_hint(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -564,6 +601,7 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
             Some(None) => bad(format!("events[{i}].type must be a string")),
             Some(Some(t)) => {
                 args::check_identifier(&format!("events[{i}].type"), t);
+                guard::check_event_type(&format!("events[{i}].type"), t);
                 if !types.iter().any(|x| x == t) {
                     types.push(t.to_owned());
                 }

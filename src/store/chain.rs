@@ -171,29 +171,33 @@ kept_plan!(
     c"SELECT e FROM es.events e WHERE e.stream_id = $1 ORDER BY e.version",
     [pg_sys::TEXTOID]
 );
+// Stored events of versions $2 to $3, wherever they are (sql/12_lifecycle.sql).
+kept_plan!(
+    STORED_EVENTS,
+    c"SELECT x.e FROM (
+        SELECT e, e.version AS v FROM es.events e
+         WHERE e.stream_id = $1 AND e.version BETWEEN $2 AND $3
+        UNION ALL
+        SELECT ROW(a.*)::es.events, a.version FROM es.archived_events a
+         WHERE a.stream_id = $1 AND a.version BETWEEN $2 AND $3) x
+      ORDER BY x.v",
+    [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
+);
 
-crate::v1_function_info!(pg_finfo_es_stream_chain);
-
-/// es._stream_chain(stream_id text) RETURNS bytea: the chain folded again
-/// from the stream's stored events (NULL for a stream with none), for
-/// es.verify. Reads with the caller's rights.
-///
-/// # Safety
-/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
-/// the function's SQL signature in `sql/`.
-#[pgrx::pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let Some(stream_id) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
-        return fcinfo::pg_return_null(fcinfo);
-    };
-    let mut head: Option<Hash> = None;
+/// Folds the chain from `head` over the rows a cursor of `plan` gives;
+/// None when there are none and no head was given.
+fn fold_rows(
+    plan: &spi::KeptPlan,
+    args: &[Option<Datum>],
+    read_only: bool,
+    mut head: Option<Hash>,
+) -> Option<Hash> {
     let mut reader: Option<RowReader> = None;
-    spi::connected(|| {
-        STREAM_EVENTS.cursor(&[Some(stream_id)], true, |rows| {
-            for row in rows {
-                // SAFETY: the rows are es.events composites from the query
-                // above, alive until the next fetch.
+    plan.cursor(args, read_only, |rows| {
+        for row in rows {
+            // SAFETY: the rows are es.events composites from the plan's
+            // query, alive until the next fetch.
+            unsafe {
                 let r = reader.get_or_insert_with(|| RowReader::for_row(*row));
                 let ev = r.read(*row);
                 let parts = partial(&EventParts {
@@ -212,9 +216,84 @@ pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo
                     &d,
                 ));
             }
-        })
+        }
     });
-    match head {
+    head
+}
+
+/// The chain after the stored events of versions `from` to `to` of a
+/// stream, folded from `base` (the chain before `from`; None: none yet).
+/// Must run inside an SPI connection; `read_only` reads with the caller's
+/// snapshot, otherwise with one that sees this command's own writes.
+pub(crate) fn fold_stored(
+    stream_id: Datum,
+    base: Option<Hash>,
+    from: i64,
+    to: i64,
+    read_only: bool,
+) -> Option<Hash> {
+    fold_rows(
+        &STORED_EVENTS,
+        &[
+            Some(stream_id),
+            Some(Datum::from(from)),
+            Some(Datum::from(to)),
+        ],
+        read_only,
+        base,
+    )
+}
+
+crate::v1_function_info!(pg_finfo_es_stream_chain);
+
+/// es._stream_chain(stream_id text) RETURNS bytea: the chain folded again
+/// from the stream's stored events (NULL for a stream with none), for
+/// es.verify. Reads with the caller's rights. (The function of databases
+/// not updated to es._stream_chain_from yet.)
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_chain(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let Some(stream_id) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
+    match spi::connected(|| fold_rows(&STREAM_EVENTS, &[Some(stream_id)], true, None)) {
+        Some(h) => bytea(&h),
+        None => fcinfo::pg_return_null(fcinfo),
+    }
+}
+
+crate::v1_function_info!(pg_finfo_es_stream_chain_from);
+
+/// es._stream_chain_from(stream_id text, base bytea, first_version bigint)
+/// RETURNS bytea: the chain folded again over the stream's stored events
+/// (es.events and es.archived_events) from first_version on, starting at
+/// base (the chain es.truncate_stream and the like recorded for the
+/// versions they removed). NULL for a stream with no events, or whose
+/// events were removed before it had a chain.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_stream_chain_from(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let Some(stream_id) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+        return fcinfo::pg_return_null(fcinfo);
+    };
+    let first = crate::pg::fmgr::arg_datum(fcinfo, 2).map_or(1, |d| d.value() as i64);
+    let base = match crate::pg::fmgr::arg_datum(fcinfo, 1) {
+        Some(b) => match <Hash>::try_from(varlena_bytes(b)) {
+            Ok(h) => Some(h),
+            Err(_) => return fcinfo::pg_return_null(fcinfo),
+        },
+        None if first <= 1 => None,
+        None => return fcinfo::pg_return_null(fcinfo),
+    };
+    match spi::connected(|| fold_stored(stream_id, base, first, i64::MAX, true)) {
         Some(h) => bytea(&h),
         None => fcinfo::pg_return_null(fcinfo),
     }

@@ -1,16 +1,12 @@
 -- Events are immutable. These triggers fire for every role, the owner and
 -- superusers included, and also under session_replication_role = replica.
+-- The function (src/store/guard.rs) lets a statement through only while the
+-- extension's own change primitives (sql/12_lifecycle.sql) run it; es.audit
+-- ('never') not even then.
 
 CREATE FUNCTION es._forbid_change() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'es.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Events are facts: append a compensating event instead.';
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'es_forbid_change';
 
 CREATE TRIGGER events_no_update_delete
     BEFORE UPDATE OR DELETE ON es.events
@@ -20,6 +16,24 @@ CREATE TRIGGER events_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change();
 ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_no_update_delete;
 ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_no_truncate;
+
+CREATE TRIGGER archived_events_no_update_delete
+    BEFORE UPDATE OR DELETE ON es.archived_events
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change();
+CREATE TRIGGER archived_events_no_truncate
+    BEFORE TRUNCATE ON es.archived_events
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change();
+ALTER TABLE es.archived_events ENABLE ALWAYS TRIGGER archived_events_no_update_delete;
+ALTER TABLE es.archived_events ENABLE ALWAYS TRIGGER archived_events_no_truncate;
+
+CREATE TRIGGER audit_no_update_delete
+    BEFORE UPDATE OR DELETE ON es.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change('never');
+CREATE TRIGGER audit_no_truncate
+    BEFORE TRUNCATE ON es.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change('never');
+ALTER TABLE es.audit ENABLE ALWAYS TRIGGER audit_no_update_delete;
+ALTER TABLE es.audit ENABLE ALWAYS TRIGGER audit_no_truncate;
 
 -- This cluster's position offset (see src/position.rs). A restore brings the
 -- dumped rows through the trigger below: a row for this cluster merges into
@@ -69,6 +83,14 @@ REVOKE ALL ON FUNCTION es.run_projection(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.rebuild_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.drop_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.materialize_aggregate(text, text) FROM PUBLIC;
+-- the deliberate exceptions to append-only: es.grant_admin opens them
+REVOKE ALL ON FUNCTION es.delete_stream(text, bigint, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.truncate_stream(text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.set_retention(text, interval, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.apply_retention(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.redact(text, jsonb, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.archive_stream(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.unarchive_stream(text) FROM PUBLIC;
 
 -- Trigger functions and internal entry points are the extension's own: no
 -- role may put them on a table of its own (a made-up row would reach other
@@ -77,3 +99,13 @@ REVOKE ALL ON FUNCTION es._after_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._forbid_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._merge_position_base() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._remove_events(text, bigint, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._redact_events(text, jsonb, text[], text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._move_events(text, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._append_marker(text, text, jsonb, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._rebuild_inline_projections(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._lock_stream(text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._truncate_locked(text, text, bigint, bigint, boolean, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._renew_snapshots(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._refresh_read_models(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._carry_base_snapshots() FROM PUBLIC;
