@@ -409,10 +409,12 @@ DECLARE
     changed int8range;
     n bigint;
 BEGIN
-    IF mask IS NULL OR reason IS NULL THEN
-        RAISE EXCEPTION 'es.redact: % must not be NULL', CASE WHEN mask IS NULL THEN 'mask' ELSE 'reason' END
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = CASE WHEN mask IS NOT NULL THEN 'The audit records why data was erased.' END;
+    IF mask IS NULL THEN
+        RAISE EXCEPTION 'es.redact: mask must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF reason IS NULL THEN
+        RAISE EXCEPTION 'es.redact: reason must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'The audit records why data was erased.';
     END IF;
     IF pg_catalog.jsonb_typeof(mask) <> 'object' OR mask = '{}' THEN
         RAISE EXCEPTION 'es.redact: mask must be a non-empty JSON object, got %', mask

@@ -35,6 +35,8 @@ pub(crate) fn worker_databases() -> Vec<String> {
 pub(crate) static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10000);
 /// Longest wait between two catch-ups of the worker, in milliseconds.
 pub(crate) static WORKER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Time between two es.apply_retention runs of the worker, in seconds (0: never).
+pub(crate) static RETENTION_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 
 pub(crate) fn init() {
     // A server-start setting can only be defined while the server starts,
@@ -85,6 +87,16 @@ pub(crate) fn init() {
         1_000_000,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"es.retention_interval",
+        c"Time between two es.apply_retention runs of the background worker (0: the worker applies no retention).",
+        c"",
+        &RETENTION_INTERVAL,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"es.worker_interval",

@@ -33,9 +33,9 @@ pub(crate) struct Folder {
     /// Version of the last event applied (or of the snapshot started from).
     pub(crate) version: i64,
     last_stream: Option<String>,
-    /// The version the first event read must have (`fold_stream`): a stream
-    /// whose earlier events were removed cannot be folded from scratch.
-    expect_first: Option<i64>,
+    /// The first event folded: its version, and whether it is a tombstone
+    /// (`fold_stream` checks that nothing before it was removed).
+    first_seen: Option<(i64, bool)>,
     state_cxt: pg_sys::MemoryContext,
     reader: Option<RowReader>,
 }
@@ -78,7 +78,7 @@ impl Folder {
             state,
             version,
             last_stream: None,
-            expect_first: None,
+            first_seen: None,
             state_cxt,
             reader: None,
         }
@@ -154,11 +154,11 @@ impl Folder {
                 ),
             );
         }
-        if let Some(first) = self.expect_first.take() {
-            // a soft-deleted stream starts afresh at its tombstone
-            if ev.version != first && ev.event_type != crate::store::guard::STREAM_DELETED {
-                removed(ev.stream_id, first);
-            }
+        if self.first_seen.is_none() {
+            self.first_seen = Some((
+                ev.version,
+                ev.event_type == crate::store::guard::STREAM_DELETED,
+            ));
         }
         // The store's own markers ($StreamDeleted, $EventsRedacted) are
         // skipped unless the reducers name them.
@@ -249,15 +249,37 @@ kept_plan!(
        ORDER BY version DESC LIMIT 1",
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
-/// Fails with 55000: the stream's events from version `first` on are not
-/// all stored (removed by es.truncate_stream, es.delete_stream or
-/// retention), and no snapshot holds the state there.
-fn removed(stream_id: &str, first: i64) -> ! {
-    crate::pg::error::fail_hint(
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        format!("stream \"{stream_id}\" no longer stores its events from version {first}: they were removed"),
-        "es.truncate_stream, es.delete_stream and retention remove events (see es.audit); es.load reaches the versions from the stream's kept snapshot on.",
-    )
+kept_plan!(
+    FIRST_STORED,
+    c"SELECT first_version FROM es.stream_lifecycle WHERE stream_id = $1",
+    [pg_sys::TEXTOID]
+);
+
+/// Fails with 55000 when the fold from version `from` missed events that
+/// es.truncate_stream, es.delete_stream or retention removed (no snapshot
+/// holds the state there): it read none up to `target`, or its first was
+/// not the next one (nor a tombstone, after which a stream starts afresh).
+/// A gap the lifecycle functions did not make is left to es.verify.
+fn check_removed(stream_id: Datum, from: i64, target: i64, first_seen: Option<(i64, bool)>) {
+    let missed = match first_seen {
+        None => target > from && target < i64::MAX,
+        Some((v, tombstone)) => v != from + 1 && !tombstone,
+    };
+    if !missed || crate::pg::tables::relation(c"stream_lifecycle") == pg_sys::Oid::INVALID {
+        return;
+    }
+    let first = (FIRST_STORED.run(&[Some(stream_id)], true) == 1)
+        .then(|| spi::value_i64(0, 1).unwrap_or(1))
+        .unwrap_or(1);
+    if first > from + 1 {
+        // SAFETY: `stream_id` is the caller's text datum.
+        let name = unsafe { crate::pg::fmgr::text_datum_str(stream_id) };
+        crate::pg::error::fail_hint(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("stream \"{name}\" no longer stores its events below version {first}: they were removed"),
+            "es.truncate_stream, es.delete_stream and retention remove events (see es.audit); es.load reaches the versions from the stream's kept snapshot on.",
+        );
+    }
 }
 
 kept_plan!(
@@ -328,7 +350,7 @@ pub(crate) fn fold_stream(
         Some(Datum::from(folder.version)),
         Some(Datum::from(target)),
     ];
-    folder.expect_first = Some(folder.version + 1);
+    let from = folder.version;
     let plan = if crate::store::archive::in_use() {
         &EVENTS_AFTER_ALL
     } else {
@@ -346,14 +368,7 @@ pub(crate) fn fold_stream(
     });
     // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
-    if folder.version < target {
-        // SAFETY: `stream_id` is the caller's text datum.
-        removed(
-            unsafe { crate::pg::fmgr::text_datum_str(stream_id) },
-            folder.version + 1,
-        );
-    }
-    folder.expect_first = None;
+    check_removed(stream_id, from, target, folder.first_seen.take());
     folder
 }
 

@@ -7,3 +7,6 @@
 //! locks, snapshots, markers) are PL/pgSQL in `sql/12_lifecycle.sql`.
 
 pub(crate) mod change;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;

@@ -9,6 +9,10 @@
 //! transaction, until a call returns less than a full batch. Failed
 //! projections wait for `es.run_projection` after the fix.
 //!
+//! Every `es.retention_interval` seconds it also runs `es.apply_retention`
+//! (sql/12_lifecycle.sql), in batches of `es.worker_batch_size` events, one
+//! transaction each, until a batch removes less than a full one.
+//!
 //! A database with no running async projection costs the worker one look
 //! per `es.worker_interval`, not one per notification: with every append
 //! notifying, two queries per commit were a fifth of a single-client
@@ -16,7 +20,7 @@
 //! interval (or at once by `es.run_projection`).
 
 use crate::pg::spi;
-use crate::settings::{worker_databases, WORKER_BATCH_SIZE, WORKER_INTERVAL};
+use crate::settings::{worker_databases, RETENTION_INTERVAL, WORKER_BATCH_SIZE, WORKER_INTERVAL};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -58,6 +62,7 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
     let mut listening = false;
     // Until when to skip catch-ups because the last look found nothing to run.
     let mut idle_until: Option<Instant> = None;
+    let mut next_retention = Instant::now();
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: called in the worker's main loop, outside a transaction, as PostgreSQL's
@@ -79,6 +84,11 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
         }
         if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
             idle_until = (!catch_up()).then(|| Instant::now() + interval());
+        }
+        let every = RETENTION_INTERVAL.get();
+        if listening && every > 0 && Instant::now() >= next_retention {
+            apply_retention();
+            next_retention = Instant::now() + Duration::from_secs(every as u64);
         }
         // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
         // do.
@@ -135,4 +145,44 @@ fn catch_up() -> bool {
         }
     }
     any
+}
+
+/// Runs es.apply_retention in batches until one removes less than a full
+/// batch; an error is logged and ends this run (the next interval retries).
+fn apply_retention() {
+    let batch = WORKER_BATCH_SIZE.get().max(1) as i64;
+    loop {
+        if BackgroundWorker::sigterm_received() {
+            return;
+        }
+        let removed = BackgroundWorker::transaction(|| {
+            // (a database not updated to 0.3.0 has no retention table)
+            let present =
+                Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('es.retention') IS NOT NULL");
+            if !installed()
+                || !matches!(present, Ok(Some(true)))
+                || !matches!(
+                    Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM es.retention)"),
+                    Ok(Some(true))
+                )
+            {
+                return 0;
+            }
+            let mut n = 0;
+            let r = crate::pg::xact::in_subtransaction(|| {
+                n = Spi::get_one_with_args::<i64>("SELECT es.apply_retention($1)", &[batch.into()])
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+            });
+            if let Err(e) = r {
+                pgrx::warning!("pg_eventsource: es.apply_retention failed: {e}");
+                return 0;
+            }
+            n
+        });
+        if removed < batch {
+            return;
+        }
+    }
 }
