@@ -268,9 +268,11 @@ fn check_removed(stream_id: Datum, from: i64, target: i64, first_seen: Option<(i
     if !missed || crate::pg::tables::relation(c"stream_lifecycle") == pg_sys::Oid::INVALID {
         return;
     }
-    let first = (FIRST_STORED.run(&[Some(stream_id)], true) == 1)
-        .then(|| spi::value_i64(0, 1).unwrap_or(1))
-        .unwrap_or(1);
+    let first = if FIRST_STORED.run(&[Some(stream_id)], true) == 1 {
+        spi::value_i64(0, 1).unwrap_or(1)
+    } else {
+        1
+    };
     if first > from + 1 {
         // SAFETY: `stream_id` is the caller's text datum.
         let name = unsafe { crate::pg::fmgr::text_datum_str(stream_id) };

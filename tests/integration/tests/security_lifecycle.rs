@@ -258,7 +258,10 @@ fn assert_verifies(su: &mut Client, when: &str) {
         ),
     );
     let problems: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert!(problems.is_empty(), "{when}: es.verify() reports {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "{when}: es.verify() reports {problems:?}"
+    );
 }
 
 /// The audit's rows as `by_role operation stream_id versions event_count`, in order.
@@ -384,8 +387,18 @@ fn writers_and_readers_cannot_change_history() {
             &["42501"],
         );
         // Granting itself the admin functions.
-        expect_fail(c, who, &format!("SELECT es.grant_admin('{who}')"), &["42501"]);
-        expect_fail(c, who, &format!("SELECT es.revoke_admin('{}')", s.a), &["42501"]);
+        expect_fail(
+            c,
+            who,
+            &format!("SELECT es.grant_admin('{who}')"),
+            &["42501"],
+        );
+        expect_fail(
+            c,
+            who,
+            &format!("SELECT es.revoke_admin('{}')", s.a),
+            &["42501"],
+        );
         expect_fail(c, who, "SELECT es.delete_stream('acct-1')", &["42501"]);
     }
 
@@ -419,7 +432,10 @@ fn writers_and_readers_cannot_change_history() {
         0
     );
     assert_eq!(one_i64(&mut su, "SELECT count(*) FROM es.events"), 6);
-    assert_eq!(one_i64(&mut su, "SELECT count(*) FROM es.archived_events"), 2);
+    assert_eq!(
+        one_i64(&mut su, "SELECT count(*) FROM es.archived_events"),
+        2
+    );
     assert_verifies(&mut su, "after the attacks");
     s.assert_not_escalated("writer and reader attacks");
 
@@ -432,7 +448,10 @@ fn writers_and_readers_cannot_change_history() {
     let state = one_text(&mut rc, "SELECT state::text FROM es.load('acct-1')");
     assert_eq!(state, r#"{"balance": 16}"#);
     assert_eq!(
-        one_i64(&mut su, "SELECT es.truncate_stream('acct-1', 3, 'still works')"),
+        one_i64(
+            &mut su,
+            "SELECT es.truncate_stream('acct-1', 3, 'still works')"
+        ),
         2
     );
     assert_eq!(
@@ -443,7 +462,12 @@ fn writers_and_readers_cannot_change_history() {
     assert_eq!(audit.len(), 2, "{audit:?}");
     assert_eq!(audit[1], "postgres truncate_stream acct-1 [1,3) 2");
     // and the writer still cannot
-    expect_fail(&mut wc, w, "SELECT es.truncate_stream('acct-1', 4)", &["42501"]);
+    expect_fail(
+        &mut wc,
+        w,
+        "SELECT es.truncate_stream('acct-1', 4)",
+        &["42501"],
+    );
     assert_verifies(&mut su, "after the truncation");
 }
 
@@ -507,10 +531,7 @@ fn superuser_cannot_bypass_the_guard() {
     for sql in guarded_changes() {
         expect_fail(&mut su, "superuser, replica", sql, &["55000"]);
     }
-    ok(
-        "origin",
-        su.batch_execute("RESET session_replication_role"),
-    );
+    ok("origin", su.batch_execute("RESET session_replication_role"));
     // And in a transaction that set it locally.
     ok(
         "BEGIN",
@@ -540,7 +561,10 @@ fn superuser_cannot_bypass_the_guard() {
     }
     ok("COMMIT", su.batch_execute("COMMIT"));
     assert_eq!(
-        one_i64(&mut su, "SELECT count(*) FROM es.events WHERE stream_id = 'g-1'"),
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM es.events WHERE stream_id = 'g-1'"
+        ),
         3,
         "the truncation committed, nothing else"
     );
@@ -555,11 +579,31 @@ fn superuser_cannot_bypass_the_guard() {
         "SELECT es.delete_stream('g-1', expected_version => 1)",
         "40001",
     );
-    expect_fail_in_tx(&mut su, "superuser", "SELECT es.delete_stream('nobody-1')", "42704");
-    expect_fail_in_tx(&mut su, "superuser", "SELECT es.truncate_stream('g-1', 99)", "22023");
-    expect_fail_in_tx(&mut su, "superuser", "SELECT es.unarchive_stream('g-1')", "55000");
+    expect_fail_in_tx(
+        &mut su,
+        "superuser",
+        "SELECT es.delete_stream('nobody-1')",
+        "42704",
+    );
+    expect_fail_in_tx(
+        &mut su,
+        "superuser",
+        "SELECT es.truncate_stream('g-1', 99)",
+        "22023",
+    );
+    expect_fail_in_tx(
+        &mut su,
+        "superuser",
+        "SELECT es.unarchive_stream('g-1')",
+        "55000",
+    );
     for sql in guarded_changes() {
-        expect_fail_in_tx(&mut su, "superuser after failed lifecycle calls", sql, "55000");
+        expect_fail_in_tx(
+            &mut su,
+            "superuser after failed lifecycle calls",
+            sql,
+            "55000",
+        );
     }
     ok("COMMIT", su.batch_execute("COMMIT"));
     assert_eq!(fingerprint(&mut su), before);
@@ -733,7 +777,10 @@ fn user_code_run_by_admin_functions_gets_no_rights() {
         let state_before = load(c, &s1);
         assert_eq!(
             state_before,
-            (5, r#"{"n": 5, "who": "W", "delete": "42501"}"#.replace("W", &s.w)),
+            (
+                5,
+                r#"{"n": 5, "who": "W", "delete": "42501"}"#.replace("W", &s.w)
+            ),
             "{who}: W's fold runs as W, and its DELETE is refused"
         );
         s.assert_not_escalated(&format!("{who}: es.load"));
@@ -747,14 +794,26 @@ fn user_code_run_by_admin_functions_gets_no_rights() {
             2
         );
         s.assert_not_escalated(&format!("{who}: es.truncate_stream"));
-        assert_eq!(load(c, &s1), state_before, "{who}: truncation keeps the state");
         assert_eq!(
-            ok("archive", c.query_one("SELECT es.archive_stream($1)", &[&s1])).get::<_, i64>(0),
+            load(c, &s1),
+            state_before,
+            "{who}: truncation keeps the state"
+        );
+        assert_eq!(
+            ok(
+                "archive",
+                c.query_one("SELECT es.archive_stream($1)", &[&s1])
+            )
+            .get::<_, i64>(0),
             3
         );
         assert_eq!(load(c, &s1), state_before, "{who}: archived, still loads");
         assert_eq!(
-            ok("unarchive", c.query_one("SELECT es.unarchive_stream($1)", &[&s1])).get::<_, i64>(0),
+            ok(
+                "unarchive",
+                c.query_one("SELECT es.unarchive_stream($1)", &[&s1])
+            )
+            .get::<_, i64>(0),
             3
         );
         s.assert_not_escalated(&format!("{who}: archive and unarchive"));
@@ -776,7 +835,11 @@ fn user_code_run_by_admin_functions_gets_no_rights() {
         );
         s.assert_not_escalated(&format!("{who}: es.redact"));
         assert_eq!(
-            ok("delete", c.query_one("SELECT es.delete_stream($1, 3)", &[&s3])).get::<_, i64>(0),
+            ok(
+                "delete",
+                c.query_one("SELECT es.delete_stream($1, 3)", &[&s3])
+            )
+            .get::<_, i64>(0),
             3
         );
         s.assert_not_escalated(&format!("{who}: es.delete_stream"));
@@ -786,7 +849,11 @@ fn user_code_run_by_admin_functions_gets_no_rights() {
             state,
             r#"{"n": 3, "who": "W", "delete": "42501"}"#.replace("W", &s.w)
         );
-        assert_eq!(load(c, &s3), (4, "{}".to_string()), "{who}: deleted, afresh");
+        assert_eq!(
+            load(c, &s3),
+            (4, "{}".to_string()),
+            "{who}: deleted, afresh"
+        );
         s.assert_not_escalated(&format!("{who}: es.load after the changes"));
 
         let mut check = s.su();
@@ -898,7 +965,10 @@ fn user_code_run_by_admin_functions_gets_no_rights() {
 
     // Still works: W appends on, the fold still runs as W.
     assert_eq!(
-        one_i64(&mut wc, "SELECT es.append_event('wx-1', 'Added', '{}', expected_version => 5)"),
+        one_i64(
+            &mut wc,
+            "SELECT es.append_event('wx-1', 'Added', '{}', expected_version => 5)"
+        ),
         6
     );
     assert_eq!(
@@ -936,7 +1006,10 @@ fn audit_names_who_acted() {
     assert_eq!(owner, "postgres");
 
     let mut ac = s.admin();
-    assert_eq!(one_i64(&mut ac, "SELECT es.truncate_stream('au-1', 2, 'a')"), 1);
+    assert_eq!(
+        one_i64(&mut ac, "SELECT es.truncate_stream('au-1', 2, 'a')"),
+        1
+    );
     ok(
         "retention",
         ac.batch_execute("SELECT es.set_retention('au', max_count => 2)"),
@@ -956,10 +1029,17 @@ fn audit_names_who_acted() {
     ok("SET ROLE", bc.batch_execute(&format!("SET ROLE {a}")));
     assert_eq!(one_i64(&mut bc, "SELECT es.delete_stream('au-4')"), 3);
     // A SET ROLE inside a transaction counts too.
-    ok("BEGIN", bc.batch_execute(&format!("RESET ROLE; BEGIN; SET LOCAL ROLE {a}")));
+    ok(
+        "BEGIN",
+        bc.batch_execute(&format!("RESET ROLE; BEGIN; SET LOCAL ROLE {a}")),
+    );
     assert_eq!(one_i64(&mut bc, "SELECT es.unarchive_stream('au-3')"), 3);
     ok("COMMIT", bc.batch_execute("COMMIT"));
-    assert_eq!(one_text(&mut bc, "SELECT current_user::text"), b, "SET LOCAL ended");
+    assert_eq!(
+        one_text(&mut bc, "SELECT current_user::text"),
+        b,
+        "SET LOCAL ended"
+    );
     ok("SET ROLE", bc.batch_execute(&format!("SET ROLE {a}")));
     assert_eq!(one_i64(&mut su, "SELECT es.truncate_stream('au-5', 3)"), 2);
     // Retention run by A: au-5's three events already cut to its last two,
@@ -1008,8 +1088,18 @@ fn audit_names_who_acted() {
     }
     // An admin cannot grant or revoke.
     let w = s.w.clone();
-    expect_fail(&mut ac, &a, &format!("SELECT es.grant_admin('{w}')"), &["42501"]);
-    expect_fail(&mut ac, &a, &format!("SELECT es.revoke_admin('{a}')"), &["42501"]);
+    expect_fail(
+        &mut ac,
+        &a,
+        &format!("SELECT es.grant_admin('{w}')"),
+        &["42501"],
+    );
+    expect_fail(
+        &mut ac,
+        &a,
+        &format!("SELECT es.revoke_admin('{a}')"),
+        &["42501"],
+    );
     let audit_before = audit_rows(&mut su);
     assert_eq!(audit_before, rows);
 
@@ -1107,7 +1197,10 @@ fn user_code_cannot_forge_markers_during_admin_functions() {
         ),
         1
     );
-    assert_eq!(one_i64(&mut su, "SELECT es.delete_stream('acct-2', hard => true)"), 2);
+    assert_eq!(
+        one_i64(&mut su, "SELECT es.delete_stream('acct-2', hard => true)"),
+        2
+    );
     s.assert_not_escalated("markers");
 
     let log: Vec<String> = ok(
