@@ -59,7 +59,7 @@ pub(crate) fn sanctioned<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` (one append of a marker event) with `$` types allowed.
+/// Runs `f` (one append of one marker event) with a `$` type allowed once.
 pub(crate) fn markers<R>(f: impl FnOnce() -> R) -> R {
     ensure_callback();
     MARKERS.with(|s| s.set(true));
@@ -67,10 +67,12 @@ pub(crate) fn markers<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Fails with 22023 for an event type of the store's own (`$...`) outside
-/// [`markers`].
+/// Fails with 22023 for an event type of the store's own (`$...`), but
+/// for the one append [`markers`] allows: the first check of a `$` type
+/// takes the allowance, so code that the append itself runs (inline
+/// projections, folds) cannot append markers of its own.
 pub(crate) fn check_event_type(what: &str, event_type: &str) {
-    if event_type.starts_with('$') && !MARKERS.with(|m| m.get()) {
+    if event_type.starts_with('$') && !MARKERS.with(|m| m.replace(false)) {
         crate::pg::error::fail_hint(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("{what} \"{event_type}\" begins with \"$\": such types are the store's own"),
