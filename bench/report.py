@@ -142,6 +142,11 @@ ROWS = [
      ("read_all_upcast", "raw"), "`es.read_all(..., raw => true)`", "thr", [("ratio", ">=", 0.7)], E),
     ("`es.load` of 100 events that all need a two-step upcast chain, snapshots off", ("load_upcast", "chain"),
      ("load_upcast", "none"), "100 events that need none", "cost", [("ratio", "<=", 1.3)], "loads/s"),
+    ("`es.apply_retention`: keep the last 10 of each stream's 1,000 events (snapshot at each cut, audit row per stream)",
+     ("retention", "es"), ("retention", "delete"), "bare DELETE of the same rows", "thr", [("ours", ">=", 100000)], E),
+    ("`es.redact` of a 10,000-event stream (chain re-anchored, snapshots rebuilt, marker, audit)",
+     ("redact", "es"), ("redact", "update"), "bare UPDATE with jsonb_set of the same rows", "thr",
+     [("ours", ">=", 10000)], E),
 ]
 
 

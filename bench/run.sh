@@ -435,6 +435,58 @@ SQL
     done
 }
 
+# The lifecycle functions, one timed call per round on data made afresh
+# (they remove and rewrite it): es.apply_retention keeping the last 10 of
+# each stream's events, against a bare DELETE of the same rows; es.redact of a
+# 10,000-event stream, against a bare UPDATE with jsonb_set of the same rows
+# (both as events/s: 10,000 in under a second is 10,000 events/s or more).
+lifecycle_round() {
+    recreate_db es_life
+    es_psql es_life -q -c "CREATE EXTENSION pg_eventsource" >/dev/null
+    es_psql es_life -q -v streams="$LIFE_STREAMS" -v per=1000 -f "$BENCH/sql/data_lifecycle.sql" >/dev/null
+    q es_life CHECKPOINT
+    quiet_wait
+}
+# timed DB SQL: prints "rows seconds" of one statement that returns a row count
+timed() {
+    es_psql "$1" -qAt -F ' ' <<SQL
+SELECT clock_timestamp() AS t0 \gset
+SELECT ($2) AS n \gset
+SELECT :n, extract(epoch FROM clock_timestamp() - :'t0');
+SQL
+}
+LIFE_STREAMS=$([ $QUICK = 1 ] && echo 20 || echo 200)
+sc_retention() {
+    local r out n secs
+    for ((r = 1; r <= ROUNDS; r++)); do
+        lifecycle_round
+        q es_life "SELECT es.set_retention('ret', max_count => 10)" >/dev/null
+        read -r n secs <<<"$(timed es_life "SELECT es.apply_retention(100000000)")"
+        rec retention es "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
+        printf '    %-22s %-8s round %s: %12.1f %-8s (%s events in %.3f s)\n' retention es "$r" \
+            "$(awk -v n="$n" -v s="$secs" 'BEGIN { print n / s }')" "$EV" "$n" "$secs"
+        read -r n secs <<<"$(timed es_life "WITH d AS (DELETE FROM bench_ret b USING es.streams s
+                                                          WHERE s.stream_id = b.stream_id AND b.version <= s.version - 10
+                                                          RETURNING 1) SELECT count(*) FROM d")"
+        rec retention delete "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
+        printf '    %-22s %-8s round %s: %12.1f %-8s (%s rows in %.3f s)\n' retention delete "$r" \
+            "$(awk -v n="$n" -v s="$secs" 'BEGIN { print n / s }')" "$EV" "$n" "$secs"
+    done
+}
+sc_redact() {
+    local r n secs
+    for ((r = 1; r <= ROUNDS; r++)); do
+        lifecycle_round
+        read -r n secs <<<"$(timed es_life "SELECT es.redact('red-1', '{\"email\": \"[redacted]\"}', 'bench')")"
+        rec redact es "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
+        printf '    %-22s %-8s round %s: %10.1f ms   (%s events)\n' redact es "$r" "$(awk -v s="$secs" 'BEGIN { print s * 1000 }')" "$n"
+        read -r n secs <<<"$(timed es_life "WITH u AS (UPDATE bench_red SET data = jsonb_set(data, '{email}', '\"[redacted]\"')
+                                                        WHERE data ? 'email' RETURNING 1) SELECT count(*) FROM u")"
+        rec redact update "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
+        printf '    %-22s %-8s round %s: %10.1f ms   (%s rows)\n' redact update "$r" "$(awk -v s="$secs" 'BEGIN { print s * 1000 }')" "$n"
+    done
+}
+
 # Chart points that the 1- and 8-client scenarios do not give.
 sc_append_scaling() {
     local c r
@@ -507,7 +559,7 @@ sc_proj_async() {
 
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
-    schema_append read_all_noup read_all_upcast load_upcast)
+    schema_append read_all_noup read_all_upcast load_upcast retention redact)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -546,6 +598,7 @@ for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
         read_all_upcast|load_upcast) need_evo=1 ;;
+        retention|redact) ;;
         read_*|fold*) need_bank=1 ;;
         load) need_load=1 ;;
         *) need_append=1 ;;

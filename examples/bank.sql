@@ -13,7 +13,9 @@
 --   * read models: bank.account_balances (inline projection), and
 --     bank.transaction_history and bank.daily_summary (async projections);
 --   * schema evolution: deposits gain a currency; older ones are upcast to the
---     default currency on every read, new ones are checked by a JSON Schema.
+--     default currency on every read, new ones are checked by a JSON Schema;
+--   * a customer who leaves and asks to be forgotten: his name is redacted
+--     from his events (audited), his closed account archived.
 --
 -- Errors raised by the commands (catch them by SQLSTATE):
 --   22004 null_value_not_allowed           an argument is NULL
@@ -245,7 +247,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF e.event_type = 'AccountOpened' THEN
+    IF e.event_type = '$StreamDeleted' THEN
+        -- es.delete_stream removed the account's events: its row goes too
+        DELETE FROM bank.account_balances b WHERE b.account_id = substr(e.stream_id, length('account-') + 1);
+    ELSIF e.event_type LIKE '$%' THEN
+        -- the store's other markers ($EventsRedacted): no money moved
+        UPDATE bank.account_balances b SET version = e.version, updated_at = e.recorded_at
+         WHERE b.account_id = substr(e.stream_id, length('account-') + 1);
+    ELSIF e.event_type = 'AccountOpened' THEN
         INSERT INTO bank.account_balances
         VALUES (e.data->>'accountId', e.data->>'owner', (e.data->>'initialBalance')::numeric,
                 true, e.version, e.recorded_at);
@@ -496,3 +505,30 @@ SELECT version, schema_version, data FROM es.read_stream('account-gail') WHERE e
 -- raw => true: what is stored
 SELECT version, schema_version, data FROM es.read_stream('account-alice', 2, 3, raw => true);
 SELECT event_type, current_version, schema_mode, events FROM es.event_types ORDER BY event_type;
+
+\echo '=== 12. A customer leaves and asks to be forgotten: redact, archive, audit (docs/lifecycle.md)'
+-- Hugo closes his account and invokes his right to erasure. His name is in
+-- his AccountOpened event, in the aggregate's state and in the inline read
+-- model. es.redact rewrites his events in place, rebuilds the snapshots and
+-- the inline read model (it has a reset function) and appends an
+-- "$EventsRedacted" event, so every consumer learns of it in order. His closed
+-- account then goes to cold storage: es.read_stream and es.load still read it,
+-- nothing can be appended. Both changes are written to es.audit. (They are
+-- for the extension's owner and the roles es.grant_admin names.)
+\o /dev/null
+SELECT bank.open_account('hugo', 'Hugo Strange', 40);
+SELECT bank.withdraw('hugo', 40);
+SELECT bank.close_account('hugo');
+\o
+SELECT es.redact('account-hugo', '{"owner": "[erased]"}', 'right to erasure, request #4711') AS events_rewritten;
+SELECT version, event_type, data FROM es.read_stream('account-hugo');
+SELECT state->>'owner' AS owner, state->>'balance' AS balance, state->>'isActive' AS active
+  FROM es.load('account-hugo');
+SELECT account_id, owner, balance, is_active, version FROM bank.account_balances WHERE account_id = 'hugo';
+SELECT es.archive_stream('account-hugo', 'closed and erased') AS events_archived;
+SELECT (SELECT count(*) FROM es.events WHERE stream_id = 'account-hugo') AS in_hot_table,
+       (SELECT count(*) FROM es.read_stream('account-hugo')) AS still_readable;
+SELECT c.command, r.outcome, r.code, r.message FROM (VALUES
+    ($$es.append_event('account-hugo', 'MoneyDeposited', '{"amount": 1, "currency": "EUR"}')$$)
+) c(command), LATERAL pg_temp.attempt('SELECT ' || c.command) r;
+SELECT operation, stream_id, versions, event_count, reason FROM es.audit ORDER BY id;

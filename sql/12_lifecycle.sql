@@ -78,9 +78,9 @@ CREATE FUNCTION es._append_marker(stream_id text, event_type text, data jsonb,
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'es_append_marker';
 
-CREATE FUNCTION es._rebuild_inline_projections(stream_type text) RETURNS text[]
+CREATE FUNCTION es._refresh_read_models_of(stream_id text, stream_type text) RETURNS text[]
 LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'es_rebuild_inline_projections';
+AS 'MODULE_PATHNAME', 'es_refresh_read_models';
 
 -- The chain of a stream's stored events (es.events and es.archived_events)
 -- from base, the chain before version first_version; NULL when it has none.
@@ -169,37 +169,45 @@ BEGIN
 END
 $$;
 
--- Snapshots of the stream's current aggregate revision at and above
--- from_version go; one is taken at the current version (when the type's
--- aggregate takes snapshots), folded from what is stored now.
+-- The stream's snapshots at and above from_version go, whatever their
+-- revision (they were folded from what is no longer there); those of the
+-- current revision are folded again at the same versions from what is
+-- stored now.
 CREATE FUNCTION es._renew_snapshots(stream_id text, from_version bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    versions bigint[];
+    v bigint;
 BEGIN
-    DELETE FROM es.snapshots s WHERE s.stream_id = _renew_snapshots.stream_id AND s.version >= from_version;
-    IF EXISTS (SELECT FROM es.aggregates a JOIN es.streams st ON st.stream_type = a.stream_type
-                WHERE st.stream_id = _renew_snapshots.stream_id AND a.snapshot_every > 0) THEN
+    WITH gone AS (
+        DELETE FROM es.snapshots s WHERE s.stream_id = _renew_snapshots.stream_id AND s.version >= from_version
+        RETURNING s.version, s.revision, s.stream_type)
+    SELECT pg_catalog.array_agg(g.version ORDER BY g.version) INTO versions
+      FROM gone g JOIN es.aggregates a ON a.stream_type = g.stream_type AND a.revision = g.revision;
+    FOREACH v IN ARRAY COALESCE(versions, '{}') LOOP
+        -- one statement each: every fold starts from the snapshot before it
         INSERT INTO es.snapshots (stream_id, version, revision, stream_type, state)
         SELECT l.stream_id, l.version, a.revision, l.stream_type, l.state
-          FROM es.load(_renew_snapshots.stream_id) l
+          FROM es.load(_renew_snapshots.stream_id, v) l
           JOIN es.aggregates a ON a.stream_type = l.stream_type
-         WHERE l.version > 0
         ON CONFLICT ON CONSTRAINT snapshots_pkey DO NOTHING;
-    END IF;
+    END LOOP;
 END
 $$;
 
--- Inline read models fed from the stream's type are rebuilt from what is
--- stored now; those without a reset function cannot be, and say so.
-CREATE FUNCTION es._refresh_read_models(stream_type text) RETURNS void
+-- Inline read models fed from the stream's type reflect what is stored
+-- now: materialized rows are folded again, handler projections rebuilt;
+-- those without a reset function cannot be, and say so.
+CREATE FUNCTION es._refresh_read_models(stream_id text, stream_type text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     skipped text[];
 BEGIN
-    skipped := es._rebuild_inline_projections(stream_type);
+    skipped := es._refresh_read_models_of(stream_id, stream_type);
     IF pg_catalog.cardinality(skipped) > 0 THEN
         RAISE WARNING 'inline projections % have no reset function and were not rebuilt: their read models may still hold what was removed or redacted',
                       pg_catalog.array_to_string(skipped, ', ')
@@ -245,7 +253,7 @@ BEGIN
         -- no position can follow it: every append is refused (55000)
         UPDATE es.streams x SET last_position = 9223372036854775807 WHERE x.stream_id = delete_stream.stream_id;
     END IF;
-    PERFORM es._refresh_read_models(s.stream_type);
+    PERFORM es._refresh_read_models(stream_id, s.stream_type);
     RETURN n;
 END
 $$;
@@ -456,7 +464,7 @@ BEGIN
                 'events', n),
             s.version);
     END IF;
-    PERFORM es._refresh_read_models(s.stream_type);
+    PERFORM es._refresh_read_models(stream_id, s.stream_type);
     RETURN n;
 END
 $$;

@@ -103,9 +103,9 @@ REVOKE ALL ON FUNCTION es._remove_events(text, bigint, text, text, jsonb) FROM P
 REVOKE ALL ON FUNCTION es._redact_events(text, jsonb, text[], text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._move_events(text, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._append_marker(text, text, jsonb, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION es._rebuild_inline_projections(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._refresh_read_models_of(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._lock_stream(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._truncate_locked(text, text, bigint, bigint, boolean, bigint, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._renew_snapshots(text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION es._refresh_read_models(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._refresh_read_models(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._carry_base_snapshots() FROM PUBLIC;

@@ -6,6 +6,17 @@
 -- records it in the catalog and rewrites nothing, whatever the table's size.
 ALTER TABLE es.events ADD COLUMN schema_version integer NOT NULL DEFAULT 1;
 
+-- Cold storage for archived streams (sql/12_lifecycle.sql): es.events'
+-- columns, schema_version included; es.read_stream below reads it.
+CREATE TABLE es.archived_events (LIKE es.events INCLUDING DEFAULTS);
+ALTER TABLE es.archived_events
+    ADD CONSTRAINT archived_events_pkey PRIMARY KEY (global_position),
+    ADD CONSTRAINT archived_events_stream_version_key UNIQUE (stream_id, version);
+COMMENT ON TABLE es.archived_events IS
+    'Events of archived streams (es.archive_stream). es.read_stream and es.load read them; es.read_all and es.poll do not.';
+
+SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');
+
 -- sql/03_evolution.sql
 -- Schema evolution: a JSON Schema per event type, checked on every append of
 -- the type (Rust: src/evolution/validate.rs), and upcasters that read events
@@ -326,9 +337,15 @@ BEGIN ATOMIC
            e.metadata, e.event_id, e.recorded_at,
            CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.schema_version
                 ELSE es._upcast_version(e.event_type, e.schema_version) END
-      FROM es.events e
-     WHERE e.stream_id = es._check_stream_id(read_stream.stream_id)
-       AND e.version >= COALESCE(from_version, 1)
+      FROM (SELECT x.* FROM es.events x
+             WHERE x.stream_id = es._check_stream_id(read_stream.stream_id)
+               AND x.version >= COALESCE(from_version, 1)
+            UNION ALL
+            -- an archived stream's events (es.archive_stream): an index
+            -- probe that finds nothing for every other stream
+            SELECT a.* FROM es.archived_events a
+             WHERE a.stream_id = read_stream.stream_id
+               AND a.version >= COALESCE(from_version, 1)) e
      ORDER BY e.version
      LIMIT max_count;
 END;
@@ -497,6 +514,10 @@ BEGIN ATOMIC
         ('table',    'es.position_base', 'SELECT', false),
         ('table',    'es.projections', 'SELECT', false),
         ('table',    'es.subscription_status', 'SELECT', false),
+        ('table',    'es.audit', 'SELECT', false),
+        ('table',    'es.stream_lifecycle', 'SELECT', false),
+        ('table',    'es.archived_events', 'SELECT', false),
+        ('table',    'es.retention', 'SELECT', false),
         ('function', 'es.append_event(text, text, jsonb, bigint, jsonb, uuid, text)', 'EXECUTE', true),
         ('function', 'es.append_events(text, jsonb, bigint, text)', 'EXECUTE', true),
         ('function', 'es.create_projection(text, regprocedure, text, text[], text[], regprocedure)', 'EXECUTE', true),
@@ -511,3 +532,748 @@ END;
 REVOKE ALL ON FUNCTION es.define_event_schema(text, jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_upcaster(text, integer, jsonb, regprocedure, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
+
+-- The deliberate exceptions to append-only. The guard becomes the Rust
+-- function that knows the sanction (same name and signature: the triggers
+-- that call it stay).
+CREATE OR REPLACE FUNCTION es._forbid_change() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'es_forbid_change';
+
+-- sql/12_lifecycle.sql
+-- The deliberate exceptions to append-only: delete, truncate, retain, redact,
+-- archive. Direct UPDATE/DELETE/TRUNCATE of es.events still fails for every
+-- role (sql/13_guards.sql); the guard lets a statement through only while a
+-- flag in the backend is set, and only the Rust primitives below set it,
+-- around one statement of their own (src/store/guard.rs,
+-- src/lifecycle/change.rs). Each primitive writes its es.audit row in the
+-- same transaction, so no event leaves or changes without one.
+--
+-- The functions a user calls are PL/pgSQL here: argument checks, the
+-- stream's row lock, snapshots, markers; they run as the extension's owner
+-- and are open to the roles es.grant_admin names.
+
+-- Append-only, like es.events (sql/13_guards.sql): one row per change.
+CREATE SEQUENCE es.audit_id_seq;
+CREATE TABLE es.audit (
+    id          bigint      NOT NULL DEFAULT pg_catalog.nextval('es.audit_id_seq') PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the role the session acted as (SET ROLE included), not the owner
+    -- whose rights the function runs with
+    by_role     text        NOT NULL,
+    operation   text        NOT NULL,
+    stream_id   text,
+    -- the versions removed, rewritten or moved
+    versions    int8range,
+    event_count bigint      NOT NULL,
+    reason      text,
+    details     jsonb       NOT NULL DEFAULT '{}'
+);
+ALTER SEQUENCE es.audit_id_seq OWNED BY es.audit.id;
+CREATE INDEX audit_stream_idx ON es.audit (stream_id);
+COMMENT ON TABLE es.audit IS
+    'One row per deliberate change of stored events (delete, truncate, retention, redaction, archive), append-only. es.verify() accepts exactly the holes it explains.';
+
+-- What the changes left behind, per stream: where its stored versions now
+-- begin and the hash chain up to there (so es.verify can check the rest),
+-- whether it is hard-deleted or archived. Rows only for streams changed.
+CREATE TABLE es.stream_lifecycle (
+    stream_id     text        NOT NULL PRIMARY KEY,
+    first_version bigint      NOT NULL DEFAULT 1 CHECK (first_version >= 1),
+    chain_base    bytea,
+    deleted       boolean     NOT NULL DEFAULT false,
+    archived      boolean     NOT NULL DEFAULT false,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Retention per stream type, applied by es.apply_retention (and the worker).
+CREATE TABLE es.retention (
+    stream_type text        NOT NULL PRIMARY KEY,
+    max_age     interval    CHECK (max_age > interval '0'),
+    max_count   bigint      CHECK (max_count >= 1),
+    set_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (max_age IS NOT NULL OR max_count IS NOT NULL)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('es.audit', '');
+SELECT pg_catalog.pg_extension_config_dump('es.audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
+SELECT pg_catalog.pg_extension_config_dump('es.retention', '');
+
+-- The primitives (src/lifecycle/change.rs). Each runs one sanctioned
+-- statement and writes its audit row; none is open to any role.
+CREATE FUNCTION es._remove_events(stream_id text, below_version bigint, operation text,
+                                  reason text, details jsonb) RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_remove_events';
+
+CREATE FUNCTION es._redact_events(stream_id text, mask jsonb, stored_types text[],
+                                  reason text, details jsonb) RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_redact_events';
+
+CREATE FUNCTION es._move_events(stream_id text, to_archive boolean, reason text) RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_move_events';
+
+CREATE FUNCTION es._append_marker(stream_id text, event_type text, data jsonb,
+                                  expected_version bigint) RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_append_marker';
+
+CREATE FUNCTION es._refresh_read_models_of(stream_id text, stream_type text) RETURNS text[]
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'es_refresh_read_models';
+
+-- The chain of a stream's stored events (es.events and es.archived_events)
+-- from base, the chain before version first_version; NULL when it has none.
+CREATE FUNCTION es._stream_chain_from(stream_id text, base bytea, first_version bigint) RETURNS bytea
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'es_stream_chain_from';
+
+-- A mask applied to one event's data: each key a dotted path (segments are
+-- object keys, or array indexes), each value what replaces the value found
+-- there. Paths the data does not have are left alone (nothing is added).
+CREATE FUNCTION es._mask(data jsonb, mask jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    p text[];
+BEGIN
+    FOR k, v IN SELECT m.key, m.value FROM pg_catalog.jsonb_each(mask) m LOOP
+        p := pg_catalog.string_to_array(k, '.');
+        IF data #> p IS NOT NULL THEN
+            data := pg_catalog.jsonb_set(data, p, v, false);
+        END IF;
+    END LOOP;
+    RETURN data;
+END
+$$;
+
+-- A truncated stream's state below its cut lives only in the snapshot
+-- there (its base). A new revision of the aggregate (es.define_aggregate,
+-- es.define_upcaster) makes older snapshots unused: the base is carried
+-- over as it is, since nothing is left to fold it again from.
+CREATE FUNCTION es._carry_base_snapshots() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO es.snapshots (stream_id, version, revision, stream_type, state)
+    SELECT s.stream_id, s.version, NEW.revision, s.stream_type, s.state
+      FROM es.stream_lifecycle l
+      JOIN es.snapshots s ON s.stream_id = l.stream_id AND s.version = l.first_version - 1
+                         AND s.revision = OLD.revision
+     WHERE l.first_version > 1 AND s.stream_type = NEW.stream_type
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER aggregates_carry_base_snapshots
+    AFTER UPDATE ON es.aggregates
+    FOR EACH ROW WHEN (NEW.revision <> OLD.revision)
+    EXECUTE FUNCTION es._carry_base_snapshots();
+
+-- Locks a stream's row (appends to it wait, as it waits for them) and
+-- returns what the functions below need; 42704 for an unknown stream,
+-- 40001 for a wrong expected version (as for appends).
+CREATE FUNCTION es._lock_stream(fn text, stream_id text, expected_version bigint DEFAULT NULL,
+                                OUT version bigint, OUT stream_type text, OUT chain_hash bytea,
+                                OUT first_version bigint, OUT chain_base bytea,
+                                OUT deleted boolean, OUT archived boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF stream_id IS NULL THEN
+        RAISE EXCEPTION '%: stream_id must not be NULL', fn USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF expected_version < 0 THEN
+        RAISE EXCEPTION '%: expected_version must not be negative, got %', fn, expected_version
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT s.version, s.stream_type, s.chain_hash INTO version, stream_type, chain_hash
+      FROM es.streams s WHERE s.stream_id = _lock_stream.stream_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: stream "%" does not exist', fn, stream_id USING ERRCODE = 'undefined_object';
+    END IF;
+    IF expected_version IS NOT NULL AND expected_version <> version THEN
+        RAISE EXCEPTION 'wrong expected version for stream "%": expected %, actual %',
+                        stream_id, expected_version, version
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    SELECT COALESCE(l.first_version, 1), l.chain_base, COALESCE(l.deleted, false), COALESCE(l.archived, false)
+      INTO first_version, chain_base, deleted, archived
+      FROM (SELECT) d LEFT JOIN es.stream_lifecycle l ON l.stream_id = _lock_stream.stream_id;
+END
+$$;
+
+-- The stream's snapshots at and above from_version go, whatever their
+-- revision (they were folded from what is no longer there); those of the
+-- current revision are folded again at the same versions from what is
+-- stored now.
+CREATE FUNCTION es._renew_snapshots(stream_id text, from_version bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    versions bigint[];
+    v bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM es.snapshots s WHERE s.stream_id = _renew_snapshots.stream_id AND s.version >= from_version
+        RETURNING s.version, s.revision, s.stream_type)
+    SELECT pg_catalog.array_agg(g.version ORDER BY g.version) INTO versions
+      FROM gone g JOIN es.aggregates a ON a.stream_type = g.stream_type AND a.revision = g.revision;
+    FOREACH v IN ARRAY COALESCE(versions, '{}') LOOP
+        -- one statement each: every fold starts from the snapshot before it
+        INSERT INTO es.snapshots (stream_id, version, revision, stream_type, state)
+        SELECT l.stream_id, l.version, a.revision, l.stream_type, l.state
+          FROM es.load(_renew_snapshots.stream_id, v) l
+          JOIN es.aggregates a ON a.stream_type = l.stream_type
+        ON CONFLICT ON CONSTRAINT snapshots_pkey DO NOTHING;
+    END LOOP;
+END
+$$;
+
+-- Inline read models fed from the stream's type reflect what is stored
+-- now: materialized rows are folded again, handler projections rebuilt;
+-- those without a reset function cannot be, and say so.
+CREATE FUNCTION es._refresh_read_models(stream_id text, stream_type text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    skipped text[];
+BEGIN
+    skipped := es._refresh_read_models_of(stream_id, stream_type);
+    IF pg_catalog.cardinality(skipped) > 0 THEN
+        RAISE WARNING 'inline projections % have no reset function and were not rebuilt: their read models may still hold what was removed or redacted',
+                      pg_catalog.array_to_string(skipped, ', ')
+            USING HINT = 'Handle "$StreamDeleted" and "$EventsRedacted" in their handlers, or give them a reset function.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION es.delete_stream(
+    stream_id        text,
+    expected_version bigint  DEFAULT NULL,
+    hard             boolean DEFAULT false,
+    reason           text    DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    n bigint;
+BEGIN
+    IF hard IS NULL THEN
+        RAISE EXCEPTION 'es.delete_stream: hard must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    s := es._lock_stream('es.delete_stream', stream_id, expected_version);
+    IF s.deleted THEN
+        RAISE EXCEPTION 'stream "%" is already deleted', stream_id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF s.archived THEN
+        RAISE EXCEPTION 'stream "%" is archived', stream_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'es.unarchive_stream it first.';
+    END IF;
+    n := es._remove_events(stream_id, s.version + 1, 'delete_stream', reason,
+                           pg_catalog.jsonb_build_object('hard', hard));
+    DELETE FROM es.snapshots x WHERE x.stream_id = delete_stream.stream_id;
+    PERFORM es._append_marker(stream_id, '$StreamDeleted',
+        pg_catalog.jsonb_build_object('reason', reason, 'versions', pg_catalog.jsonb_build_array(s.first_version, s.version),
+                                      'events', n, 'hard', hard),
+        s.version);
+    IF hard THEN
+        UPDATE es.stream_lifecycle l SET deleted = true, updated_at = pg_catalog.now()
+         WHERE l.stream_id = delete_stream.stream_id;
+        -- no position can follow it: every append is refused (55000)
+        UPDATE es.streams x SET last_position = 9223372036854775807 WHERE x.stream_id = delete_stream.stream_id;
+    END IF;
+    PERFORM es._refresh_read_models(stream_id, s.stream_type);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION es.delete_stream(text, bigint, boolean, text) IS
+    'Removes a stream''s events and snapshots and appends a "$StreamDeleted" event; soft: appends continue after it, hard: every later append fails (55000). Returns how many events were removed.';
+
+CREATE FUNCTION es.truncate_stream(stream_id text, before_version bigint, reason text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    IF before_version IS NULL THEN
+        RAISE EXCEPTION 'es.truncate_stream: before_version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    s := es._lock_stream('es.truncate_stream', stream_id);
+    RETURN es._truncate_locked(stream_id, s.stream_type, s.version, s.first_version, s.archived,
+                               before_version, 'truncate_stream', reason);
+END
+$$;
+COMMENT ON FUNCTION es.truncate_stream(text, bigint, text) IS
+    'Removes the stream''s events below before_version (its last event always stays); es.load gives the same state (a snapshot at before_version - 1 is kept). Returns how many events were removed.';
+
+-- The truncation of a locked stream (es.truncate_stream, es.apply_retention).
+CREATE FUNCTION es._truncate_locked(stream_id text, stream_type text, version bigint, first_version bigint,
+                                    archived boolean, before_version bigint, operation text, reason text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF before_version < 1 OR before_version > version THEN
+        RAISE EXCEPTION 'before_version % is beyond stream "%" (versions 1 to %; its last event always stays)',
+                        before_version, stream_id, version
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF archived THEN
+        RAISE EXCEPTION 'stream "%" is archived', stream_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'es.unarchive_stream it first.';
+    END IF;
+    IF before_version <= first_version THEN
+        RETURN 0;
+    END IF;
+    -- es.load keeps its answer: a snapshot at the cut (the stream's base
+    -- from now on) for every revision it may be read with
+    IF EXISTS (SELECT FROM es.aggregates a WHERE a.stream_type = _truncate_locked.stream_type) THEN
+        INSERT INTO es.snapshots (stream_id, version, revision, stream_type, state)
+        SELECT l.stream_id, l.version, a.revision, l.stream_type, l.state
+          FROM es.load(_truncate_locked.stream_id, before_version - 1) l
+          JOIN es.aggregates a ON a.stream_type = l.stream_type
+        ON CONFLICT ON CONSTRAINT snapshots_pkey DO NOTHING;
+    END IF;
+    DELETE FROM es.snapshots x WHERE x.stream_id = _truncate_locked.stream_id AND x.version < before_version - 1;
+    RETURN es._remove_events(stream_id, before_version, operation, reason,
+                             pg_catalog.jsonb_build_object('before_version', before_version));
+END
+$$;
+
+CREATE FUNCTION es.set_retention(stream_type text, max_age interval DEFAULT NULL, max_count bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF stream_type IS NULL THEN
+        RAISE EXCEPTION 'es.set_retention: stream_type must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF max_age <= interval '0' THEN
+        RAISE EXCEPTION 'max_age must be positive, got %', max_age USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_count < 1 THEN
+        RAISE EXCEPTION 'max_count must be at least 1, got %', max_count USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_age IS NULL AND max_count IS NULL THEN
+        DELETE FROM es.retention r WHERE r.stream_type = set_retention.stream_type;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'stream type "%" has no retention', stream_type
+                USING ERRCODE = 'undefined_object', HINT = 'Give max_age, max_count or both to set one.';
+        END IF;
+        RETURN;
+    END IF;
+    INSERT INTO es.retention AS r (stream_type, max_age, max_count) VALUES (stream_type, max_age, max_count)
+    ON CONFLICT ON CONSTRAINT retention_pkey DO UPDATE
+       SET max_age = EXCLUDED.max_age, max_count = EXCLUDED.max_count, set_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION es.set_retention(text, interval, bigint) IS
+    'Keeps, per stream of the type, only events younger than max_age and the last max_count (the last event always stays); both NULL removes the retention. es.apply_retention (and the worker) enforces it.';
+
+CREATE FUNCTION es.apply_retention(max_events bigint DEFAULT 10000) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    s record;
+    cut bigint;
+    total bigint := 0;
+BEGIN
+    IF max_events IS NULL OR max_events < 1 THEN
+        RAISE EXCEPTION 'max_events must be a positive number, got %', COALESCE(max_events::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Candidates: streams with more events than max_count, or whose first
+    -- stored event is older than max_age. Streams locked by an appender
+    -- are skipped (the next run takes them).
+    FOR c IN
+        SELECT x.stream_id, x.cut
+          FROM (SELECT st.stream_id,
+                       GREATEST(CASE WHEN r.max_count IS NOT NULL THEN st.version - r.max_count + 1 END,
+                                CASE WHEN r.max_age IS NOT NULL THEN
+                                     COALESCE((SELECT pg_catalog.min(e.version) FROM es.events e
+                                                WHERE e.stream_id = st.stream_id
+                                                  AND e.recorded_at >= pg_catalog.now() - r.max_age),
+                                              st.version) END) AS cut,
+                       COALESCE(l.first_version, 1) AS first_version
+                  FROM es.retention r
+                  JOIN es.streams st ON st.stream_type = r.stream_type
+                  LEFT JOIN es.stream_lifecycle l ON l.stream_id = st.stream_id
+                 WHERE NOT COALESCE(l.archived, false)
+                   AND (r.max_count IS NOT NULL AND st.version - r.max_count + 1 > COALESCE(l.first_version, 1)
+                        OR r.max_age IS NOT NULL AND EXISTS (
+                               SELECT FROM es.events e WHERE e.stream_id = st.stream_id
+                                  AND e.version = COALESCE(l.first_version, 1)
+                                  AND e.recorded_at < pg_catalog.now() - r.max_age))) x
+         WHERE x.cut > x.first_version
+         ORDER BY x.stream_id
+    LOOP
+        EXIT WHEN total >= max_events;
+        BEGIN
+            SELECT st.version, st.stream_type, COALESCE(l.first_version, 1) AS first_version,
+                   COALESCE(l.archived, false) AS archived
+              INTO s
+              FROM es.streams st LEFT JOIN es.stream_lifecycle l ON l.stream_id = st.stream_id
+             WHERE st.stream_id = c.stream_id
+               FOR UPDATE OF st SKIP LOCKED;
+        END;
+        CONTINUE WHEN NOT FOUND OR s.archived;
+        -- at most max_events in all: a stream may be cut part of the way
+        cut := LEAST(c.cut, s.version, s.first_version + (max_events - total));
+        CONTINUE WHEN cut <= s.first_version;
+        total := total + es._truncate_locked(c.stream_id, s.stream_type, s.version, s.first_version, false,
+                                             cut, 'apply_retention', 'retention');
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION es.apply_retention(bigint) IS
+    'Truncates every stream as its type''s retention allows, at most max_events events in all; returns how many were removed. The worker runs it; pg_cron can too.';
+
+CREATE FUNCTION es.redact(stream_id text, mask jsonb, reason text, event_types text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    k text;
+    changed int8range;
+    n bigint;
+BEGIN
+    IF mask IS NULL THEN
+        RAISE EXCEPTION 'es.redact: mask must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF reason IS NULL THEN
+        RAISE EXCEPTION 'es.redact: reason must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'The audit records why data was erased.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(mask) <> 'object' OR mask = '{}' THEN
+        RAISE EXCEPTION 'es.redact: mask must be a non-empty JSON object, got %', mask
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Map dotted paths to what replaces them: {"email": "[redacted]", "address.street": null}.';
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(mask) LOOP
+        IF k = '' OR '' = ANY (pg_catalog.string_to_array(k, '.')) THEN
+            RAISE EXCEPTION 'es.redact: mask path "%" has an empty segment', k USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    IF event_types IS NOT NULL AND (pg_catalog.cardinality(event_types) = 0 OR NULL = ANY (event_types)) THEN
+        RAISE EXCEPTION 'es.redact: event_types must be NULL (every type) or a non-empty array without NULLs'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    s := es._lock_stream('es.redact', stream_id);
+    -- the chain is re-anchored on the redacted events: only a chain that
+    -- still holds may be (else a change made past the guards would be blessed)
+    IF s.chain_hash IS NOT NULL
+       AND s.chain_hash IS DISTINCT FROM es._stream_chain_from(stream_id, s.chain_base, s.first_version) THEN
+        RAISE EXCEPTION 'stream "%": its events do not give its recorded hash chain; nothing was redacted', stream_id
+            USING ERRCODE = 'data_corrupted', HINT = 'es.verify() reports it; find out what changed the events first.';
+    END IF;
+    n := es._redact_events(stream_id, mask,
+                                 CASE WHEN event_types IS NOT NULL THEN es._stored_types(event_types) END,
+                                 reason,
+                                 pg_catalog.jsonb_build_object('paths', (SELECT pg_catalog.jsonb_agg(m.key ORDER BY m.key) FROM pg_catalog.jsonb_object_keys(mask) m(key)),
+                                                               'event_types', event_types));
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    changed := (SELECT a.versions FROM es.audit a WHERE a.id = pg_catalog.currval('es.audit_id_seq'));
+    PERFORM es._renew_snapshots(stream_id, s.first_version);
+    IF NOT s.deleted AND NOT s.archived THEN
+        PERFORM es._append_marker(stream_id, '$EventsRedacted',
+            pg_catalog.jsonb_build_object('reason', reason,
+                'paths', (SELECT pg_catalog.jsonb_agg(m.key ORDER BY m.key) FROM pg_catalog.jsonb_object_keys(mask) m(key)),
+                'versions', pg_catalog.jsonb_build_array(pg_catalog.lower(changed), pg_catalog.upper(changed) - 1),
+                'events', n),
+            s.version);
+    END IF;
+    PERFORM es._refresh_read_models(stream_id, s.stream_type);
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION es.redact(text, jsonb, text, text[]) IS
+    'Rewrites the data of the stream''s events (of event_types, NULL = all) with a mask {"path": replacement}; snapshots and inline read models are rebuilt; an "$EventsRedacted" event is appended. Returns how many events changed.';
+
+CREATE FUNCTION es.archive_stream(stream_id text, reason text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    s := es._lock_stream('es.archive_stream', stream_id);
+    IF s.archived THEN
+        RAISE EXCEPTION 'stream "%" is already archived', stream_id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN es._move_events(stream_id, true, reason);
+END
+$$;
+COMMENT ON FUNCTION es.archive_stream(text, text) IS
+    'Moves a stream''s events to es.archived_events: they leave es.read_all and es.poll, es.read_stream and es.load still read them, appends fail (55000) until es.unarchive_stream. Returns how many events moved.';
+
+CREATE FUNCTION es.unarchive_stream(stream_id text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    s := es._lock_stream('es.unarchive_stream', stream_id);
+    IF NOT s.archived THEN
+        RAISE EXCEPTION 'stream "%" is not archived', stream_id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN es._move_events(stream_id, false, NULL);
+END
+$$;
+COMMENT ON FUNCTION es.unarchive_stream(text) IS
+    'Moves an archived stream''s events back into es.events, at their positions; appends to it work again. Returns how many events moved.';
+
+-- Admins: the lifecycle functions, on top of everything a writer has.
+CREATE FUNCTION es._admin_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['es.delete_stream(text, bigint, boolean, text)',
+             'es.truncate_stream(text, bigint, text)',
+             'es.set_retention(text, interval, bigint)',
+             'es.apply_retention(bigint)',
+             'es.redact(text, jsonb, text, text[])',
+             'es.archive_stream(text, text)',
+             'es.unarchive_stream(text)'];
+
+CREATE FUNCTION es.grant_admin(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f text;
+BEGIN
+    PERFORM es.grant_writer(role);
+    FOREACH f IN ARRAY es._admin_functions() LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f::regprocedure, role);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION es.grant_admin(regrole) IS
+    'Lets a role do what a writer does and also delete, truncate, redact, archive streams and set retention (each audited in es.audit).';
+
+CREATE FUNCTION es.revoke_admin(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f text;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM es._require_extension_owner();
+    FOREACH f IN ARRAY es._admin_functions() LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f::regprocedure, role);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION es.revoke_admin(regrole) IS
+    'Takes back what es.grant_admin gave beyond writing: the role stays a writer.';
+
+-- es.verify accepts exactly the holes es.audit explains.
+CREATE OR REPLACE FUNCTION es.verify(mode text DEFAULT 'full')
+RETURNS TABLE (check_name text, object text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    last_pos bigint := COALESCE((SELECT max(e.global_position) FROM es.events e), 0);
+BEGIN
+    IF mode IS NULL OR mode NOT IN ('full', 'quick') THEN
+        RAISE EXCEPTION 'mode must be ''full'' or ''quick'', got %', COALESCE(quote_literal(mode), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Versions 1..n, no gap (duplicates are ruled out by a unique key),
+    -- but the versions es.audit says were removed (es.delete_stream,
+    -- es.truncate_stream, retention): exactly those are missing. An
+    -- archived stream's events count where they are.
+    RETURN QUERY
+        SELECT 'stream_versions', g.stream_id,
+               format('versions %s..%s in %s events', g.lo, g.hi, g.n)
+               || CASE WHEN r.removed IS NULL THEN ''
+                       ELSE format('; es.audit explains versions %s as removed', r.removed) END
+          FROM (SELECT e.stream_id, min(e.version) AS lo, max(e.version) AS hi, count(*) AS n
+                  FROM (SELECT x.stream_id, x.version FROM es.events x
+                        UNION ALL SELECT a.stream_id, a.version FROM es.archived_events a) e
+                 GROUP BY e.stream_id) g
+          LEFT JOIN (SELECT a.stream_id, range_agg(a.versions) AS removed FROM es.audit a
+                      WHERE a.operation IN ('delete_stream', 'truncate_stream', 'apply_retention')
+                      GROUP BY a.stream_id) r ON r.stream_id = g.stream_id
+         WHERE g.lo < 1
+            OR g.hi - g.n <> COALESCE((SELECT sum(upper(x) - lower(x))
+                                         FROM unnest(r.removed * int8multirange(int8range(1, g.hi + 1))) x), 0)
+            OR (r.removed IS NOT NULL
+                AND EXISTS (SELECT FROM es.events e WHERE e.stream_id = g.stream_id AND r.removed @> e.version));
+
+    -- es.streams agrees with the events: one row per stream, its version
+    -- and type those of its last event, its last_position that event's
+    -- (or the largest there is, for a stream es.stream_lifecycle says is
+    -- hard-deleted or archived: nothing may follow).
+    RETURN QUERY
+        SELECT 'stream_row', COALESCE(s.stream_id, g.stream_id),
+               CASE WHEN s.stream_id IS NULL THEN 'events without a row in es.streams'
+                    WHEN g.stream_id IS NULL THEN 'row in es.streams without events'
+                    ELSE format('es.streams has version %s, type %s, last_position %s; the events end at version %s, type %s, position %s',
+                                s.version, s.stream_type, s.last_position, g.hi, g.stream_type, g.last_pos)
+               END
+          FROM es.streams s
+          LEFT JOIN es.stream_lifecycle l ON l.stream_id = s.stream_id
+          FULL JOIN (SELECT e.stream_id, max(e.version) AS hi, max(e.global_position) AS last_pos,
+                            min(e.stream_type) AS stream_type, count(DISTINCT e.stream_type) AS types
+                       FROM (SELECT x.stream_id, x.version, x.global_position, x.stream_type FROM es.events x
+                             UNION ALL
+                             SELECT a.stream_id, a.version, a.global_position, a.stream_type FROM es.archived_events a) e
+                      GROUP BY e.stream_id) g ON g.stream_id = s.stream_id
+         WHERE s.stream_id IS NULL OR g.stream_id IS NULL
+            OR s.version <> g.hi OR s.stream_type <> g.stream_type OR g.types <> 1
+            OR (s.last_position = 9223372036854775807 AND NOT COALESCE(l.deleted OR l.archived, false))
+            OR (s.last_position NOT IN (0, 9223372036854775807) AND s.last_position <> g.last_pos);
+
+    -- The stored events still give each stream's hash chain: an event
+    -- changed, removed or added past the guards (a superuser who disabled
+    -- them, an edited dump) breaks it. A stream whose first versions were
+    -- removed is checked from the chain recorded at the cut. Streams without
+    -- a chain (older than it) are skipped.
+    RETURN QUERY
+        SELECT 'stream_hash', s.stream_id,
+               'the stream''s events do not give its recorded hash chain: an event was changed, removed or added outside the extension''s functions'
+          FROM es.streams s
+          LEFT JOIN es.stream_lifecycle l ON l.stream_id = s.stream_id
+         WHERE s.chain_hash IS NOT NULL
+           AND s.chain_hash IS DISTINCT FROM es._stream_chain_from(s.stream_id, l.chain_base, COALESCE(l.first_version, 1));
+
+    -- Each stream's versions in position order (what readers of the global order rely on).
+    RETURN QUERY
+        SELECT 'stream_order', o.stream_id,
+               format('version %s has position %s, below version %s''s', o.version, o.global_position, o.version - 1)
+          FROM (SELECT e.stream_id, e.version, e.global_position,
+                       lag(e.global_position) OVER (PARTITION BY e.stream_id ORDER BY e.version) AS prev
+                  FROM (SELECT x.stream_id, x.version, x.global_position FROM es.events x
+                        UNION ALL
+                        SELECT a.stream_id, a.version, a.global_position FROM es.archived_events a) e) o
+         WHERE o.global_position < o.prev;
+
+    -- Positions of projections and consumers lie within the store.
+    RETURN QUERY
+        SELECT 'projection_position', r.name,
+               format('position %s is beyond the last event (%s)', r.position, last_pos)
+          FROM es.projection_registry r WHERE r.position > last_pos;
+    RETURN QUERY
+        SELECT 'subscription_position', s.consumer,
+               format('position %s is beyond the last event (%s)', s.position, last_pos)
+          FROM es.subscriptions s WHERE s.position > last_pos;
+    RETURN QUERY
+        SELECT 'subscription_position', m.consumer || ' member ' || m.member || '/' || m.group_size,
+               format('position %s is beyond the last event (%s)', m.position, last_pos)
+          FROM es.subscription_members m WHERE m.position > last_pos;
+
+    IF mode = 'quick' THEN
+        RETURN;
+    END IF;
+
+    -- Snapshots of the current revision equal a fold from scratch. (Older
+    -- revisions' snapshots are never used; they are not checked.)
+    RETURN QUERY
+        SELECT 'snapshot', s.stream_id || '@' || s.version,
+               format('snapshot state %s, fold from scratch %s', s.state, f.state)
+          FROM es.snapshots s
+          JOIN es.aggregates a ON a.stream_type = s.stream_type AND a.revision = s.revision
+          -- a stream whose first versions were removed keeps the state
+          -- there in a snapshot: nothing to fold it from
+          LEFT JOIN es.stream_lifecycle l ON l.stream_id = s.stream_id
+          CROSS JOIN LATERAL (SELECT es.fold(e ORDER BY e.version) AS state FROM es.events e
+                               WHERE e.stream_id = s.stream_id AND e.version <= s.version) f
+         WHERE COALESCE(l.first_version, 1) = 1 AND NOT COALESCE(l.archived, false)
+           AND f.state IS DISTINCT FROM s.state;
+
+    -- Materialized tables equal every stream's loaded state. The table is
+    -- read by es._materialized_rows as its owner, sandboxed: a rule or policy
+    -- on it is that owner's code, never run with the rights of the caller.
+    FOR p IN SELECT r.name, r.stream_types[1] AS stream_type, c.oid IS NOT NULL AS present,
+                    c.relkind IN ('r', 'p') AS is_table
+               FROM es.projection_registry r LEFT JOIN pg_class c ON c.oid = r.target
+              WHERE r.kind = 'materializer' AND r.target IS NOT NULL
+    LOOP
+        IF NOT p.present OR NOT p.is_table THEN
+            RETURN QUERY SELECT 'materialized_table'::text, p.name,
+                                CASE WHEN p.present THEN 'is no longer an ordinary table; its rows were not compared'
+                                     ELSE 'the table was dropped' END;
+            CONTINUE;
+        END IF;
+        RETURN QUERY
+            SELECT 'materialized_row'::text, p.name || ': ' || COALESCE(m.stream_id, l.stream_id),
+                   format('table has version %s state %s; es.load gives version %s state %s',
+                          m.version, m.state, l.version, l.state)
+              FROM es._materialized_rows(p.name) m
+              FULL JOIN (SELECT x.stream_id, x.version, x.state
+                           FROM es.streams s, es.load(s.stream_id) x
+                          WHERE s.stream_type = p.stream_type) l ON l.stream_id = m.stream_id
+             WHERE (m.version, m.state) IS DISTINCT FROM (l.version, l.state);
+    END LOOP;
+END
+$$;
+
+CREATE TRIGGER archived_events_no_update_delete
+    BEFORE UPDATE OR DELETE ON es.archived_events
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change();
+CREATE TRIGGER archived_events_no_truncate
+    BEFORE TRUNCATE ON es.archived_events
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change();
+ALTER TABLE es.archived_events ENABLE ALWAYS TRIGGER archived_events_no_update_delete;
+ALTER TABLE es.archived_events ENABLE ALWAYS TRIGGER archived_events_no_truncate;
+
+CREATE TRIGGER audit_no_update_delete
+    BEFORE UPDATE OR DELETE ON es.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change('never');
+CREATE TRIGGER audit_no_truncate
+    BEFORE TRUNCATE ON es.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION es._forbid_change('never');
+ALTER TABLE es.audit ENABLE ALWAYS TRIGGER audit_no_update_delete;
+ALTER TABLE es.audit ENABLE ALWAYS TRIGGER audit_no_truncate;
+
+-- the deliberate exceptions to append-only: es.grant_admin opens them
+REVOKE ALL ON FUNCTION es.delete_stream(text, bigint, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.truncate_stream(text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.set_retention(text, interval, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.apply_retention(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.redact(text, jsonb, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.archive_stream(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.unarchive_stream(text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION es._remove_events(text, bigint, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._redact_events(text, jsonb, text[], text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._move_events(text, boolean, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._append_marker(text, text, jsonb, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._refresh_read_models_of(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._lock_stream(text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._truncate_locked(text, text, bigint, bigint, boolean, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._renew_snapshots(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._refresh_read_models(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._carry_base_snapshots() FROM PUBLIC;
+

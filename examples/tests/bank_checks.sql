@@ -167,6 +167,26 @@ SELECT pg_temp.check_eq('evolution: the aggregate folds the upcast deposits (ali
                         (SELECT jsonb_object_agg(stream_id, state->'balance') FROM es.load('account-gail')),
                         '{"account-alice": 107.50, "account-gail": 25}'::jsonb);
 
+-- Lifecycle (section 12): hugo redacted and archived
+SELECT pg_temp.check_eq('lifecycle: no copy of hugo''s name is left in the store or the read models',
+                        (SELECT count(*) FROM es.events t WHERE t::text LIKE '%Hugo Strange%')
+                        + (SELECT count(*) FROM es.archived_events t WHERE t::text LIKE '%Hugo Strange%')
+                        + (SELECT count(*) FROM es.snapshots t WHERE t::text LIKE '%Hugo Strange%')
+                        + (SELECT count(*) FROM es.audit t WHERE t::text LIKE '%Hugo Strange%')
+                        + (SELECT count(*) FROM bank.account_balances t WHERE t::text LIKE '%Hugo Strange%')
+                        + (SELECT count(*) FROM bank.transaction_history t WHERE t::text LIKE '%Hugo Strange%'),
+                        0::bigint);
+SELECT pg_temp.check_eq('lifecycle: hugo''s account is archived, read, and loads as closed with 0',
+                        jsonb_build_object('hot', (SELECT count(*) FROM es.events WHERE stream_id = 'account-hugo'),
+                                           'read', (SELECT count(*) FROM es.read_stream('account-hugo')),
+                                           'state', (SELECT state - 'transactions' - 'openedAt' - 'closedAt' FROM es.load('account-hugo'))),
+                        '{"hot": 0, "read": 4, "state": {"owner": "[erased]", "balance": 0.00, "isActive": false, "accountId": "hugo", "transactionCount": 1}}'::jsonb);
+SELECT pg_temp.rejects('lifecycle: an append to the archived account is refused',
+                       $$SELECT es.append_event('account-hugo', 'MoneyDeposited', '{"amount": 1, "currency": "EUR"}')$$, '55000');
+SELECT pg_temp.check_eq('lifecycle: es.audit records the redaction and the archive',
+                        (SELECT jsonb_agg(jsonb_build_array(operation, versions::text, event_count) ORDER BY id) FROM es.audit),
+                        '[["redact", "[1,2)", 1], ["archive_stream", "[1,5)", 4]]'::jsonb);
+
 SELECT pg_temp.check_search_paths('bank');
 SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
                      count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))

@@ -389,6 +389,53 @@ mod tests {
     }
 
     #[pg_test]
+    fn read_models_reflect_a_redaction_and_a_delete() {
+        account("lc14", "lc14-a", 4);
+        account("lc14", "lc14-b", 2);
+        run("SELECT es.materialize_aggregate('lc14', 'lc14_states')");
+        run(
+            "CREATE TABLE lc14_emails (stream_id text PRIMARY KEY, email text);
+             CREATE FUNCTION lc14_h(e es.events) RETURNS void LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF e.event_type = '$StreamDeleted' THEN
+                     DELETE FROM lc14_emails WHERE stream_id = e.stream_id;
+                 ELSIF e.data ? 'email' THEN
+                     INSERT INTO lc14_emails VALUES (e.stream_id, e.data->>'email')
+                     ON CONFLICT (stream_id) DO UPDATE SET email = EXCLUDED.email;
+                 END IF;
+             END $$;
+             CREATE FUNCTION lc14_reset() RETURNS void LANGUAGE sql AS 'DELETE FROM lc14_emails';
+             SELECT es.create_projection('lc14_emails', 'lc14_h(es.events)', 'inline',
+                                         stream_types => ARRAY['lc14'], reset => 'lc14_reset()')",
+        );
+        assert_eq!(
+            one_i64("SELECT count(*) FROM lc14_emails WHERE email LIKE 'alice@%'"),
+            2
+        );
+        run("SELECT es.redact('lc14-a', '{\"email\": \"[redacted]\"}', 'r')");
+        assert_eq!(
+            one_text("SELECT version || ' ' || (state->>'email') FROM lc14_states WHERE stream_id = 'lc14-a'"),
+            "5 [redacted]"
+        );
+        assert_eq!(
+            one_text("SELECT email FROM lc14_emails WHERE stream_id = 'lc14-a'"),
+            "[redacted]"
+        );
+        run("SELECT es.delete_stream('lc14-b', hard => true)");
+        assert_eq!(
+            one_text(
+                "SELECT version || ' ' || state::text FROM lc14_states WHERE stream_id = 'lc14-b'"
+            ),
+            "3 {\"balance\": 0}"
+        );
+        assert_eq!(
+            one_i64("SELECT count(*) FROM lc14_emails WHERE stream_id = 'lc14-b'"),
+            0
+        );
+        assert_eq!(verify(), "");
+    }
+
+    #[pg_test]
     fn redact_refuses_a_stream_whose_chain_is_broken() {
         account("lc8", "lc8-a", 3);
         run("ALTER TABLE es.events DISABLE TRIGGER events_no_update_delete;

@@ -209,53 +209,60 @@ pub unsafe extern "C-unwind" fn es_rebuild_projection(fcinfo: pg_sys::FunctionCa
 
 kept_plan!(
     INLINE_FOR_TYPE,
-    c"SELECT p.name, p.reset IS NOT NULL FROM es.projection_registry p
-       WHERE p.mode = 'inline' AND p.kind = 'handler'
-         AND (p.stream_types IS NULL OR $1 = ANY (p.stream_types))
+    c"SELECT p.name, p.kind = 'materializer', p.reset IS NOT NULL, p.target::oid, p.owner::oid
+        FROM es.projection_registry p
+       WHERE p.mode = 'inline' AND (p.stream_types IS NULL OR $1 = ANY (p.stream_types))
        ORDER BY p.name",
     [pg_sys::TEXTOID]
 );
 
-crate::v1_function_info!(pg_finfo_es_rebuild_inline_projections);
+crate::v1_function_info!(pg_finfo_es_refresh_read_models);
 
-/// es._rebuild_inline_projections(stream_type text) RETURNS text[]: rebuilds
-/// every inline handler projection fed from the stream type that has a
-/// reset function (es.redact, es.delete_stream: read models must not keep
-/// what was erased); returns the names of those that have none.
+/// es._refresh_read_models_of(stream_id text, stream_type text) RETURNS
+/// text[]: after es.redact or es.delete_stream, no inline read model may keep
+/// what they erased. Materialized tables get the stream's row folded again;
+/// inline handler projections fed from the stream type are rebuilt when they
+/// have a reset function. Returns the names of those that have none.
 ///
 /// # Safety
 /// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
 /// the function's SQL signature in `sql/`.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn es_rebuild_inline_projections(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Datum {
-    let Some(stream_type) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+pub unsafe extern "C-unwind" fn es_refresh_read_models(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    let (Some(stream_id), Some(stream_type)) = (
+        crate::pg::fmgr::arg_datum(fcinfo, 0),
+        crate::pg::fmgr::arg_str(fcinfo, 1),
+    ) else {
         return fcinfo::pg_return_null(fcinfo);
     };
-    let found: Vec<(String, bool)> = spi::connected(|| {
-        let n = INLINE_FOR_TYPE.run(&[Some(stream_type)], false) as usize;
-        (0..n)
+    let mut skipped = Vec::new();
+    spi::connected(|| {
+        let n = INLINE_FOR_TYPE.run(&[stream_type.into_datum()], false) as usize;
+        let found: Vec<(String, bool, bool, Oid, Oid)> = (0..n)
             .map(|r| {
                 (
                     spi::value_string(r, 1).unwrap_or_default(),
                     spi::value_bool(r, 2).unwrap_or(false),
+                    spi::value_bool(r, 3).unwrap_or(false),
+                    spi::value(r, 4).map_or(Oid::INVALID, |d| Oid::from(d.value() as u32)),
+                    spi::value(r, 5).map_or(Oid::INVALID, |d| Oid::from(d.value() as u32)),
                 )
             })
-            .collect()
-    });
-    let mut skipped = Vec::new();
-    for (name, has_reset) in found {
-        if has_reset {
-            // The store's own maintenance, run by an admin function as the
-            // extension's owner, which need not be a member of each
-            // projection's owner: handlers still run as their owners.
-            catch_up::rebuild_as(&name, Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
-        } else {
-            skipped.push(name);
+            .collect();
+        for (name, materializer, has_reset, target, owner) in found {
+            if materializer {
+                crate::projections::materialize::refresh(target, owner, stream_type, stream_id);
+            } else if has_reset {
+                // The store's own maintenance, run by an admin function as the
+                // extension's owner, which need not be a member of each
+                // projection's owner: handlers still run as their owners.
+                catch_up::rebuild_as(&name, Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID));
+            } else {
+                skipped.push(name);
+            }
         }
-    }
+    });
     skipped.into_datum().unwrap_or(Datum::from(0usize))
 }
 

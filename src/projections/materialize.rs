@@ -193,6 +193,30 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
     count
 }
 
+/// Folds one stream again from its newest snapshot and writes its row:
+/// es.redact and es.delete_stream leave no row built from what they erased.
+/// Must run inside an SPI connection.
+pub(crate) fn refresh(target: Oid, owner: Oid, stream_type: &str, stream_id: Datum) {
+    let def = definitions::require(stream_type);
+    let p = plans(target);
+    let ext = crate::pg::tables::extension_owner();
+    let outer = xact::current_context();
+    let folder = as_user(ext, || fold_stream(outer, stream_id, def, i64::MAX, false));
+    let state = folder.result();
+    sandboxed(owner, PINNED_PATH, || {
+        exec(
+            p.upsert,
+            &[
+                Some(stream_id),
+                Some(Datum::from(folder.version)),
+                Some(state),
+            ],
+            false,
+        )
+    });
+    folder.free();
+}
+
 /// Empties the table and fills it again; returns the number of streams.
 pub(crate) fn rebuild(p: &Projection) -> i64 {
     let plans = plans(p.target);

@@ -6,7 +6,9 @@
 # 0.3.0 adds schema evolution: es.events.schema_version (a column with a
 # constant default: no table rewrite), sql/03_evolution.sql whole, and the
 # read functions that now upcast (replaced in place, or dropped and created
-# where their arguments changed).
+# where their arguments changed); and the lifecycle functions:
+# es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
+# reading es.audit, the new tables' triggers and revokes.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -35,6 +37,12 @@ parts = ["""-- pg_eventsource 0.2.0 -> 0.3.0 (assembled by tests/upgrade/assembl
 -- records it in the catalog and rewrites nothing, whatever the table's size.
 ALTER TABLE es.events ADD COLUMN schema_version integer NOT NULL DEFAULT 1;
 
+-- Cold storage for archived streams (sql/12_lifecycle.sql): es.events'
+-- columns, schema_version included; es.read_stream below reads it.
+""",
+stmt("01_tables.sql", "CREATE TABLE es.archived_events", "es.poll do not.';"), "\n",
+"SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');", """
+
 -- sql/03_evolution.sql
 """, read("03_evolution.sql"), """
 -- Read functions that upcast. read_stream and read_all gained `raw`.
@@ -55,7 +63,21 @@ stmt("11_privileges.sql", "CREATE FUNCTION es._privileges(", "\nEND;", True), ""
 REVOKE ALL ON FUNCTION es.define_event_schema(text, jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_upcaster(text, integer, jsonb, regprocedure, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
-"""]
+
+-- The deliberate exceptions to append-only. The guard becomes the Rust
+-- function that knows the sanction (same name and signature: the triggers
+-- that call it stay).
+""",
+stmt("13_guards.sql", "CREATE FUNCTION es._forbid_change()", "'es_forbid_change';", True), """
+-- sql/12_lifecycle.sql
+""", read("12_lifecycle.sql"), """
+-- es.verify accepts exactly the holes es.audit explains.
+""",
+stmt("10_verify.sql", "CREATE FUNCTION es.verify(", "\n$$;", True), "\n",
+stmt("13_guards.sql", "CREATE TRIGGER archived_events_no_update_delete", "ENABLE ALWAYS TRIGGER audit_no_truncate;"), "\n",
+stmt("13_guards.sql", "-- the deliberate exceptions to append-only: es.grant_admin opens them", "es.unarchive_stream(text) FROM PUBLIC;"), "\n",
+stmt("13_guards.sql", "REVOKE ALL ON FUNCTION es._remove_events(", "es._carry_base_snapshots() FROM PUBLIC;"), "\n",
+]
 sys.stdout.write("".join(parts))
 PY
 if [ "${1:-}" = --check ]; then

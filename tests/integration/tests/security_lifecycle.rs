@@ -306,11 +306,11 @@ fn primitive_calls() -> Vec<&'static str> {
         "SELECT es._move_events('arch-1', false, 'x')",
         "SELECT es._append_marker('acct-1', '$StreamDeleted', '{}', NULL)",
         "SELECT es._append_marker('acct-1', '$EventsRedacted', '{}', 3)",
-        "SELECT es._rebuild_inline_projections('acct')",
+        "SELECT es._refresh_read_models_of('acct-1', 'acct')",
         "SELECT es._lock_stream('x', 'acct-1')",
         "SELECT es._truncate_locked('acct-1', 'acct', 3, 1, false, 3, 'truncate_stream', 'x')",
         "SELECT es._renew_snapshots('acct-1', 1)",
-        "SELECT es._refresh_read_models('acct')",
+        "SELECT es._refresh_read_models('acct-1', 'acct')",
     ]
 }
 
