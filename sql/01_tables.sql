@@ -42,6 +42,18 @@ ALTER TABLE es.archived_events
 COMMENT ON TABLE es.archived_events IS
     'Events of archived streams (es.archive_stream). es.read_stream and es.load read them; es.read_all and es.poll do not.';
 
+-- What the lifecycle functions (sql/12_lifecycle.sql) left behind, per stream: where its stored versions now
+-- begin and the hash chain up to there (so es.verify can check the rest),
+-- whether it is hard-deleted or archived. Rows only for streams changed.
+CREATE TABLE es.stream_lifecycle (
+    stream_id     text        NOT NULL PRIMARY KEY,
+    first_version bigint      NOT NULL DEFAULT 1 CHECK (first_version >= 1),
+    chain_base    bytea,
+    deleted       boolean     NOT NULL DEFAULT false,
+    archived      boolean     NOT NULL DEFAULT false,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 -- One row per stream. Every append updates its stream's row: the row lock
 -- orders writers of one stream, and nothing else. Room is left on each page
 -- so those updates stay HOT (no indexed column changes).
@@ -76,5 +88,6 @@ CREATE TABLE es.position_base (
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('es.events', '');
 SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');
+SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
 SELECT pg_catalog.pg_extension_config_dump('es.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('es.position_base', '');

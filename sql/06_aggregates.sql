@@ -125,16 +125,42 @@ END;
 COMMENT ON FUNCTION es.load(text, bigint) IS
     'The stream''s state at at_version (NULL: now), folded from its newest usable snapshot.';
 
+-- The version es.load_at folds to: the longest prefix of the stream
+-- recorded at or before at_time, wherever its events are stored. When the
+-- events below the stream's first stored one were removed
+-- (sql/12_lifecycle.sql) and at_time falls before that one, nothing tells
+-- which of the removed versions was the last by then: 55000.
+CREATE FUNCTION es._version_at(stream_id text, at_time timestamptz) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target bigint;
+    first bigint;
+BEGIN
+    SELECT pg_catalog.min(e.version) - 1 INTO target
+      FROM (SELECT x.version, x.recorded_at FROM es.events x WHERE x.stream_id = _version_at.stream_id
+            UNION ALL
+            SELECT a.version, a.recorded_at FROM es.archived_events a WHERE a.stream_id = _version_at.stream_id) e
+     WHERE e.recorded_at > at_time;
+    first := COALESCE((SELECT l.first_version FROM es.stream_lifecycle l WHERE l.stream_id = _version_at.stream_id), 1);
+    IF first > 1 AND target < first THEN
+        RAISE EXCEPTION 'stream "%" no longer stores its events below version %: the state at % is not known',
+                        stream_id, first, at_time
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'es.truncate_stream, es.delete_stream and retention remove events (see es.audit); es.load_at answers from the first stored event''s time on.';
+    END IF;
+    RETURN target;
+END
+$$;
+
 CREATE FUNCTION es.load_at(stream_id text, at_time timestamptz)
 RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
 LANGUAGE sql STABLE ROWS 1
 BEGIN ATOMIC
     -- the longest prefix of the stream recorded at or before at_time
     SELECT l.stream_id, l.stream_type, l.version, l.state
-      FROM es._load(load_at.stream_id,
-                    (SELECT min(e.version) - 1 FROM es.events e
-                      WHERE e.stream_id = load_at.stream_id
-                        AND e.recorded_at > es._check_time('at_time', at_time))) l;
+      FROM es._load(load_at.stream_id, es._version_at(load_at.stream_id, es._check_time('at_time', at_time))) l;
 END;
 
 COMMENT ON FUNCTION es.load_at(text, timestamptz) IS

@@ -31,18 +31,6 @@ CREATE INDEX audit_stream_idx ON es.audit (stream_id);
 COMMENT ON TABLE es.audit IS
     'One row per deliberate change of stored events (delete, truncate, retention, redaction, archive), append-only. es.verify() accepts exactly the holes it explains.';
 
--- What the changes left behind, per stream: where its stored versions now
--- begin and the hash chain up to there (so es.verify can check the rest),
--- whether it is hard-deleted or archived. Rows only for streams changed.
-CREATE TABLE es.stream_lifecycle (
-    stream_id     text        NOT NULL PRIMARY KEY,
-    first_version bigint      NOT NULL DEFAULT 1 CHECK (first_version >= 1),
-    chain_base    bytea,
-    deleted       boolean     NOT NULL DEFAULT false,
-    archived      boolean     NOT NULL DEFAULT false,
-    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
-
 -- Retention per stream type, applied by es.apply_retention (and the worker).
 CREATE TABLE es.retention (
     stream_type text        NOT NULL PRIMARY KEY,
@@ -54,7 +42,6 @@ CREATE TABLE es.retention (
 
 SELECT pg_catalog.pg_extension_config_dump('es.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('es.audit_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
 SELECT pg_catalog.pg_extension_config_dump('es.retention', '');
 
 -- The primitives (src/lifecycle/change.rs). Each runs one sanctioned

@@ -16,6 +16,16 @@ COMMENT ON TABLE es.archived_events IS
     'Events of archived streams (es.archive_stream). es.read_stream and es.load read them; es.read_all and es.poll do not.';
 
 SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');
+CREATE TABLE es.stream_lifecycle (
+    stream_id     text        NOT NULL PRIMARY KEY,
+    first_version bigint      NOT NULL DEFAULT 1 CHECK (first_version >= 1),
+    chain_base    bytea,
+    deleted       boolean     NOT NULL DEFAULT false,
+    archived      boolean     NOT NULL DEFAULT false,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
 
 -- sql/03_evolution.sql
 -- Schema evolution: a JSON Schema per event type, checked on every append of
@@ -574,18 +584,6 @@ CREATE INDEX audit_stream_idx ON es.audit (stream_id);
 COMMENT ON TABLE es.audit IS
     'One row per deliberate change of stored events (delete, truncate, retention, redaction, archive), append-only. es.verify() accepts exactly the holes it explains.';
 
--- What the changes left behind, per stream: where its stored versions now
--- begin and the hash chain up to there (so es.verify can check the rest),
--- whether it is hard-deleted or archived. Rows only for streams changed.
-CREATE TABLE es.stream_lifecycle (
-    stream_id     text        NOT NULL PRIMARY KEY,
-    first_version bigint      NOT NULL DEFAULT 1 CHECK (first_version >= 1),
-    chain_base    bytea,
-    deleted       boolean     NOT NULL DEFAULT false,
-    archived      boolean     NOT NULL DEFAULT false,
-    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
-
 -- Retention per stream type, applied by es.apply_retention (and the worker).
 CREATE TABLE es.retention (
     stream_type text        NOT NULL PRIMARY KEY,
@@ -597,7 +595,6 @@ CREATE TABLE es.retention (
 
 SELECT pg_catalog.pg_extension_config_dump('es.audit', '');
 SELECT pg_catalog.pg_extension_config_dump('es.audit_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
 SELECT pg_catalog.pg_extension_config_dump('es.retention', '');
 
 -- The primitives (src/lifecycle/change.rs). Each runs one sanctioned
@@ -1093,6 +1090,40 @@ END
 $$;
 COMMENT ON FUNCTION es.revoke_admin(regrole) IS
     'Takes back what es.grant_admin gave beyond writing: the role stays a writer.';
+
+-- es.load_at reads archived events, and knows what truncation removed.
+CREATE FUNCTION es._version_at(stream_id text, at_time timestamptz) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target bigint;
+    first bigint;
+BEGIN
+    SELECT pg_catalog.min(e.version) - 1 INTO target
+      FROM (SELECT x.version, x.recorded_at FROM es.events x WHERE x.stream_id = _version_at.stream_id
+            UNION ALL
+            SELECT a.version, a.recorded_at FROM es.archived_events a WHERE a.stream_id = _version_at.stream_id) e
+     WHERE e.recorded_at > at_time;
+    first := COALESCE((SELECT l.first_version FROM es.stream_lifecycle l WHERE l.stream_id = _version_at.stream_id), 1);
+    IF first > 1 AND target < first THEN
+        RAISE EXCEPTION 'stream "%" no longer stores its events below version %: the state at % is not known',
+                        stream_id, first, at_time
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'es.truncate_stream, es.delete_stream and retention remove events (see es.audit); es.load_at answers from the first stored event''s time on.';
+    END IF;
+    RETURN target;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION es.load_at(stream_id text, at_time timestamptz)
+RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
+LANGUAGE sql STABLE ROWS 1
+BEGIN ATOMIC
+    -- the longest prefix of the stream recorded at or before at_time
+    SELECT l.stream_id, l.stream_type, l.version, l.state
+      FROM es._load(load_at.stream_id, es._version_at(load_at.stream_id, es._check_time('at_time', at_time))) l;
+END;
 
 -- es.verify accepts exactly the holes es.audit explains.
 CREATE OR REPLACE FUNCTION es.verify(mode text DEFAULT 'full')

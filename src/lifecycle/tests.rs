@@ -128,6 +128,16 @@ mod tests {
             "55000",
             "no longer stores its events below version 6",
         );
+        // by time: from the first stored event's time on; before it, unknown
+        assert_eq!(
+            one_text("SELECT version::text FROM es.load_at('lc3-a', now())"),
+            "10"
+        );
+        assert_error(
+            "PERFORM es.load_at('lc3-a', now() - interval '1 day')",
+            "55000",
+            "no longer stores its events below version 6: the state at",
+        );
         // a second cut below the first removes nothing; above it, more
         assert_eq!(one_i64("SELECT es.truncate_stream('lc3-a', 4)"), 0);
         assert_eq!(one_i64("SELECT es.truncate_stream('lc3-a', 8)"), 2);
@@ -504,6 +514,14 @@ mod tests {
         // no snapshot below: a fold from the archive
         run("DELETE FROM es.snapshots WHERE stream_id = 'lc10-a'");
         assert_eq!(load("lc10-a"), before);
+        assert_eq!(
+            one_text("SELECT version::text FROM es.load_at('lc10-a', now())"),
+            "4"
+        );
+        assert_eq!(
+            one_text("SELECT version::text FROM es.load_at('lc10-a', now() - interval '1 day')"),
+            "0"
+        );
         for stmt in [
             "PERFORM es.append_event('lc10-a', 'Deposited', '{}')",
             "PERFORM es.append_events('lc10-a', '[{\"type\": \"Deposited\", \"data\": {}}]', 4)",

@@ -41,7 +41,9 @@ ALTER TABLE es.events ADD COLUMN schema_version integer NOT NULL DEFAULT 1;
 -- columns, schema_version included; es.read_stream below reads it.
 """,
 stmt("01_tables.sql", "CREATE TABLE es.archived_events", "es.poll do not.';"), "\n",
-"SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');", """
+"SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');\n",
+stmt("01_tables.sql", "CREATE TABLE es.stream_lifecycle", "\n);"), "\n",
+"SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');", """
 
 -- sql/03_evolution.sql
 """, read("03_evolution.sql"), """
@@ -71,6 +73,10 @@ REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
 stmt("13_guards.sql", "CREATE FUNCTION es._forbid_change()", "'es_forbid_change';", True), """
 -- sql/12_lifecycle.sql
 """, read("12_lifecycle.sql"), """
+-- es.load_at reads archived events, and knows what truncation removed.
+""",
+stmt("06_aggregates.sql", "CREATE FUNCTION es._version_at(", "\n$$;"), "\n",
+stmt("06_aggregates.sql", "CREATE FUNCTION es.load_at(", "\nEND;", True), """
 -- es.verify accepts exactly the holes es.audit explains.
 """,
 stmt("10_verify.sql", "CREATE FUNCTION es.verify(", "\n$$;", True), "\n",
