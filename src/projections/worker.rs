@@ -62,7 +62,7 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
     let mut listening = false;
     // Until when to skip catch-ups because the last look found nothing to run.
     let mut idle_until: Option<Instant> = None;
-    let mut next_retention = Instant::now();
+    let mut last_retention: Option<Instant> = None;
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: called in the worker's main loop, outside a transaction, as PostgreSQL's
@@ -85,10 +85,12 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
         if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
             idle_until = (!catch_up()).then(|| Instant::now() + interval());
         }
-        let every = RETENTION_INTERVAL.get();
-        if listening && every > 0 && Instant::now() >= next_retention {
+        // (the interval is read each time: a reload that changes it applies
+        // to the run after the last one, not after the one planned before)
+        let every = Duration::from_secs(RETENTION_INTERVAL.get().max(0) as u64);
+        if listening && !every.is_zero() && last_retention.is_none_or(|t| t.elapsed() >= every) {
             apply_retention();
-            next_retention = Instant::now() + Duration::from_secs(every as u64);
+            last_retention = Some(Instant::now());
         }
         // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
         // do.
