@@ -447,11 +447,12 @@ lifecycle_round() {
     q es_life CHECKPOINT
     quiet_wait
 }
-# timed DB SQL: prints "rows seconds" of one statement that returns a row count
+# timed DB SQL: prints "rows seconds" of one statement whose one row has a
+# column n (a count)
 timed() {
     es_psql "$1" -qAt -F ' ' <<SQL
 SELECT clock_timestamp() AS t0 \gset
-SELECT ($2) AS n \gset
+$2 \gset
 SELECT :n, extract(epoch FROM clock_timestamp() - :'t0');
 SQL
 }
@@ -461,13 +462,13 @@ sc_retention() {
     for ((r = 1; r <= ROUNDS; r++)); do
         lifecycle_round
         q es_life "SELECT es.set_retention('ret', max_count => 10)" >/dev/null
-        read -r n secs <<<"$(timed es_life "SELECT es.apply_retention(100000000)")"
+        read -r n secs <<<"$(timed es_life "SELECT es.apply_retention(100000000) AS n")"
         rec retention es "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
         printf '    %-22s %-8s round %s: %12.1f %-8s (%s events in %.3f s)\n' retention es "$r" \
             "$(awk -v n="$n" -v s="$secs" 'BEGIN { print n / s }')" "$EV" "$n" "$secs"
         read -r n secs <<<"$(timed es_life "WITH d AS (DELETE FROM bench_ret b USING es.streams s
                                                           WHERE s.stream_id = b.stream_id AND b.version <= s.version - 10
-                                                          RETURNING 1) SELECT count(*) FROM d")"
+                                                          RETURNING 1) SELECT count(*) AS n FROM d")"
         rec retention delete "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
         printf '    %-22s %-8s round %s: %12.1f %-8s (%s rows in %.3f s)\n' retention delete "$r" \
             "$(awk -v n="$n" -v s="$secs" 'BEGIN { print n / s }')" "$EV" "$n" "$secs"
@@ -477,11 +478,11 @@ sc_redact() {
     local r n secs
     for ((r = 1; r <= ROUNDS; r++)); do
         lifecycle_round
-        read -r n secs <<<"$(timed es_life "SELECT es.redact('red-1', '{\"email\": \"[redacted]\"}', 'bench')")"
+        read -r n secs <<<"$(timed es_life "SELECT es.redact('red-1', '{\"email\": \"[redacted]\"}', 'bench') AS n")"
         rec redact es "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
         printf '    %-22s %-8s round %s: %10.1f ms   (%s events)\n' redact es "$r" "$(awk -v s="$secs" 'BEGIN { print s * 1000 }')" "$n"
         read -r n secs <<<"$(timed es_life "WITH u AS (UPDATE bench_red SET data = jsonb_set(data, '{email}', '\"[redacted]\"')
-                                                        WHERE data ? 'email' RETURNING 1) SELECT count(*) FROM u")"
+                                                        WHERE data ? 'email' RETURNING 1) SELECT count(*) AS n FROM u")"
         rec redact update "$r" 1 0 "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV" "$n"
         printf '    %-22s %-8s round %s: %10.1f ms   (%s rows)\n' redact update "$r" "$(awk -v s="$secs" 'BEGIN { print s * 1000 }')" "$n"
     done

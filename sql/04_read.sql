@@ -1,8 +1,9 @@
 -- Reading one stream. es.read_stream is a SQL function with a standard-SQL
 -- body (BEGIN ATOMIC): every name in it is bound when the extension is
 -- created, so a caller's search_path cannot redirect it, and the planner
--- inlines it into the calling query (an index scan, as fast as the plain
--- SELECT). Reading every stream in global order: sql/05_horizon.sql.
+-- inlines it into the calling query (the plain SELECT's scan; about 0.9x its
+-- speed, bench/results/). Reading every stream in global order:
+-- sql/05_horizon.sql.
 
 CREATE FUNCTION es.read_stream(
     stream_id    text,
@@ -12,27 +13,44 @@ CREATE FUNCTION es.read_stream(
 ) RETURNS SETOF es.events
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    -- Upcast column by column (sql/03_evolution.sql). Whether to is asked
+    -- Four branches, of which one or two run: whether to upcast is asked
     -- once per query (an uncorrelated subquery: an InitPlan, run at the
-    -- first row, after the statement's snapshot): with no upcaster (or
-    -- raw => true) each row costs a test of its result, and no call.
-    SELECT e.global_position, e.stream_id, e.stream_type, e.version,
-           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.event_type
-                ELSE es._upcast_type(e.event_type, e.schema_version) END,
-           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.data
-                ELSE es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata) END,
-           e.metadata, e.event_id, e.recorded_at,
-           CASE WHEN (SELECT raw OR NOT es._upcasting()) THEN e.schema_version
-                ELSE es._upcast_version(e.event_type, e.schema_version) END
-      FROM (SELECT x.* FROM es.events x
-             WHERE x.stream_id = es._check_stream_id(read_stream.stream_id)
-               AND x.version >= COALESCE(from_version, 1)
-            UNION ALL
-            -- an archived stream's events (es.archive_stream): an index
-            -- probe that finds nothing for every other stream
-            SELECT a.* FROM es.archived_events a
-             WHERE a.stream_id = read_stream.stream_id
-               AND a.version >= COALESCE(from_version, 1)) e
+    -- first row, after the statement's snapshot), and a branch whose answer
+    -- is no stops before its scan. With no upcaster (or raw => true) the
+    -- rows go out as the index scan reads them, with no per-row expression;
+    -- otherwise column by column (sql/03_evolution.sql). The archive's
+    -- branches (es.archive_stream) are an index probe that finds nothing for
+    -- every other stream.
+    SELECT e.* FROM (
+        SELECT x.* FROM es.events x
+         WHERE (SELECT raw OR NOT es._upcasting())
+           AND x.stream_id = es._check_stream_id(read_stream.stream_id)
+           AND x.version >= COALESCE(from_version, 1)
+        UNION ALL
+        SELECT x.global_position, x.stream_id, x.stream_type, x.version,
+               es._upcast_type(x.event_type, x.schema_version),
+               es._upcast_data(x.event_type, x.schema_version, x.data, x.metadata),
+               x.metadata, x.event_id, x.recorded_at,
+               es._upcast_version(x.event_type, x.schema_version)
+          FROM es.events x
+         WHERE (SELECT NOT raw AND es._upcasting())
+           AND x.stream_id = es._check_stream_id(read_stream.stream_id)
+           AND x.version >= COALESCE(from_version, 1)
+        UNION ALL
+        SELECT a.* FROM es.archived_events a
+         WHERE (SELECT raw OR NOT es._upcasting())
+           AND a.stream_id = read_stream.stream_id
+           AND a.version >= COALESCE(from_version, 1)
+        UNION ALL
+        SELECT a.global_position, a.stream_id, a.stream_type, a.version,
+               es._upcast_type(a.event_type, a.schema_version),
+               es._upcast_data(a.event_type, a.schema_version, a.data, a.metadata),
+               a.metadata, a.event_id, a.recorded_at,
+               es._upcast_version(a.event_type, a.schema_version)
+          FROM es.archived_events a
+         WHERE (SELECT NOT raw AND es._upcasting())
+           AND a.stream_id = read_stream.stream_id
+           AND a.version >= COALESCE(from_version, 1)) e
      ORDER BY e.version
      LIMIT max_count;
 END;

@@ -31,6 +31,19 @@ SELECT es.apply_retention();
 SELECT string_agg(version::text, ',') AS stored FROM es.read_stream('patron-1');
 SELECT es.set_retention('patron');
 
+-- Retention by age: events recorded more than 3 seconds ago go (each
+-- statement here is a transaction of its own: its events' recorded_at).
+-- Stream type visitor, of this file only.
+SELECT count(es.append_event('visitor-1', 'Visited', jsonb_build_object('page', g))) FROM generate_series(1, 4) g;
+SELECT es.append_event('visitor-2', 'Visited', '{"page": 1}');
+SELECT pg_sleep(3.5);
+SELECT count(es.append_event('visitor-1', 'Visited', jsonb_build_object('page', g))) FROM generate_series(5, 6) g;
+SELECT es.set_retention('visitor', max_age => interval '3 seconds');
+SELECT es.apply_retention();
+SELECT stream_id, string_agg(version::text, ',' ORDER BY version) AS stored
+  FROM es.events WHERE stream_type = 'visitor' GROUP BY stream_id ORDER BY stream_id;
+SELECT es.set_retention('visitor');
+
 -- A second patron asks to be forgotten: the email goes from every event.
 SELECT es.append_event('patron-2', 'Joined', '{"email": "bob@example.com", "city": "Lyon"}');
 SELECT es.append_event('patron-2', 'Visited', '{"page": 1, "email": "bob@example.com"}');
