@@ -316,6 +316,14 @@ else
         "SELECT format('lag %s, status %s, error %s', lag, status, last_error) FROM es.projections WHERE name = 'type_counts'")"
 fi
 
+# Checks that remove or move events run last (after the worker's comparison).
+if [ -f "$T/after_${NEW_VERSION}_lifecycle.sql" ]; then
+    q "$DB_UP" -v version="$NEW_VERSION" -f "$T/after_${NEW_VERSION}_lifecycle.sql" >"$LOGS/after-lifecycle.out" 2>&1
+    rc=$?
+    tally "$LOGS/after-lifecycle.out"
+    [ $rc -eq 0 ] || fail "after_${NEW_VERSION}_lifecycle.sql stopped on an error (above)"
+fi
+
 stop_cluster
 echo "($((SECONDS - START)) s; logs in $LOGS)"
 summary
