@@ -169,16 +169,7 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
             for id in ids {
                 // SAFETY: `cxt` was created above and lives until the end of this function.
                 let old = unsafe { pg_sys::MemoryContextSwitchTo(cxt) };
-                let folder = fold_stream(cxt, *id, def.clone(), i64::MAX, false);
-                let state = folder.result();
-                sandboxed(owner, PINNED_PATH, || {
-                    exec(
-                        p.upsert,
-                        &[Some(*id), Some(Datum::from(folder.version)), Some(state)],
-                        false,
-                    )
-                });
-                folder.free();
+                refold_row(&p, owner, def.clone(), *id, cxt);
                 // SAFETY: switches back to the saved context, then frees the stream's garbage.
                 unsafe {
                     pg_sys::MemoryContextSwitchTo(old);
@@ -197,11 +188,29 @@ fn fill(target: Oid, owner: Oid, stream_type: &str) -> i64 {
 /// es.redact and es.delete_stream leave no row built from what they erased.
 /// Must run inside an SPI connection.
 pub(crate) fn refresh(target: Oid, owner: Oid, stream_type: &str, stream_id: Datum) {
-    let def = definitions::require(stream_type);
-    let p = plans(target);
     let ext = crate::pg::tables::extension_owner();
-    let outer = xact::current_context();
-    let folder = as_user(ext, || fold_stream(outer, stream_id, def, i64::MAX, false));
+    let def = definitions::require(stream_type);
+    as_user(ext, || {
+        refold_row(
+            &plans(target),
+            owner,
+            def,
+            stream_id,
+            xact::current_context(),
+        )
+    });
+}
+
+/// Folds a stream from its newest snapshot (the folder's memory in `cxt`)
+/// and upserts its row as the table's owner. Runs as the extension owner.
+fn refold_row(
+    p: &Plans,
+    owner: Oid,
+    def: std::rc::Rc<definitions::Def>,
+    stream_id: Datum,
+    cxt: pg_sys::MemoryContext,
+) {
+    let folder = fold_stream(cxt, stream_id, def, i64::MAX, false);
     let state = folder.result();
     sandboxed(owner, PINNED_PATH, || {
         exec(

@@ -208,6 +208,19 @@ pub fn sqlstate(e: &postgres::Error) -> Option<&SqlState> {
     e.code()
 }
 
+/// The SQLSTATE of `e` as text ("" for an error without one).
+pub fn code_of(e: &postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// Connects to `db` as `role` (a role of the test's own, set up by it).
+pub fn connect_as(db: &str, role: &str) -> Client {
+    let mut cfg = config(db);
+    cfg.user(role);
+    cfg.connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect to {db} as {role}: {e}"))
+}
+
 /// Whether `e` is SQLSTATE 40001 (serialization_failure).
 pub fn is_serialization_failure(e: &postgres::Error) -> bool {
     sqlstate(e) == Some(&SqlState::T_R_SERIALIZATION_FAILURE)

@@ -21,8 +21,8 @@
 //!   materialized aggregate table.
 
 use pg_eventsource_integration::{
-    append, append_batch, config, connect, describe, dump_and_restore, host, pg_bin_dir, port,
-    sqlstate, user, wait_child, wait_until, TestDb,
+    append, append_batch, config, connect, connect_as, describe, dump_and_restore, host,
+    pg_bin_dir, port, sqlstate, user, wait_child, wait_until, TestDb,
 };
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
@@ -95,14 +95,6 @@ fn expect_code<T: std::fmt::Debug>(what: &str, r: Result<T, postgres::Error>, co
             code.code()
         ),
     }
-}
-
-/// Connects to `db` as `role` (trust authentication).
-fn connect_as(db: &str, role: &str) -> Client {
-    let mut cfg = config(db);
-    cfg.user(role);
-    cfg.connect(NoTls)
-        .unwrap_or_else(|e| panic!("connect to {db} as {role}: {e}"))
 }
 
 /// Drops `role` from the cluster if it exists, with its privileges in `dbs`.

@@ -12,9 +12,9 @@
 //!
 //! Roles are cluster-wide, so every test uses role names of its own.
 
-use pg_eventsource_integration::{config, describe, wait_until, TestDb};
+use pg_eventsource_integration::{code_of, connect_as, describe, wait_until, TestDb};
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn ok<T>(what: &str, r: Result<T, postgres::Error>) -> T {
@@ -30,14 +30,6 @@ struct Scene {
     w2: String,
     /// A role that may only read.
     r: String,
-}
-
-/// Connects to `db` as `role`.
-fn connect_as(db: &str, role: &str) -> Client {
-    let mut cfg = config(db);
-    cfg.user(role);
-    cfg.connect(NoTls)
-        .unwrap_or_else(|e| panic!("connect to {db} as {role}: {e}"))
 }
 
 /// Drops `role` from the cluster (with whatever it owns in `dbs`).
@@ -185,10 +177,6 @@ fn catch_up(c: &mut Client, name: &str, total: i64) {
             >= total
     });
     assert!(done, "projection {name} did not reach {total} events");
-}
-
-fn code_of(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
 }
 
 /// Reproduction 1 of the audit: an async handler's `SET` survived into the

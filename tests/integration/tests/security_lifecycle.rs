@@ -13,15 +13,11 @@
 //!
 //! Roles are cluster-wide: every role of this file begins with `seclc_`.
 
-use pg_eventsource_integration::{config, describe, TestDb};
-use postgres::{Client, NoTls};
+use pg_eventsource_integration::{code_of, connect_as, describe, TestDb};
+use postgres::Client;
 
 fn ok<T>(what: &str, r: Result<T, postgres::Error>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {}", describe(&e)))
-}
-
-fn code_of(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
 }
 
 /// Runs `sql` (one or more statements) and asserts that it fails with one of `codes`.
@@ -79,14 +75,6 @@ struct Scene {
     a: String,
     /// A member of the admin role, not granted anything itself.
     b: String,
-}
-
-/// Connects to `db` as `role`.
-fn connect_as(db: &str, role: &str) -> Client {
-    let mut cfg = config(db);
-    cfg.user(role);
-    cfg.connect(NoTls)
-        .unwrap_or_else(|e| panic!("connect to {db} as {role}: {e}"))
 }
 
 /// Drops `role` from the cluster, if it exists.
