@@ -14,7 +14,7 @@ use crate::pg::roles;
 use crate::pg::spi;
 use crate::pg::xact::{self, copy_into};
 use crate::store::args;
-use crate::store::event::RowReader;
+use crate::store::event::{Event, RowReader};
 use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
@@ -131,7 +131,7 @@ impl Folder {
         let mut ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
         let reg = crate::evolution::registry::get();
         if !is_function && reg.any_upcaster {
-            if let Some((renamed, _, data)) = crate::evolution::upcast::chain_to(
+            if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
                 &reg,
                 ev.event_type,
                 ev.schema_version,
@@ -141,10 +141,25 @@ impl Folder {
                 if let Some(t) = renamed {
                     ev.event_type = t;
                 }
-                // reducers read the tree: no jsonb is built for them
-                ev.data_tree = Some(data.tree());
+                // reducers read the upcast data as they read stored data
+                // (built without a call into PostgreSQL per value)
+                // SAFETY: `chain` returns a non-null jsonb datum.
+                ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
+                let upcast = data != ev.data_datum;
+                ev.data_datum = data;
+                self.apply_event(def, &ev, row);
+                if upcast {
+                    // SAFETY: built for this event by the chain in the current context; the
+                    // state copied what it kept (Val owns its values).
+                    unsafe { pg_sys::pfree(data.cast_mut_ptr()) };
+                }
+                return;
             }
         }
+        self.apply_event(def, &ev, row);
+    }
+
+    fn apply_event(&mut self, def: &Def, ev: &Event, row: Datum) {
         if ev.stream_type != def.stream_type {
             fail(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -183,7 +198,7 @@ impl Folder {
         }
         match (&def.kind, &mut self.state) {
             (Kind::Reducers(r, _), State::Native(state)) => {
-                if let Err(e) = r.apply(state, &ev) {
+                if let Err(e) = r.apply(state, ev) {
                     fail(
                         PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
                         format!(

@@ -246,12 +246,8 @@ impl Reducers {
 fn source_value(src: &Source, ev: &Event) -> Option<Val> {
     Some(match src {
         Source::Const(v) => v.clone(),
-        Source::Data(p) => match &ev.data_tree {
-            // upcast by the fold (evolution::upcast::chain_tree)
-            Some(t) => t.get_path(p)?.clone(),
-            None if p.is_empty() => Val::from_container(ev.data),
-            None => Val::from_jsonb_value(&ev.data.path(p)?),
-        },
+        Source::Data(p) if p.is_empty() => Val::from_container(ev.data),
+        Source::Data(p) => Val::from_jsonb_value(&ev.data.path(p)?),
         Source::Metadata(p) if p.is_empty() => Val::from_container(ev.metadata()),
         Source::Metadata(p) => Val::from_jsonb_value(&ev.metadata().path(p)?),
         Source::Version => Val::Num(Num::int(ev.version)),

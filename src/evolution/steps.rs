@@ -10,6 +10,7 @@
 
 use crate::pg::json_value::Val;
 use crate::pg::jsonb::{Container, Value};
+use crate::pg::jsonb_build::{JsonbWrite, Writer};
 use pgrx::pg_sys;
 
 #[derive(Debug)]
@@ -125,6 +126,33 @@ fn compile_one(s: &Val) -> Result<Step, String> {
     Err(r#"a step is {"rename": p, "to": q}, {"set": p, "value": v}, {"set": p, "from": "$.x"} or {"unset": p}"#.into())
 }
 
+/// An object key: borrowed from the stored jsonb (no copy per member) or
+/// written by a step.
+pub(crate) enum Key {
+    /// Bytes inside the stored jsonb, which outlives the edit.
+    Stored(*const u8, usize),
+    Owned(String),
+}
+
+impl Key {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: the bytes of a key inside the stored jsonb, alive while the edit is
+            // (`Edit::new`'s contract).
+            Key::Stored(p, n) => unsafe { std::slice::from_raw_parts(*p, *n) },
+            Key::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    fn is(&self, k: &str) -> bool {
+        self.bytes() == k.as_bytes()
+    }
+
+    fn to_string_lossy(&self) -> String {
+        String::from_utf8_lossy(self.bytes()).into_owned()
+    }
+}
+
 /// The data being edited, expanded only along the steps' paths: values no
 /// step touches stay in jsonb's binary form and are copied as they are
 /// when the result is built (no conversion to a Rust tree and back).
@@ -133,7 +161,7 @@ pub(crate) enum Node {
     /// binary form).
     Raw(pg_sys::JsonbValue),
     /// An object expanded one level: its members in stored order.
-    Obj(Vec<(String, Node)>),
+    Obj(Vec<(Key, Node)>),
     /// A value a step wrote.
     New(Val),
 }
@@ -159,7 +187,7 @@ impl Node {
         };
         self.expand();
         let Node::Obj(o) = self else { return None };
-        let (_, child) = o.iter_mut().find(|(k, _)| k == first)?;
+        let (_, child) = o.iter_mut().find(|(k, _)| k.is(first))?;
         child.lookup(rest)
     }
 
@@ -168,7 +196,7 @@ impl Node {
         let parent = self.lookup(init)?;
         parent.expand();
         let Node::Obj(o) = parent else { return None };
-        let i = o.iter().position(|(k, _)| k == last)?;
+        let i = o.iter().position(|(k, _)| k.is(last))?;
         Some(o.remove(i).1)
     }
 
@@ -181,7 +209,7 @@ impl Node {
             return true;
         };
         let Node::Obj(o) = self else { return false };
-        match o.iter_mut().find(|(k, _)| k == first) {
+        match o.iter_mut().find(|(k, _)| k.is(first)) {
             Some((_, child)) => child.writable(rest),
             None => true,
         }
@@ -202,10 +230,10 @@ impl Node {
         for k in init {
             cur.expand();
             let Node::Obj(o) = cur else { return Err(value) };
-            let i = match o.iter().position(|(n, _)| n == k) {
+            let i = match o.iter().position(|(n, _)| n.is(k)) {
                 Some(i) => i,
                 None => {
-                    o.push((k.clone(), Node::Obj(Vec::new())));
+                    o.push((Key::Owned(k.clone()), Node::Obj(Vec::new())));
                     o.len() - 1
                 }
             };
@@ -213,53 +241,44 @@ impl Node {
         }
         cur.expand();
         let Node::Obj(o) = cur else { return Err(value) };
-        match o.iter_mut().find(|(n, _)| n == last) {
+        match o.iter_mut().find(|(n, _)| n.is(last)) {
             Some((_, slot)) => *slot = value,
-            None => o.push((last.clone(), value)),
+            None => o.push((Key::Owned(last.clone()), value)),
         }
         Ok(())
     }
+}
 
-    /// Pushes the node into a jsonb being built (`seq`: WJB_VALUE inside an
-    /// object, `None` at the root).
-    ///
-    /// # Safety
-    /// `state` is a parse state in the making (or null at the root).
-    unsafe fn push(
-        &self,
-        state: &mut *mut pg_sys::JsonbParseState,
-        seq: Option<pg_sys::JsonbIteratorToken::Type>,
-    ) -> *mut pg_sys::JsonbValue {
-        use pg_sys::JsonbIteratorToken::*;
+impl JsonbWrite for Node {
+    fn write(&self, w: &mut Writer) -> u32 {
         match self {
-            Node::New(v) => v.push_into(state, seq),
-            Node::Raw(v) => {
-                let mut v = *v;
-                match seq {
-                    Some(s) => pg_sys::pushJsonbValue(state, s, &mut v),
-                    // the root: a value a step moved there (rare), as a tree
-                    None => Val::from_jsonb_value(&Value(v)).push_into(state, None),
-                }
-            }
+            Node::New(v) => v.write(w),
+            // SAFETY: a value read out of the stored jsonb, which outlives the edit.
+            Node::Raw(v) => unsafe { w.stored(v) },
             Node::Obj(o) => {
-                pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
-                for (k, v) in o {
-                    // the node outlives the build (Edit::finish)
-                    let mut key = crate::pg::json_value::borrowed_string_value(k);
-                    pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
-                    v.push(state, Some(WJB_VALUE));
-                }
-                pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
+                let pairs: Vec<(&[u8], &dyn JsonbWrite)> = o
+                    .iter()
+                    .map(|(k, v)| (k.bytes(), v as &dyn JsonbWrite))
+                    .collect();
+                w.object(&pairs)
             }
+        }
+    }
+
+    fn is_container(&self) -> bool {
+        match self {
+            Node::New(v) => v.is_container(),
+            Node::Raw(v) => v.type_ == pg_sys::jbvType::jbvBinary,
+            Node::Obj(_) => true,
         }
     }
 }
 
 /// The members of an object container, one level deep.
-fn members(c: Container) -> Vec<(String, Node)> {
+fn members(c: Container) -> Vec<(Key, Node)> {
     c.pairs()
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), Node::Raw(v.0)))
+        .map(|(k, v)| (Key::Stored(k.as_ptr(), k.len()), Node::Raw(v.0)))
         .collect()
 }
 
@@ -318,28 +337,13 @@ impl Edit {
         }
     }
 
-    /// The edited data as a tree (for readers that want one: native reducers).
-    pub(crate) fn finish_tree(self) -> Val {
-        match self {
-            // SAFETY: the non-null jsonb datum `Edit::new` was given, still alive.
-            Edit::Other(d) => unsafe { Val::from_datum(d) },
-            Edit::Object(node) => to_val(&node),
-        }
-    }
-
     /// The edited data as a jsonb datum (in the current memory context).
     pub(crate) fn finish(self) -> pg_sys::Datum {
         match self {
             Edit::Other(d) => d,
-            Edit::Object(node) => {
-                let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-                // SAFETY: a new parse state; the raw values point into the stored jsonb,
-                // which outlives the edit (`Edit::new`'s contract).
-                unsafe {
-                    let built = node.push(&mut state, None);
-                    pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(built))
-                }
-            }
+            // the raw values point into the stored jsonb, which outlives the edit
+            // (`Edit::new`'s contract)
+            Edit::Object(node) => crate::pg::jsonb_build::to_datum(&node),
         }
     }
 }
@@ -349,6 +353,10 @@ fn to_val(n: &Node) -> Val {
     match n {
         Node::Raw(v) => Val::from_jsonb_value(&Value(*v)),
         Node::New(v) => v.clone(),
-        Node::Obj(o) => Val::Obj(o.iter().map(|(k, v)| (k.clone(), to_val(v))).collect()),
+        Node::Obj(o) => Val::Obj(
+            o.iter()
+                .map(|(k, v)| (k.to_string_lossy(), to_val(v)))
+                .collect(),
+        ),
     }
 }

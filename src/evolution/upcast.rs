@@ -37,14 +37,6 @@ impl Upcast {
             Upcast::Edit(e) => e.finish(),
         }
     }
-
-    pub(crate) fn tree(self) -> Val {
-        match self {
-            // SAFETY: a non-null jsonb datum (an upcaster function's result; NULL is refused).
-            Upcast::Jsonb(d) => unsafe { Val::from_datum(d) },
-            Upcast::Edit(e) => e.finish_tree(),
-        }
-    }
 }
 
 /// Runs the chain from (`event_type`, `version`); `None` when no upcaster
@@ -61,7 +53,7 @@ pub(crate) fn chain<'r>(
 }
 
 /// As [`chain`], leaving the data in the form the last step left it.
-pub(crate) fn chain_to<'r>(
+fn chain_to<'r>(
     reg: &'r Registry,
     event_type: &str,
     version: i32,

@@ -3,6 +3,7 @@
 
 use crate::pg::decimal::Num;
 use crate::pg::jsonb::{Container, Value};
+use crate::pg::jsonb_build::{JsonbWrite, Writer};
 use pgrx::pg_sys;
 use std::fmt::Write;
 
@@ -94,15 +95,6 @@ impl Val {
         result
     }
 
-    /// The value at a path of object keys (`None` when a key is missing or a
-    /// step is not an object).
-    pub(crate) fn get_path(&self, keys: &[String]) -> Option<&Val> {
-        keys.iter().try_fold(self, |cur, k| match cur {
-            Val::Obj(o) => o.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v),
-            _ => None,
-        })
-    }
-
     /// Converts a jsonb datum.
     ///
     /// # Safety
@@ -144,126 +136,12 @@ impl Val {
         }
     }
 
-    /// The value as a jsonb datum, in the current memory context: built
-    /// with PostgreSQL's own jsonb builder (it sorts and dedups keys as
-    /// `jsonb_in` would), without going through text.
+    /// The value as a jsonb datum, in the current memory context: the
+    /// bytes `jsonb_in` would make of it (keys sorted, the last of equal
+    /// keys kept), written directly (`pg::jsonb_build`).
     pub(crate) fn to_jsonb(&self) -> pg_sys::Datum {
-        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-        // SAFETY: a new parse state; see push_into.
-        unsafe { pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(self.push_into(&mut state, None))) }
+        crate::pg::jsonb_build::to_datum(self)
     }
-
-    /// Pushes the value into a jsonb being built: `seq` is WJB_ELEM or
-    /// WJB_VALUE inside a container, `None` for the root (a scalar root is
-    /// wrapped as jsonb wants it). Returns what the last push returned.
-    ///
-    /// # Safety
-    /// The parse state and every value handed to pushJsonbValue are palloc'd
-    /// in the current context and live until the jsonb is built; token
-    /// sequences are balanced by construction.
-    pub(crate) unsafe fn push_into(
-        &self,
-        state: &mut *mut pg_sys::JsonbParseState,
-        seq: Option<pg_sys::JsonbIteratorToken::Type>,
-    ) -> *mut pg_sys::JsonbValue {
-        if seq.is_some() {
-            return self.push(state, seq);
-        }
-        match self {
-            Val::Arr(_) | Val::Obj(_) => self.push(state, None),
-            scalar => {
-                // a scalar root is an array of one element flagged as raw
-                let mut begin: pg_sys::JsonbValue = std::mem::zeroed();
-                begin.type_ = pg_sys::jbvType::jbvArray;
-                begin.val.array.rawScalar = true;
-                pg_sys::pushJsonbValue(
-                    state,
-                    pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY,
-                    &mut begin,
-                );
-                scalar.push(state, Some(pg_sys::JsonbIteratorToken::WJB_ELEM));
-                pg_sys::pushJsonbValue(
-                    state,
-                    pg_sys::JsonbIteratorToken::WJB_END_ARRAY,
-                    std::ptr::null_mut(),
-                )
-            }
-        }
-    }
-
-    /// Pushes the value; `seq` is WJB_ELEM / WJB_VALUE inside a container,
-    /// `None` at the root. Returns what the last push returned.
-    ///
-    /// # Safety
-    /// `state` is a parse state in the making (or null at the root).
-    unsafe fn push(
-        &self,
-        state: &mut *mut pg_sys::JsonbParseState,
-        seq: Option<pg_sys::JsonbIteratorToken::Type>,
-    ) -> *mut pg_sys::JsonbValue {
-        use pg_sys::JsonbIteratorToken::*;
-        match self {
-            Val::Arr(a) => {
-                pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
-                for v in a {
-                    v.push(state, Some(WJB_ELEM));
-                }
-                pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut())
-            }
-            Val::Obj(o) => {
-                pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
-                for (k, v) in o {
-                    let mut key = string_value(k);
-                    pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
-                    v.push(state, Some(WJB_VALUE));
-                }
-                pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
-            }
-            scalar => {
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                match scalar {
-                    Val::Null => v.type_ = pg_sys::jbvType::jbvNull,
-                    Val::Bool(b) => {
-                        v.type_ = pg_sys::jbvType::jbvBool;
-                        v.val.boolean = *b;
-                    }
-                    Val::Num(n) => {
-                        v.type_ = pg_sys::jbvType::jbvNumeric;
-                        v.val.numeric = numeric(n);
-                    }
-                    Val::Str(s) => v = string_value(s),
-                    _ => unreachable!("containers are pushed above"),
-                }
-                pg_sys::pushJsonbValue(state, seq.unwrap_or(WJB_ELEM), &mut v)
-            }
-        }
-    }
-}
-
-/// A jbvString pointing at `s` itself: pushJsonbValue keeps the pointer, so
-/// `s` must live until the jsonb is built (JsonbValueToJsonb copies it).
-pub(crate) fn borrowed_string_value(s: &str) -> pg_sys::JsonbValue {
-    // SAFETY: an all-zero JsonbValue is a valid value of the C struct; the fields set
-    // below make it a jbvString.
-    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvString;
-    v.val.string.val = s.as_ptr() as *mut std::ffi::c_char;
-    v.val.string.len = s.len() as i32;
-    v
-}
-
-/// A jbvString over a palloc'd copy of `s`.
-///
-/// # Safety
-/// Called inside a transaction (palloc).
-pub(crate) unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
-    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-    v.type_ = pg_sys::jbvType::jbvString;
-    let p = pg_sys::palloc(s.len().max(1)) as *mut u8;
-    std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
-    v.val.string.val = p as *mut std::ffi::c_char;
-    v.val.string.len = s.len() as i32;
-    v
 }
 
 /// A numeric for `n` (integers without text; others through numeric_in).
@@ -287,6 +165,33 @@ unsafe fn numeric(n: &crate::pg::decimal::Num) -> pg_sys::Numeric {
     )
     .expect("numeric_in returns a value")
     .cast_mut_ptr()
+}
+
+impl JsonbWrite for Val {
+    fn write(&self, w: &mut Writer) -> u32 {
+        match self {
+            Val::Null => w.null(),
+            Val::Bool(b) => w.bool(*b),
+            // SAFETY: `numeric` returns a valid palloc'd numeric.
+            Val::Num(n) => unsafe { w.numeric(numeric(n)) },
+            Val::Str(s) => w.string(s.as_bytes()),
+            Val::Arr(a) => {
+                let items: Vec<&dyn JsonbWrite> = a.iter().map(|v| v as &dyn JsonbWrite).collect();
+                w.array(&items)
+            }
+            Val::Obj(o) => {
+                let pairs: Vec<(&[u8], &dyn JsonbWrite)> = o
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v as &dyn JsonbWrite))
+                    .collect();
+                w.object(&pairs)
+            }
+        }
+    }
+
+    fn is_container(&self) -> bool {
+        matches!(self, Val::Arr(_) | Val::Obj(_))
+    }
 }
 
 fn push_into(stack: &mut [Val], keys: &mut [Option<String>], item: Val) {

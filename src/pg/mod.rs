@@ -16,8 +16,12 @@ pub(crate) mod fmgr;
 pub(crate) mod json_text;
 pub(crate) mod json_value;
 pub(crate) mod jsonb;
+pub(crate) mod jsonb_build;
 pub(crate) mod roles;
 pub(crate) mod shmem;
 pub(crate) mod spi;
 pub(crate) mod tables;
 pub(crate) mod xact;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;

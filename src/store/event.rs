@@ -20,9 +20,6 @@ pub(crate) struct Event<'a> {
     /// The shape the data was written in (1 where the table has no such
     /// column yet: an extension not updated).
     pub(crate) schema_version: i32,
-    /// The data upcast to its type's current version, when a fold upcast it
-    /// (`data` is then the stored one): native reducers read this instead.
-    pub(crate) data_tree: Option<crate::pg::json_value::Val>,
 }
 
 impl Event<'_> {
@@ -162,7 +159,6 @@ impl RowReader {
                 Some(i) if !nulls[i] => values[i].value() as i32,
                 _ => 1,
             },
-            data_tree: None,
         }
     }
 }
