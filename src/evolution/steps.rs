@@ -126,29 +126,27 @@ fn compile_one(s: &Val) -> Result<Step, String> {
     Err(r#"a step is {"rename": p, "to": q}, {"set": p, "value": v}, {"set": p, "from": "$.x"} or {"unset": p}"#.into())
 }
 
-/// An object key: borrowed from the stored jsonb (no copy per member) or
-/// written by a step.
-pub(crate) enum Key {
-    /// Bytes inside the stored jsonb, which outlives the edit.
-    Stored(*const u8, usize),
-    Owned(String),
-}
+/// An object key, borrowed: bytes inside the stored jsonb or a compiled
+/// step's path, both of which outlive the edit (`Edit::new`'s and
+/// `Edit::apply`'s contracts). No key is copied per event.
+#[derive(Clone, Copy)]
+pub(crate) struct Key(*const u8, usize);
 
 impl Key {
+    fn of(s: &str) -> Key {
+        Key(s.as_ptr(), s.len())
+    }
+
     fn bytes(&self) -> &[u8] {
-        match self {
-            // SAFETY: the bytes of a key inside the stored jsonb, alive while the edit is
-            // (`Edit::new`'s contract).
-            Key::Stored(p, n) => unsafe { std::slice::from_raw_parts(*p, *n) },
-            Key::Owned(s) => s.as_bytes(),
-        }
+        // SAFETY: the bytes of a key that outlives the edit (see the type's comment).
+        unsafe { std::slice::from_raw_parts(self.0, self.1) }
     }
 
     fn is(&self, k: &str) -> bool {
         self.bytes() == k.as_bytes()
     }
 
-    fn to_string_lossy(&self) -> String {
+    fn to_string_lossy(self) -> String {
         String::from_utf8_lossy(self.bytes()).into_owned()
     }
 }
@@ -233,7 +231,7 @@ impl Node {
             let i = match o.iter().position(|(n, _)| n.is(k)) {
                 Some(i) => i,
                 None => {
-                    o.push((Key::Owned(k.clone()), Node::Obj(Vec::new())));
+                    o.push((Key::of(k), Node::Obj(Vec::new())));
                     o.len() - 1
                 }
             };
@@ -243,7 +241,7 @@ impl Node {
         let Node::Obj(o) = cur else { return Err(value) };
         match o.iter_mut().find(|(n, _)| n.is(last)) {
             Some((_, slot)) => *slot = value,
-            None => o.push((Key::Owned(last.clone()), value)),
+            None => o.push((Key::of(last), value)),
         }
         Ok(())
     }
@@ -255,13 +253,11 @@ impl JsonbWrite for Node {
             Node::New(v) => v.write(w),
             // SAFETY: a value read out of the stored jsonb, which outlives the edit.
             Node::Raw(v) => unsafe { w.stored(v) },
-            Node::Obj(o) => {
-                let pairs: Vec<(&[u8], &dyn JsonbWrite)> = o
-                    .iter()
+            Node::Obj(o) => w.object(
+                o.iter()
                     .map(|(k, v)| (k.bytes(), v as &dyn JsonbWrite))
-                    .collect();
-                w.object(&pairs)
-            }
+                    .collect(),
+            ),
         }
     }
 
@@ -278,7 +274,7 @@ impl JsonbWrite for Node {
 fn members(c: Container) -> Vec<(Key, Node)> {
     c.pairs()
         .into_iter()
-        .map(|(k, v)| (Key::Stored(k.as_ptr(), k.len()), Node::Raw(v.0)))
+        .map(|(k, v)| (Key::of(k), Node::Raw(v.0)))
         .collect()
 }
 
@@ -303,7 +299,11 @@ impl Edit {
         }
     }
 
-    pub(crate) fn apply(&mut self, steps: &[Step]) {
+    /// Applies steps in order.
+    ///
+    /// # Safety
+    /// `steps` outlive the edit: keys they write are borrowed from them.
+    pub(crate) unsafe fn apply(&mut self, steps: &[Step]) {
         let node = match self {
             Edit::Object(n) => n,
             Edit::Other(_) => return,

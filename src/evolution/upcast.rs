@@ -23,25 +23,9 @@ const MAX_STEPS: usize = 10_000;
 /// Room for `es.events`' attributes, dropped columns included.
 const MAX_ATTS: usize = 32;
 
-/// The data at the end of a chain: jsonb, or the edit of its last step
-/// upcasters still open.
-pub(crate) enum Upcast {
-    Jsonb(Datum),
-    Edit(steps::Edit),
-}
-
-impl Upcast {
-    pub(crate) fn jsonb(self) -> Datum {
-        match self {
-            Upcast::Jsonb(d) => d,
-            Upcast::Edit(e) => e.finish(),
-        }
-    }
-}
-
 /// Runs the chain from (`event_type`, `version`); `None` when no upcaster
 /// applies. Returns the type the event reads as when a rename changed it,
-/// its version and its data as jsonb.
+/// its version and its data as jsonb (in the current memory context).
 pub(crate) fn chain<'r>(
     reg: &'r Registry,
     event_type: &str,
@@ -49,17 +33,6 @@ pub(crate) fn chain<'r>(
     data: Datum,
     metadata: Datum,
 ) -> Option<(Option<&'r str>, i32, Datum)> {
-    chain_to(reg, event_type, version, data, metadata).map(|(t, v, d)| (t, v, d.jsonb()))
-}
-
-/// As [`chain`], leaving the data in the form the last step left it.
-fn chain_to<'r>(
-    reg: &'r Registry,
-    event_type: &str,
-    version: i32,
-    data: Datum,
-    metadata: Datum,
-) -> Option<(Option<&'r str>, i32, Upcast)> {
     let mut entry = reg.types.get(event_type)?;
     if version < 1 || version as usize > entry.upcasters.len() {
         return None;
@@ -78,8 +51,10 @@ fn chain_to<'r>(
             Transform::Steps(s) => {
                 // SAFETY: `d` is a non-null jsonb datum: the row's data, or what an upcaster
                 // function returned (NULL is refused below); it outlives the edit.
-                edit.get_or_insert_with(|| unsafe { steps::Edit::new(d) })
-                    .apply(s);
+                let e = edit.get_or_insert_with(|| unsafe { steps::Edit::new(d) });
+                // SAFETY: the steps belong to the registry, borrowed for 'r; the edit is
+                // finished (`end`, or before the next function) within this call.
+                unsafe { e.apply(s) };
             }
             Transform::Function(f) => {
                 if let Some(e) = edit.take() {
@@ -125,10 +100,12 @@ fn chain_to<'r>(
     )
 }
 
-fn end(edit: Option<steps::Edit>, d: Datum) -> Upcast {
+/// The data at the end of a chain: the edit of the last steps built into
+/// jsonb, or what the last function returned.
+fn end(edit: Option<steps::Edit>, d: Datum) -> Datum {
     match edit {
-        Some(e) => Upcast::Edit(e),
-        None => Upcast::Jsonb(d),
+        Some(e) => e.finish(),
+        None => d,
     }
 }
 

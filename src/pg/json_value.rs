@@ -179,13 +179,11 @@ impl JsonbWrite for Val {
                 let items: Vec<&dyn JsonbWrite> = a.iter().map(|v| v as &dyn JsonbWrite).collect();
                 w.array(&items)
             }
-            Val::Obj(o) => {
-                let pairs: Vec<(&[u8], &dyn JsonbWrite)> = o
-                    .iter()
+            Val::Obj(o) => w.object(
+                o.iter()
                     .map(|(k, v)| (k.as_bytes(), v as &dyn JsonbWrite))
-                    .collect();
-                w.object(&pairs)
-            }
+                    .collect(),
+            ),
         }
     }
 

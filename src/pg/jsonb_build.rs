@@ -13,6 +13,7 @@
 use crate::pg::error::fail;
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
+use smallvec::SmallVec;
 
 /// Something that can be written as one jsonb value.
 pub(crate) trait JsonbWrite {
@@ -25,32 +26,73 @@ pub(crate) trait JsonbWrite {
     fn is_container(&self) -> bool;
 }
 
-/// A jsonb being written: the varlena header first, the root container next.
+/// An object's members as handed to [`Writer::object`] (on the stack up
+/// to 16 of them).
+pub(crate) type Pairs<'a> = SmallVec<[(&'a [u8], &'a dyn JsonbWrite); 16]>;
+
+/// A jsonb being written into palloc'd memory (the current context), which
+/// becomes the datum: the varlena header first, the root container next.
 pub(crate) struct Writer {
-    buf: Vec<u8>,
+    buf: *mut u8,
+    len: usize,
+    cap: usize,
 }
 
 impl Writer {
     fn new() -> Writer {
-        let mut buf = Vec::with_capacity(256);
-        buf.extend_from_slice(&[0; 4]);
-        Writer { buf }
+        let cap = 256;
+        // SAFETY: palloc in the current context, inside a transaction.
+        let buf = unsafe { pg_sys::palloc(cap) as *mut u8 };
+        Writer { buf, len: 4, cap }
+    }
+
+    /// Makes room for `n` more bytes.
+    fn grow(&mut self, n: usize) {
+        if self.len + n > self.cap {
+            let cap = (self.cap * 2).max(self.len + n);
+            // SAFETY: `buf` was palloc'd by `new` (or grown here); repalloc keeps its bytes.
+            self.buf =
+                unsafe { pg_sys::repalloc(self.buf as *mut std::ffi::c_void, cap) as *mut u8 };
+            self.cap = cap;
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.grow(bytes.len());
+        // SAFETY: room for `bytes` was made above; the source never overlaps the buffer
+        // (values are copied out of other datums).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf.add(self.len), bytes.len())
+        };
+        self.len += bytes.len();
     }
 
     /// Pads to a 4-byte boundary (from the varlena's start, as PostgreSQL
     /// does); returns the bytes added.
     fn pad(&mut self) -> u32 {
-        let pad = (4 - self.buf.len() % 4) % 4;
-        self.buf.extend_from_slice(&[0u8; 3][..pad]);
+        let pad = (4 - self.len % 4) % 4;
+        self.append(&[0u8; 3][..pad]);
         pad as u32
     }
 
     fn put_u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_ne_bytes());
+        self.append(&v.to_ne_bytes());
+    }
+
+    /// Reserves `n` zeroed bytes (filled later by `set_u32`); returns where.
+    fn reserve(&mut self, n: usize) -> usize {
+        self.grow(n);
+        let at = self.len;
+        // SAFETY: room for `n` bytes was made above.
+        unsafe { std::ptr::write_bytes(self.buf.add(at), 0, n) };
+        self.len += n;
+        at
     }
 
     fn set_u32(&mut self, at: usize, v: u32) {
-        self.buf[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+        assert!(at + 4 <= self.len);
+        // SAFETY: inside the written part of the buffer (asserted).
+        unsafe { (self.buf.add(at) as *mut [u8; 4]).write_unaligned(v.to_ne_bytes()) };
     }
 
     pub(crate) fn null(&mut self) -> u32 {
@@ -67,7 +109,7 @@ impl Writer {
 
     pub(crate) fn string(&mut self, s: &[u8]) -> u32 {
         check_len(s.len());
-        self.buf.extend_from_slice(s);
+        self.append(s);
         s.len() as u32
     }
 
@@ -76,8 +118,7 @@ impl Writer {
     pub(crate) unsafe fn numeric(&mut self, n: pg_sys::Numeric) -> u32 {
         let len = pgrx::varsize_any(n as *const pg_sys::varlena);
         let pad = self.pad();
-        self.buf
-            .extend_from_slice(std::slice::from_raw_parts(n as *const u8, len));
+        self.append(std::slice::from_raw_parts(n as *const u8, len));
         check_len(len);
         pg_sys::JENTRY_ISNUMERIC | (pad + len as u32)
     }
@@ -98,7 +139,7 @@ impl Writer {
             pg_sys::jbvType::jbvBinary => {
                 let pad = self.pad();
                 let len = v.val.binary.len as usize;
-                self.buf.extend_from_slice(std::slice::from_raw_parts(
+                self.append(std::slice::from_raw_parts(
                     v.val.binary.data as *const u8,
                     len,
                 ));
@@ -110,30 +151,30 @@ impl Writer {
     }
 
     /// An object of `pairs` (keys sorted here; the last of equal keys wins).
-    pub(crate) fn object(&mut self, pairs: &[(&[u8], &dyn JsonbWrite)]) -> u32 {
-        // sorted by (length, bytes), equal keys latest first; dedup keeps the first
-        let mut order: Vec<usize> = (0..pairs.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (ka, kb) = (pairs[a].0, pairs[b].0);
-            ka.len()
-                .cmp(&kb.len())
-                .then_with(|| ka.cmp(kb))
-                .then_with(|| b.cmp(&a))
+    pub(crate) fn object(&mut self, mut pairs: Pairs) -> u32 {
+        // by (length, bytes), as jsonb orders keys; stable, so equal keys stay in
+        // the order given and the last one's value is kept
+        pairs.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+        pairs.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
         });
-        order.dedup_by(|later, first| pairs[*later].0 == pairs[*first].0);
-        let n = order.len();
-        let start = self.buf.len();
+        let n = pairs.len();
+        let start = self.len;
         self.pad();
         self.put_u32(n as u32 | pg_sys::JB_FOBJECT);
-        let entries = self.buf.len();
-        self.buf.resize(entries + 8 * n, 0);
+        let entries = self.reserve(8 * n);
         let mut total = 0u32;
-        for (i, &p) in order.iter().enumerate() {
-            let meta = self.string(pairs[p].0);
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            let meta = self.string(k);
             total = self.entry(entries, i, meta, total);
         }
-        for (i, &p) in order.iter().enumerate() {
-            let meta = pairs[p].1.write(self);
+        for (i, (_, v)) in pairs.iter().enumerate() {
+            let meta = v.write(self);
             total = self.entry(entries, n + i, meta, total);
         }
         pg_sys::JENTRY_ISCONTAINER | self.container_len(start)
@@ -146,11 +187,10 @@ impl Writer {
 
     fn array_flagged(&mut self, items: &[&dyn JsonbWrite], flags: u32) -> u32 {
         let n = items.len();
-        let start = self.buf.len();
+        let start = self.len;
         self.pad();
         self.put_u32(n as u32 | pg_sys::JB_FARRAY | flags);
-        let entries = self.buf.len();
-        self.buf.resize(entries + 4 * n, 0);
+        let entries = self.reserve(4 * n);
         let mut total = 0u32;
         for (i, item) in items.iter().enumerate() {
             let meta = item.write(self);
@@ -174,7 +214,7 @@ impl Writer {
     }
 
     fn container_len(&self, start: usize) -> u32 {
-        let len = self.buf.len() - start;
+        let len = self.len - start;
         check_len(len);
         len as u32
     }
@@ -200,13 +240,8 @@ pub(crate) fn to_datum(v: &dyn JsonbWrite) -> pg_sys::Datum {
     } else {
         w.array_flagged(&[v], pg_sys::JB_FSCALAR);
     }
-    let len = w.buf.len();
-    // SAFETY: a fresh palloc of `len` bytes (in the current context, inside a
-    // transaction), filled with the bytes written; the first 4 are the varlena header.
-    unsafe {
-        let p = pg_sys::palloc(len) as *mut u8;
-        std::ptr::copy_nonoverlapping(w.buf.as_ptr(), p, len);
-        pgrx::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
-        pg_sys::Datum::from(p)
-    }
+    // SAFETY: the buffer is palloc'd, at least 4 bytes, and `len` bytes are written; its
+    // first 4 are the varlena header.
+    unsafe { pgrx::set_varsize_4b(w.buf as *mut pg_sys::varlena, w.len as i32) };
+    pg_sys::Datum::from(w.buf)
 }
