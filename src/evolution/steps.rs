@@ -10,7 +10,7 @@
 
 use crate::pg::json_value::Val;
 use crate::pg::jsonb::{Container, Value};
-use crate::pg::jsonb_build::{JsonbWrite, Writer};
+use crate::pg::jsonb_build::{JsonbWrite, Pairs, Writer};
 use pgrx::pg_sys;
 
 #[derive(Debug)]
@@ -253,11 +253,13 @@ impl JsonbWrite for Node {
             Node::New(v) => v.write(w),
             // SAFETY: a value read out of the stored jsonb, which outlives the edit.
             Node::Raw(v) => unsafe { w.stored(v) },
-            Node::Obj(o) => w.object(
-                o.iter()
+            Node::Obj(o) => {
+                let mut pairs: Pairs = o
+                    .iter()
                     .map(|(k, v)| (k.bytes(), v as &dyn JsonbWrite))
-                    .collect(),
-            ),
+                    .collect();
+                w.object(&mut pairs)
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::pg::decimal::Num;
 use crate::pg::jsonb::{Container, Value};
-use crate::pg::jsonb_build::{JsonbWrite, Writer};
+use crate::pg::jsonb_build::{JsonbWrite, Pairs, Writer};
 use pgrx::pg_sys;
 use std::fmt::Write;
 
@@ -179,11 +179,13 @@ impl JsonbWrite for Val {
                 let items: Vec<&dyn JsonbWrite> = a.iter().map(|v| v as &dyn JsonbWrite).collect();
                 w.array(&items)
             }
-            Val::Obj(o) => w.object(
-                o.iter()
+            Val::Obj(o) => {
+                let mut pairs: Pairs = o
+                    .iter()
                     .map(|(k, v)| (k.as_bytes(), v as &dyn JsonbWrite))
-                    .collect(),
-            ),
+                    .collect();
+                w.object(&mut pairs)
+            }
         }
     }
 

@@ -26,9 +26,9 @@ pub(crate) trait JsonbWrite {
     fn is_container(&self) -> bool;
 }
 
-/// An object's members as handed to [`Writer::object`] (on the stack up
-/// to 16 of them).
-pub(crate) type Pairs<'a> = SmallVec<[(&'a [u8], &'a dyn JsonbWrite); 16]>;
+/// Room for an object's members on the stack while it is written (more
+/// spill to the heap).
+pub(crate) type Pairs<'a> = SmallVec<[(&'a [u8], &'a dyn JsonbWrite); 8]>;
 
 /// A jsonb being written into palloc'd memory (the current context), which
 /// becomes the datum: the varlena header first, the root container next.
@@ -47,6 +47,7 @@ impl Writer {
     }
 
     /// Makes room for `n` more bytes.
+    #[inline]
     fn grow(&mut self, n: usize) {
         if self.len + n > self.cap {
             let cap = (self.cap * 2).max(self.len + n);
@@ -57,6 +58,7 @@ impl Writer {
         }
     }
 
+    #[inline]
     fn append(&mut self, bytes: &[u8]) {
         self.grow(bytes.len());
         // SAFETY: room for `bytes` was made above; the source never overlaps the buffer
@@ -150,19 +152,21 @@ impl Writer {
         }
     }
 
-    /// An object of `pairs` (keys sorted here; the last of equal keys wins).
-    pub(crate) fn object(&mut self, mut pairs: Pairs) -> u32 {
+    /// An object of `pairs` (sorted here; the last of equal keys wins).
+    pub(crate) fn object(&mut self, pairs: &mut [(&[u8], &dyn JsonbWrite)]) -> u32 {
         // by (length, bytes), as jsonb orders keys; stable, so equal keys stay in
         // the order given and the last one's value is kept
         pairs.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
-        pairs.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
-                std::mem::swap(later, earlier);
-                true
+        let mut n = 0;
+        for i in 0..pairs.len() {
+            if n > 0 && pairs[n - 1].0 == pairs[i].0 {
+                pairs[n - 1] = pairs[i];
             } else {
-                false
+                pairs[n] = pairs[i];
+                n += 1;
             }
-        });
+        }
+        let pairs = &pairs[..n];
         let n = pairs.len();
         let start = self.len;
         self.pad();
