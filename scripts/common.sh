@@ -25,7 +25,8 @@ as_postgres() { runuser -u postgres -- env -u RUST_BACKTRACE "$@"; }
 
 # apt packages, cargo-pgrx at the pinned version, and pgrx's config: each only when missing.
 setup_machine() {
-    local pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib libclang-dev clang sudo pkg-config)
+    local pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-wal2json
+                libclang-dev clang sudo pkg-config)
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

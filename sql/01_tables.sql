@@ -1,4 +1,4 @@
--- Storage. Rows are written only by the extension's functions; see 13_guards.sql.
+-- Storage. Rows are written only by the extension's functions; see 14_guards.sql.
 
 -- The schema is created here, not named in the control file: a schema that
 -- CREATE EXTENSION makes for the control file is not a member of the

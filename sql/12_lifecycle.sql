@@ -1,6 +1,6 @@
 -- The deliberate exceptions to append-only: delete, truncate, retain, redact,
 -- archive. Direct UPDATE/DELETE/TRUNCATE of es.events still fails for every
--- role (sql/13_guards.sql); the guard lets a statement through only while a
+-- role (sql/14_guards.sql); the guard lets a statement through only while a
 -- flag in the backend is set, and only the Rust primitives below set it,
 -- around one statement of their own (src/store/guard.rs,
 -- src/lifecycle/change.rs). Each primitive writes its es.audit row in the
@@ -10,7 +10,7 @@
 -- stream's row lock, snapshots, markers; they run as the extension's owner
 -- and are open to the roles es.grant_admin names.
 
--- Append-only, like es.events (sql/13_guards.sql): one row per change.
+-- Append-only, like es.events (sql/14_guards.sql): one row per change.
 CREATE SEQUENCE es.audit_id_seq;
 CREATE TABLE es.audit (
     id          bigint      NOT NULL DEFAULT pg_catalog.nextval('es.audit_id_seq') PRIMARY KEY,

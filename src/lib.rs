@@ -101,7 +101,8 @@ extension_sql_file!(
 );
 // Loaded last: its triggers, revokes and the position offset row refer to
 // objects of every other file.
-extension_sql_file!("../sql/13_guards.sql", name = "guards", finalize);
+extension_sql_file!("../sql/13_cdc.sql", name = "cdc", requires = ["tables"]);
+extension_sql_file!("../sql/14_guards.sql", name = "guards", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -3,7 +3,7 @@
 //! Each locks the stream's row (its caller already holds it), runs its one
 //! statement with the guard open, keeps the stream's hash chain checkable
 //! (`es.stream_lifecycle.chain_base`, or a re-anchored `chain_hash`), and
-//! writes its `es.audit` row. None is open to any role (`sql/13_guards.sql`).
+//! writes its `es.audit` row. None is open to any role (`sql/14_guards.sql`).
 
 use crate::kept_plan;
 use crate::pg::error::fail;

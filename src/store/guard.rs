@@ -1,7 +1,7 @@
 //! The append-only guard, and the one way past it.
 //!
 //! Statement triggers on `es.events`, `es.archived_events` and `es.audit`
-//! (`sql/13_guards.sql`, ENABLE ALWAYS: they fire for every role, superusers
+//! (`sql/14_guards.sql`, ENABLE ALWAYS: they fire for every role, superusers
 //! included, and under `session_replication_role = replica`) call
 //! `es._forbid_change`, which refuses UPDATE, DELETE and TRUNCATE unless this
 //! backend's sanction flag is set. Only [`sanctioned`] sets it, around one

@@ -5,7 +5,7 @@
 //!
 //! May import: `pg`, `settings`, `evolution` (schemas checked on append). What a transaction appended is kept here
 //! (`appended`) for the commit's notification to take. Tables, indexes and the read
-//! functions are SQL: `sql/01_tables.sql` to `sql/04_read.sql` and `sql/13_guards.sql` (loaded last); the guard that keeps `es.events` append-only and its one sanctioned way past (`guard`), cold storage (`archive`).
+//! functions are SQL: `sql/01_tables.sql` to `sql/04_read.sql` and `sql/14_guards.sql` (loaded last); the guard that keeps `es.events` append-only and its one sanctioned way past (`guard`), cold storage (`archive`).
 
 pub(crate) mod append;
 pub(crate) mod appended;

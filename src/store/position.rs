@@ -16,7 +16,7 @@
 //! holds one row per cluster system identifier; `CREATE EXTENSION` writes this
 //! cluster's row, so ordinary appends only read it (never wait on each other).
 //! A restore that brings another cluster's row flags ours (a trigger, see
-//! `sql/13_guards.sql`); the first append after that raises our offset above
+//! `sql/14_guards.sql`); the first append after that raises our offset above
 //! every restored position, under a table lock so concurrent first appends
 //! agree on it. Until then `es.read_horizon()` hands out all restored events.
 //!

@@ -8,7 +8,8 @@
 # read functions that now upcast (replaced in place, or dropped and created
 # where their arguments changed); and the lifecycle functions:
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
-# reading es.audit, the new tables' triggers and revokes.
+# reading es.audit, the new tables' triggers and revokes; es.create_publication
+# (sql/13_cdc.sql whole).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -70,7 +71,7 @@ REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;
 -- function that knows the sanction (same name and signature: the triggers
 -- that call it stay).
 """,
-stmt("13_guards.sql", "CREATE FUNCTION es._forbid_change()", "'es_forbid_change';", True), """
+stmt("14_guards.sql", "CREATE FUNCTION es._forbid_change()", "'es_forbid_change';", True), """
 -- sql/12_lifecycle.sql
 """, read("12_lifecycle.sql"), """
 -- es.load_at reads archived events, and knows what truncation removed.
@@ -80,9 +81,11 @@ stmt("06_aggregates.sql", "CREATE FUNCTION es.load_at(", "\nEND;", True), """
 -- es.verify accepts exactly the holes es.audit explains.
 """,
 stmt("10_verify.sql", "CREATE FUNCTION es.verify(", "\n$$;", True), "\n",
-stmt("13_guards.sql", "CREATE TRIGGER archived_events_no_update_delete", "ENABLE ALWAYS TRIGGER audit_no_truncate;"), "\n",
-stmt("13_guards.sql", "-- the deliberate exceptions to append-only: es.grant_admin opens them", "es.unarchive_stream(text) FROM PUBLIC;"), "\n",
-stmt("13_guards.sql", "REVOKE ALL ON FUNCTION es._remove_events(", "es._carry_base_snapshots() FROM PUBLIC;"), "\n",
+stmt("14_guards.sql", "CREATE TRIGGER archived_events_no_update_delete", "ENABLE ALWAYS TRIGGER audit_no_truncate;"), "\n",
+stmt("14_guards.sql", "-- the deliberate exceptions to append-only: es.grant_admin opens them", "es.unarchive_stream(text) FROM PUBLIC;"), "\n",
+stmt("14_guards.sql", "REVOKE ALL ON FUNCTION es._remove_events(", "es._carry_base_snapshots() FROM PUBLIC;"), """
+-- sql/13_cdc.sql
+""", read("13_cdc.sql"),
 ]
 sys.stdout.write("".join(parts))
 PY
