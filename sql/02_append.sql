@@ -37,3 +37,13 @@ CREATE FUNCTION es._chain(prev bytea, prev_version bigint, stream_type text, dig
 RETURNS bytea
 LANGUAGE c IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'es_chain';
+
+CREATE FUNCTION es.append_multi(batches jsonb)
+RETURNS TABLE (stream_id text, version bigint, global_position bigint)
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 10
+AS 'MODULE_PATHNAME', 'es_append_multi';
+
+COMMENT ON FUNCTION es.append_multi(jsonb) IS
+    'Appends to several streams at once, all or nothing: batches is an array of {"stream_id", "events", "expected_version"?, "stream_type"?}. One row per event, in the order given, with the version and global_position it got.';

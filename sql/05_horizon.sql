@@ -75,19 +75,23 @@ CREATE FUNCTION es.read_all(
     max_count      integer DEFAULT 1000,
     event_types    text[]  DEFAULT NULL,
     stream_types   text[]  DEFAULT NULL,
-    raw            boolean DEFAULT false
+    raw            boolean DEFAULT false,
+    up_to_position bigint  DEFAULT NULL
 ) RETURNS SETOF es.events
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     horizon constant bigint := es._next_read_horizon();
+    -- the first position not handed out: the horizon, or one past the bound
+    below constant bigint := CASE WHEN up_to_position IS NULL OR up_to_position >= horizon THEN horizon
+                                  ELSE GREATEST(up_to_position, 0) + 1 END;
 BEGIN
     IF raw OR NOT es._upcasting() THEN
         RETURN QUERY
         SELECT e.* FROM es.events e
         WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < horizon
+          AND e.global_position < below
           AND (event_types IS NULL OR e.event_type = ANY (event_types))
           AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
         ORDER BY e.global_position
@@ -103,7 +107,7 @@ BEGIN
                es._upcast_version(e.event_type, e.schema_version)
         FROM es.events e
         WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < horizon
+          AND e.global_position < below
           AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
           AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
         ORDER BY e.global_position
@@ -112,8 +116,44 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[], boolean) IS
-    'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
+COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[], boolean, bigint) IS
+    'Events of every stream after after_position (and at most up_to_position), in global order, never skipping one that commits later. Page with the last global_position returned.';
+
+-- The position of the newest event es.read_all would hand out now (0 when
+-- there is none): one backward index scan per type named.
+CREATE FUNCTION es.last_position(
+    event_types  text[] DEFAULT NULL,
+    stream_types text[] DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+    types text[];
+BEGIN
+    IF event_types IS NULL AND stream_types IS NULL THEN
+        RETURN COALESCE((SELECT e.global_position FROM es.events e
+                          WHERE e.global_position < horizon
+                          ORDER BY e.global_position DESC LIMIT 1), 0);
+    ELSIF event_types IS NULL THEN
+        RETURN COALESCE((SELECT pg_catalog.max(l.p) FROM pg_catalog.unnest(stream_types) AS t(st),
+                           LATERAL (SELECT e.global_position FROM es.events e
+                                     WHERE e.stream_type = t.st AND e.global_position < horizon
+                                     ORDER BY e.global_position DESC LIMIT 1) AS l(p)), 0);
+    END IF;
+    -- the types as read: a type renamed by an upcaster is found under its new name
+    types := CASE WHEN es._upcasting() THEN es._stored_types(event_types) ELSE event_types END;
+    RETURN COALESCE((SELECT pg_catalog.max(l.p) FROM pg_catalog.unnest(types) AS t(et),
+                       LATERAL (SELECT e.global_position FROM es.events e
+                                 WHERE e.event_type = t.et AND e.global_position < horizon
+                                   AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+                                 ORDER BY e.global_position DESC LIMIT 1) AS l(p)), 0);
+END
+$$;
+
+COMMENT ON FUNCTION es.last_position(text[], text[]) IS
+    'The global_position of the newest event es.read_all would hand out now with these filters (0 when none): where a consumer that starts now and skips history begins.';
 
 -- How far behind readers are held, and by whom.
 CREATE FUNCTION es.horizon(

@@ -45,6 +45,7 @@ BEGIN ATOMIC
         ('table',    'es.retention', 'SELECT', false),
         ('function', 'es.append_event(text, text, jsonb, bigint, jsonb, uuid, text)', 'EXECUTE', true),
         ('function', 'es.append_events(text, jsonb, bigint, text)', 'EXECUTE', true),
+        ('function', 'es.append_multi(jsonb)', 'EXECUTE', true),
         ('function', 'es.create_projection(text, regprocedure, text, text[], text[], regprocedure)', 'EXECUTE', true),
         ('function', 'es.run_projection(text, integer)', 'EXECUTE', true),
         ('function', 'es.rebuild_projection(text)', 'EXECUTE', true),

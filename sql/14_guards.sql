@@ -73,6 +73,7 @@ ALTER TABLE es.position_base ENABLE ALWAYS TRIGGER position_base_merge;
 -- owner (SECURITY DEFINER), so EXECUTE on them is what lets a role write.
 REVOKE ALL ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.append_events(text, jsonb, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_aggregate(text, regprocedure, jsonb, jsonb, integer) FROM PUBLIC;
 -- schemas are checked in every append and upcasters run in every read: like
 -- aggregates, defining them stays with the extension's owner

@@ -386,19 +386,23 @@ CREATE FUNCTION es.read_all(
     max_count      integer DEFAULT 1000,
     event_types    text[]  DEFAULT NULL,
     stream_types   text[]  DEFAULT NULL,
-    raw            boolean DEFAULT false
+    raw            boolean DEFAULT false,
+    up_to_position bigint  DEFAULT NULL
 ) RETURNS SETOF es.events
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     horizon constant bigint := es._next_read_horizon();
+    -- the first position not handed out: the horizon, or one past the bound
+    below constant bigint := CASE WHEN up_to_position IS NULL OR up_to_position >= horizon THEN horizon
+                                  ELSE GREATEST(up_to_position, 0) + 1 END;
 BEGIN
     IF raw OR NOT es._upcasting() THEN
         RETURN QUERY
         SELECT e.* FROM es.events e
         WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < horizon
+          AND e.global_position < below
           AND (event_types IS NULL OR e.event_type = ANY (event_types))
           AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
         ORDER BY e.global_position
@@ -414,7 +418,7 @@ BEGIN
                es._upcast_version(e.event_type, e.schema_version)
         FROM es.events e
         WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < horizon
+          AND e.global_position < below
           AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
           AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
         ORDER BY e.global_position
@@ -423,8 +427,56 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[], boolean) IS
-    'Events of every stream after after_position, in global order, never skipping one that commits later. Page with the last global_position returned.';
+COMMENT ON FUNCTION es.read_all(bigint, integer, text[], text[], boolean, bigint) IS
+    'Events of every stream after after_position (and at most up_to_position), in global order, never skipping one that commits later. Page with the last global_position returned.';
+
+-- New reads and writes for clients that keep their own positions:
+-- es.last_position, es.append_multi (their privileges below).
+CREATE FUNCTION es.last_position(
+    event_types  text[] DEFAULT NULL,
+    stream_types text[] DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+    types text[];
+BEGIN
+    IF event_types IS NULL AND stream_types IS NULL THEN
+        RETURN COALESCE((SELECT e.global_position FROM es.events e
+                          WHERE e.global_position < horizon
+                          ORDER BY e.global_position DESC LIMIT 1), 0);
+    ELSIF event_types IS NULL THEN
+        RETURN COALESCE((SELECT pg_catalog.max(l.p) FROM pg_catalog.unnest(stream_types) AS t(st),
+                           LATERAL (SELECT e.global_position FROM es.events e
+                                     WHERE e.stream_type = t.st AND e.global_position < horizon
+                                     ORDER BY e.global_position DESC LIMIT 1) AS l(p)), 0);
+    END IF;
+    -- the types as read: a type renamed by an upcaster is found under its new name
+    types := CASE WHEN es._upcasting() THEN es._stored_types(event_types) ELSE event_types END;
+    RETURN COALESCE((SELECT pg_catalog.max(l.p) FROM pg_catalog.unnest(types) AS t(et),
+                       LATERAL (SELECT e.global_position FROM es.events e
+                                 WHERE e.event_type = t.et AND e.global_position < horizon
+                                   AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+                                 ORDER BY e.global_position DESC LIMIT 1) AS l(p)), 0);
+END
+$$;
+
+COMMENT ON FUNCTION es.last_position(text[], text[]) IS
+    'The global_position of the newest event es.read_all would hand out now with these filters (0 when none): where a consumer that starts now and skips history begins.';
+
+CREATE FUNCTION es.append_multi(batches jsonb)
+RETURNS TABLE (stream_id text, version bigint, global_position bigint)
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 10
+AS 'MODULE_PATHNAME', 'es_append_multi';
+
+COMMENT ON FUNCTION es.append_multi(jsonb) IS
+    'Appends to several streams at once, all or nothing: batches is an array of {"stream_id", "events", "expected_version"?, "stream_type"?}. One row per event, in the order given, with the version and global_position it got.';
+
+REVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;
 
 -- Its body was expanded to es.events' columns when created: again, with the new one.
 CREATE OR REPLACE FUNCTION es._subscription_events(
@@ -547,6 +599,7 @@ BEGIN ATOMIC
         ('table',    'es.retention', 'SELECT', false),
         ('function', 'es.append_event(text, text, jsonb, bigint, jsonb, uuid, text)', 'EXECUTE', true),
         ('function', 'es.append_events(text, jsonb, bigint, text)', 'EXECUTE', true),
+        ('function', 'es.append_multi(jsonb)', 'EXECUTE', true),
         ('function', 'es.create_projection(text, regprocedure, text, text[], text[], regprocedure)', 'EXECUTE', true),
         ('function', 'es.run_projection(text, integer)', 'EXECUTE', true),
         ('function', 'es.rebuild_projection(text)', 'EXECUTE', true),

@@ -249,3 +249,23 @@ pub(crate) fn to_datum(v: &dyn JsonbWrite) -> pg_sys::Datum {
     unsafe { pgrx::set_varsize_4b(w.buf as *mut pg_sys::varlena, w.len as i32) };
     pg_sys::Datum::from(w.buf)
 }
+
+/// A value read out of a jsonb, written as a jsonb of its own.
+struct Stored<'a>(&'a pg_sys::JsonbValue);
+
+impl JsonbWrite for Stored<'_> {
+    fn write(&self, w: &mut Writer) -> u32 {
+        // SAFETY: a value read out of a jsonb that outlives this call (`value_datum`'s contract).
+        unsafe { w.stored(self.0) }
+    }
+
+    fn is_container(&self) -> bool {
+        self.0.type_ == pg_sys::jbvType::jbvBinary
+    }
+}
+
+/// `v`, a value read out of a jsonb that is still alive, as a jsonb datum of
+/// its own (in the current memory context).
+pub(crate) fn value_datum(v: &pg_sys::JsonbValue) -> pg_sys::Datum {
+    to_datum(&Stored(v))
+}

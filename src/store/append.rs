@@ -260,6 +260,15 @@ kept_plan!(
     [pg_sys::TEXTOID, pg_sys::JSONBOID]
 );
 
+kept_plan!(
+    FIND_BATCH_PLACES,
+    c"SELECT ev.version, ev.global_position
+      FROM pg_catalog.jsonb_array_elements($1) WITH ORDINALITY AS x(v, ord)
+      JOIN es.events ev ON ev.event_id = (x.v->>'id')::uuid
+      ORDER BY x.ord",
+    [pg_sys::JSONBOID]
+);
+
 /// What is appended: one event (type, data, metadata, id), or an array of
 /// them (`data`) with their ids.
 struct Events {
@@ -555,8 +564,9 @@ struct Batch {
     versions: Option<Vec<i32>>,
 }
 
-/// Checks every element of an events array.
-fn check_events(stream_id: &str, events: Datum) -> Batch {
+/// Checks every element of an events array (`what` names it in messages:
+/// "events", or "batches[2].events").
+fn check_events(what: &str, stream_id: &str, events: Datum) -> Batch {
     // SAFETY: `events` is the function's non-null jsonb argument, alive for the whole call.
     let arr = unsafe { Container::from_datum(events) };
     let bad = |msg: String| -> ! {
@@ -567,17 +577,17 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
         )
     };
     if !arr.is_array() {
-        bad("events must be a JSON array".into());
+        bad(format!("{what} must be a JSON array"));
     }
     let n = arr.len();
     if n == 0 {
-        bad("events must not be empty".into());
+        bad(format!("{what} must not be empty"));
     }
     if n as u64 > position::MAX_EVENTS_PER_TRANSACTION {
         fail(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!(
-                "events has {n} elements; at most {} fit in one append",
+                "{what} has {n} elements; at most {} fit in one append",
                 position::MAX_EVENTS_PER_TRANSACTION
             ),
         );
@@ -594,14 +604,14 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
             .and_then(|v| v.container())
             .filter(|c| c.is_object())
         else {
-            bad(format!("events[{i}] must be a JSON object"));
+            bad(format!("{what}[{i}] must be a JSON object"));
         };
         let event_type = match el.get("type").map(|v| v.as_str()) {
-            None => bad(format!("events[{i}] has no \"type\"")),
-            Some(None) => bad(format!("events[{i}].type must be a string")),
+            None => bad(format!("{what}[{i}] has no \"type\"")),
+            Some(None) => bad(format!("{what}[{i}].type must be a string")),
             Some(Some(t)) => {
-                args::check_identifier(&format!("events[{i}].type"), t);
-                guard::check_event_type(&format!("events[{i}].type"), t);
+                args::check_identifier(&format!("{what}[{i}].type"), t);
+                guard::check_event_type(&format!("{what}[{i}].type"), t);
                 if !types.iter().any(|x| x == t) {
                     types.push(t.to_owned());
                 }
@@ -609,15 +619,15 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
             }
         };
         let data = match el.get("data") {
-            None => bad(format!("events[{i}] has no \"data\"")),
+            None => bad(format!("{what}[{i}] has no \"data\"")),
             Some(d) => {
-                check_size(&format!("events[{i}].data"), d.byte_len());
+                check_size(&format!("{what}[{i}].data"), d.byte_len());
                 d
             }
         };
         // a violation fails the whole batch: nothing is written
         let v = validate::check_append(event_type, validate::J::of(data), || {
-            format!("events[{i}].data")
+            format!("{what}[{i}].data")
         });
         if v != 1 && versions.is_empty() {
             versions.resize(i as usize, 1);
@@ -628,15 +638,15 @@ fn check_events(stream_id: &str, events: Datum) -> Batch {
         let metadata = el.get("metadata");
         if let Some(m) = metadata {
             if !m.is_null() && !m.is_object() {
-                bad(format!("events[{i}].metadata must be a JSON object"));
+                bad(format!("{what}[{i}].metadata must be a JSON object"));
             }
         }
         let id = if let Some(id) = el.get("id").filter(|v| !v.is_null()) {
             let Some(uuid) = id.as_str().and_then(ids::parse_uuid) else {
-                bad(format!("events[{i}].id must be a UUID string"));
+                bad(format!("{what}[{i}].id must be a UUID string"));
             };
             if ids.contains(&uuid) {
-                bad(format!("events[{i}].id appears twice in the batch"));
+                bad(format!("{what}[{i}].id appears twice in the batch"));
             }
             ids.push(uuid);
             uuid
@@ -691,6 +701,40 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             "events must not be NULL".into(),
         );
     };
+    Datum::from(append_array(&req, "events", events).version)
+}
+
+/// What one append of an array wrote.
+struct Written {
+    /// The stream's version after it.
+    version: i64,
+    /// Each event's version and position, in the array's order.
+    events: Placement,
+}
+
+enum Placement {
+    /// `n` events at consecutive versions and positions from `first` on
+    /// (what an append writes).
+    Consecutive { first: i64, n: i64 },
+    /// A retry that wrote nothing: where each event already is.
+    Stored(Vec<(i64, i64)>),
+}
+
+impl Written {
+    /// (version, position) of each event, in the array's order.
+    fn each(&self) -> Vec<(i64, i64)> {
+        match &self.events {
+            Placement::Consecutive { first, n } => (0..*n)
+                .map(|i| (self.version - n + 1 + i, first + i))
+                .collect(),
+            Placement::Stored(v) => v.clone(),
+        }
+    }
+}
+
+/// Appends an events array to the request's stream, all or nothing
+/// (es.append_events, and each batch of es.append_multi).
+fn append_array(req: &Request, what: &str, events: Datum) -> Written {
     let Batch {
         n,
         any_id,
@@ -698,19 +742,33 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
         ids,
         parts,
         versions,
-    } = check_events(req.stream_id, events);
+    } = check_events(what, req.stream_id, events);
     let ids = ids.into_datum();
     let versioned = versions.is_some();
     let versions = versions.and_then(|v| v.into_datum());
 
-    let version = spi::connected(|| {
+    spi::connected(|| {
         if any_id {
             FIND_BATCH_IDS.run(&[Some(req.stream_id_datum), Some(events)], false);
             let found = spi::value_i64(0, 1).unwrap_or(0);
             let matched = spi::value_i64(0, 2).unwrap_or(0);
             if found > 0 {
                 if matched == n as i64 {
-                    return spi::value_i64(0, 4).unwrap_or(0);
+                    // a retry of an append that committed: nothing is written
+                    let version = spi::value_i64(0, 4).unwrap_or(0);
+                    let rows = FIND_BATCH_PLACES.run(&[Some(events)], false) as usize;
+                    let places = (0..rows)
+                        .map(|r| {
+                            (
+                                spi::value_i64(r, 1).unwrap_or(0),
+                                spi::value_i64(r, 2).unwrap_or(0),
+                            )
+                        })
+                        .collect();
+                    return Written {
+                        version,
+                        events: Placement::Stored(places),
+                    };
                 }
                 duplicate_id(format!(
                     "{found} of the {n} event ids are already used, not all by this same batch"
@@ -761,9 +819,160 @@ pub unsafe extern "C-unwind" fn es_append_events(fcinfo: pg_sys::FunctionCallInf
             first,
             n as i64,
         );
-        version
-    });
-    Datum::from(version)
+        Written {
+            version,
+            events: Placement::Consecutive { first, n: n as i64 },
+        }
+    })
+}
+
+/// One batch of es.append_multi, checked.
+struct MultiBatch<'a> {
+    stream_id: &'a str,
+    stream_type: Option<&'a str>,
+    expected: Option<i64>,
+    events: Datum,
+}
+
+/// An integral JSON number that fits a bigint.
+fn json_i64(v: &jsonb::Value) -> Option<i64> {
+    match crate::pg::json_value::Val::from_jsonb_value(v) {
+        crate::pg::json_value::Val::Num(crate::pg::decimal::Num::Dec { m, scale }) => {
+            let p = 10i128.checked_pow(scale)?;
+            (m % p == 0).then(|| i64::try_from(m / p).ok()).flatten()
+        }
+        _ => None,
+    }
+}
+
+/// Checks the batches array of es.append_multi (nothing is written yet).
+fn check_batches(batches: Datum) -> Vec<MultiBatch<'static>> {
+    // SAFETY: the function's non-null jsonb argument, alive for the whole call (the
+    // 'static borrows below end with it: the batches are used within the call only).
+    let arr = unsafe { Container::from_datum(batches) };
+    let bad = |msg: String| -> ! {
+        fail_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            msg,
+            r#"batches is a JSON array of {"stream_id": text, "events": [...], "expected_version"?: integer, "stream_type"?: text}."#,
+        )
+    };
+    if !arr.is_array() {
+        bad("batches must be a JSON array".into());
+    }
+    if arr.len() == 0 {
+        bad("batches must not be empty".into());
+    }
+    (0..arr.len())
+        .map(|i| {
+            let Some(b) = arr
+                .ith(i)
+                .and_then(|v| v.container())
+                .filter(|c| c.is_object())
+            else {
+                bad(format!("batches[{i}] must be a JSON object"));
+            };
+            for (k, _) in b.pairs() {
+                if !matches!(
+                    k,
+                    "stream_id" | "events" | "expected_version" | "stream_type"
+                ) {
+                    bad(format!("batches[{i}] has an unknown key \"{k}\""));
+                }
+            }
+            let text = |key: &str| -> Option<&'static str> {
+                match b.get(key) {
+                    None => None,
+                    Some(v) if v.is_null() => None,
+                    Some(v) => match v.as_str() {
+                        Some(s) => Some(s),
+                        None => bad(format!("batches[{i}].{key} must be a string")),
+                    },
+                }
+            };
+            let stream_id = match text("stream_id") {
+                Some(s) => args::check_identifier(&format!("batches[{i}].stream_id"), s),
+                None => fail(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!("batches[{i}].stream_id must not be NULL"),
+                ),
+            };
+            let stream_type = text("stream_type")
+                .map(|s| args::check_identifier(&format!("batches[{i}].stream_type"), s));
+            let expected = match b.get("expected_version") {
+                None => None,
+                Some(v) if v.is_null() => None,
+                Some(v) => match json_i64(&v) {
+                    Some(e) => args::expected_version(Some(e)),
+                    None => bad(format!("batches[{i}].expected_version must be an integer")),
+                },
+            };
+            let Some(events) = b.get("events") else {
+                bad(format!("batches[{i}] has no \"events\""));
+            };
+            MultiBatch {
+                stream_id,
+                stream_type,
+                expected,
+                events: crate::pg::jsonb_build::value_datum(&events.0),
+            }
+        })
+        .collect()
+}
+
+crate::v1_function_info!(pg_finfo_es_append_multi);
+
+/// es.append_multi(batches jsonb) RETURNS TABLE (stream_id text, version
+/// bigint, global_position bigint): appends to several streams at once, all
+/// or nothing, one row per event in the order given.
+///
+/// The streams are locked in stream id order (a stream named twice keeps
+/// its batches' order), so two calls naming the same streams in different
+/// orders wait for each other instead of deadlocking.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_append_multi(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    pg_sys::PreventCommandIfReadOnly(c"es.append_multi()".as_ptr());
+    let Some(batches) = crate::pg::fmgr::arg_datum(fcinfo, 0) else {
+        fail(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "batches must not be NULL".into(),
+        );
+    };
+    let batches = check_batches(batches);
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by(|&a, &b| batches[a].stream_id.cmp(batches[b].stream_id));
+    let mut written: Vec<Option<(Datum, Written)>> = (0..batches.len()).map(|_| None).collect();
+    for i in order {
+        let b = &batches[i];
+        let stream_id_datum = b.stream_id.into_datum().expect("text");
+        let req = Request {
+            stream_id: b.stream_id,
+            stream_id_datum,
+            stream_type: b.stream_type,
+            stream_type_datum: b.stream_type.and_then(|t| t.into_datum()),
+            expected: b.expected,
+        };
+        let w = append_array(&req, &format!("batches[{i}].events"), b.events);
+        written[i] = Some((stream_id_datum, w));
+    }
+    // SAFETY: a set-returning function in materialize mode: the tuplestore and its
+    // descriptor live in the query's memory; tuplestore_putvalues copies each row.
+    pg_sys::InitMaterializedSRF(fcinfo, 0);
+    let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+    let (store, desc) = ((*rsinfo).setResult, (*rsinfo).setDesc);
+    for (stream_id, w) in written.into_iter().flatten() {
+        for (version, position) in w.each() {
+            let mut values = [stream_id, Datum::from(version), Datum::from(position)];
+            let mut nulls = [false; 3];
+            pg_sys::tuplestore_putvalues(store, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        }
+    }
+    Datum::from(0usize)
 }
 
 // ---- the extent of an append -------------------------------------------

@@ -552,6 +552,158 @@ mod tests {
         assert_eq!(events_in("imm-t15"), 1);
     }
 
+    // ---- several streams in one call, positions, bounds --------------------
+
+    /// "stream/version/position-matches" of each row es.append_multi returned
+    /// (checked against es.events by a later statement: the call's own
+    /// statement does not see what it wrote).
+    fn multi(batches: &str) -> String {
+        run(&format!(
+            "CREATE TEMP TABLE multi_rows ON COMMIT DROP AS
+             SELECT m.* FROM es.append_multi($b${batches}$b$)
+                  WITH ORDINALITY AS m(stream_id, version, global_position, ord)"
+        ));
+        let out = one_text(
+            "SELECT string_agg(m.stream_id || '/' || m.version || '/' ||
+                               (e.global_position IS NOT NULL)::text, ' ' ORDER BY m.ord)
+               FROM multi_rows m
+               LEFT JOIN es.events e ON e.global_position = m.global_position
+                                    AND e.stream_id = m.stream_id AND e.version = m.version",
+        );
+        run("DROP TABLE multi_rows");
+        out
+    }
+
+    #[pg_test]
+    fn append_multi_writes_every_stream_and_returns_each_event_in_order() {
+        run("SELECT es.append_event('am-b-t40', 'Opened', '{}')");
+        assert_eq!(
+            multi(
+                r#"[{"stream_id": "am-b-t40", "expected_version": 1,
+                     "events": [{"type": "Deposited", "data": {"n": 1}}, {"type": "Deposited", "data": {"n": 2}}]},
+                    {"stream_id": "am-a-t40", "stream_type": "other",
+                     "events": [{"type": "Opened", "data": {}}]},
+                    {"stream_id": "am-b-t40", "events": [{"type": "Closed", "data": {}}]}]"#
+            ),
+            "am-b-t40/2/true am-b-t40/3/true am-a-t40/1/true am-b-t40/4/true"
+        );
+        assert_eq!(
+            one_text("SELECT stream_type FROM es.streams WHERE stream_id = 'am-a-t40'"),
+            "other"
+        );
+        // positions grow with each stream's versions
+        assert!(one_bool(
+            "SELECT bool_and(ok) FROM (SELECT global_position > lag(global_position, 1, 0::bigint)
+                                         OVER (ORDER BY version) AS ok
+                                       FROM es.events WHERE stream_id = 'am-b-t40') x"
+        ));
+    }
+
+    #[pg_test]
+    fn append_multi_is_all_or_nothing() {
+        run("SELECT es.append_event('am-x-t41', 'Opened', '{}')");
+        // the second batch's expected version is wrong: the first batch is not written either
+        assert_error(
+            r#"PERFORM es.append_multi('[{"stream_id": "am-y-t41", "events": [{"type": "A", "data": {}}]},
+                                        {"stream_id": "am-x-t41", "expected_version": 5,
+                                         "events": [{"type": "B", "data": {}}]}]')"#,
+            "40001",
+            "expected 5, actual 1",
+        );
+        assert_eq!(events_in("am-y-t41"), 0);
+        assert_eq!(events_in("am-x-t41"), 1);
+        for (batches, code, msg) in [
+            ("'{}'", "22023", "batches must be a JSON array"),
+            ("'[]'", "22023", "batches must not be empty"),
+            ("NULL", "22004", "batches must not be NULL"),
+            ("'[1]'", "22023", "batches[0] must be a JSON object"),
+            (
+                r#"'[{"stream_id": "am-z-t41", "events": [], "extra": 1}]'"#,
+                "22023",
+                "unknown key \"extra\"",
+            ),
+            (
+                r#"'[{"events": [{"type": "A", "data": {}}]}]'"#,
+                "22004",
+                "batches[0].stream_id must not be NULL",
+            ),
+            (
+                r#"'[{"stream_id": 7, "events": []}]'"#,
+                "22023",
+                "batches[0].stream_id must be a string",
+            ),
+            (
+                r#"'[{"stream_id": "am-z-t41"}]'"#,
+                "22023",
+                "batches[0] has no \"events\"",
+            ),
+            (
+                r#"'[{"stream_id": "am-z-t41", "expected_version": 1.5, "events": [{"type": "A", "data": {}}]}]'"#,
+                "22023",
+                "expected_version must be an integer",
+            ),
+            (
+                r#"'[{"stream_id": "am-z-t41", "expected_version": -1, "events": [{"type": "A", "data": {}}]}]'"#,
+                "22023",
+                "must not be negative",
+            ),
+            (
+                r#"'[{"stream_id": "am-z-t41", "events": [{"type": "A", "data": {}}]},
+                  {"stream_id": "am-w-t41", "events": [{"data": {}}]}]'"#,
+                "22023",
+                "batches[1].events[0] has no \"type\"",
+            ),
+            (
+                r#"'[{"stream_id": "am-z-t41", "events": [{"type": "$Mine", "data": {}}]}]'"#,
+                "22023",
+                "the store's own",
+            ),
+        ] {
+            assert_error(&format!("PERFORM es.append_multi({batches})"), code, msg);
+        }
+        assert_eq!(events_in("am-z-t41"), 0);
+        assert_eq!(events_in("am-w-t41"), 0);
+    }
+
+    #[pg_test]
+    fn append_multi_retried_with_ids_returns_where_the_events_are() {
+        let batches = r#"[{"stream_id": "am-r-t42", "events": [
+                              {"type": "A", "data": {"n": 1}, "id": "0190b2a0-0000-7000-8000-00000000a421"},
+                              {"type": "B", "data": {"n": 2}, "id": "0190b2a0-0000-7000-8000-00000000a422"}]},
+                           {"stream_id": "am-s-t42", "events": [
+                              {"type": "C", "data": {}, "id": "0190b2a0-0000-7000-8000-00000000a423"}]}]"#;
+        let first = one_text(&format!(
+            "SELECT string_agg(stream_id || '/' || version || '/' || global_position, ' ')
+               FROM es.append_multi($b${batches}$b$)"
+        ));
+        let again = one_text(&format!(
+            "SELECT string_agg(stream_id || '/' || version || '/' || global_position, ' ')
+               FROM es.append_multi($b${batches}$b$)"
+        ));
+        assert_eq!(first, again);
+        assert_eq!(events_in("am-r-t42"), 2);
+        assert_eq!(events_in("am-s-t42"), 1);
+    }
+
+    #[pg_test]
+    fn last_position_and_read_all_up_to_position_stay_below_open_appends() {
+        // committed events are checked in tests/regress/sql/append.sql; here: the
+        // caller's own uncommitted events are not handed out, as by es.read_all
+        run("SELECT es.append_event('lp-t43', 'LpOpened_t43', '{}')");
+        assert!(one_bool(
+            "SELECT es.last_position() < min(global_position) FROM es.events WHERE stream_id = 'lp-t43'"
+        ));
+        assert_eq!(one_i64("SELECT es.last_position(ARRAY['LpOpened_t43'])"), 0);
+        assert_eq!(
+            one_i64("SELECT es.last_position(stream_types => ARRAY['lp'])"),
+            0
+        );
+        assert_eq!(
+            one_i64("SELECT count(*) FROM es.read_all(0, up_to_position => 0)"),
+            0
+        );
+    }
+
     // ---- helpers --------------------------------------------------------
 
     #[pg_test]

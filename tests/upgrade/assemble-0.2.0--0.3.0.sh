@@ -9,7 +9,8 @@
 # where their arguments changed); and the lifecycle functions:
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
-# (sql/13_cdc.sql whole).
+# (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
+# up_to_position.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -55,6 +56,13 @@ stmt("04_read.sql", "CREATE FUNCTION es.read_stream(", "\nEND;"), "\n",
 comment("04_read.sql", "es.read_stream"), "\nDROP FUNCTION es.read_all(bigint, integer, text[], text[]);\n",
 stmt("05_horizon.sql", "CREATE FUNCTION es.read_all(", "\n$$;"), "\n",
 comment("05_horizon.sql", "es.read_all"), """
+-- New reads and writes for clients that keep their own positions:
+-- es.last_position, es.append_multi (their privileges below).
+""",
+stmt("05_horizon.sql", "CREATE FUNCTION es.last_position(", "\n$$;"), "\n",
+comment("05_horizon.sql", "es.last_position"), "\n",
+stmt("02_append.sql", "CREATE FUNCTION es.append_multi(", "'es_append_multi';"), "\n",
+comment("02_append.sql", "es.append_multi"), "\nREVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;\n", """
 -- Its body was expanded to es.events' columns when created: again, with the new one.
 """,
 stmt("08_subscriptions.sql", "CREATE FUNCTION es._subscription_events(", "\nEND;", True), "\n",

@@ -205,3 +205,35 @@ SELECT count(*) AS out_of_order
  WHERE global_position <= prev;
 
 :counts;
+
+-- ---------------------------------------------------------------------
+-- Several streams in one call, all or nothing: one row per event, in the
+-- order given, with the version and the global_position it got.
+CREATE TEMP TABLE multi AS
+SELECT m.stream_id, m.version, m.global_position, ord
+  FROM es.append_multi('[
+         {"stream_id": "cart-7", "events": [{"type": "CartOpened", "data": {}},
+                                            {"type": "ItemAdded", "data": {"sku": "A"}}]},
+         {"stream_id": "stock-A", "expected_version": 0, "stream_type": "stock",
+          "events": [{"type": "Reserved", "data": {"qty": 1}}]},
+         {"stream_id": "cart-7", "events": [{"type": "CheckedOut", "data": {}}]}]')
+       WITH ORDINALITY AS m(stream_id, version, global_position, ord);
+SELECT m.stream_id, m.version, e.event_type
+  FROM multi m JOIN es.events e USING (global_position) ORDER BY m.ord;
+-- a wrong expected version anywhere: nothing of the call is written
+SELECT * FROM es.append_multi('[{"stream_id": "cart-8", "events": [{"type": "CartOpened", "data": {}}]},
+                                {"stream_id": "stock-A", "expected_version": 0,
+                                 "events": [{"type": "Reserved", "data": {"qty": 2}}]}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT es.stream_version('cart-8') AS cart_8, es.stream_version('stock-A') AS stock_a;
+
+-- Where a consumer that skips history starts, and reading up to a bound.
+SELECT es.last_position() = (SELECT max(global_position) FROM es.events) AS last_is_newest;
+SELECT es.last_position(ARRAY['Reserved']) = (SELECT global_position FROM multi WHERE stream_id = 'stock-A')
+       AS last_reserved;
+SELECT es.last_position(ARRAY['CartOpened', 'ItemAdded'], ARRAY['shopping_cart'])
+       = (SELECT global_position FROM multi WHERE ord = 2) AS last_cart_item;
+SELECT es.last_position(ARRAY['NoSuchType']) AS none;
+SELECT event_type FROM es.read_all((SELECT min(global_position) - 1 FROM multi),
+                                   up_to_position => (SELECT global_position FROM multi WHERE ord = 3))
+ ORDER BY global_position;
