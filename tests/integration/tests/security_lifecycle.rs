@@ -400,6 +400,9 @@ fn writers_and_readers_cannot_change_history() {
         r#"SELECT es.append_events('acct-1', '[{"type": "$StreamDeleted", "data": {}}]')"#,
         r#"SELECT es.append_events('acct-2', '[{"type": "Deposited", "data": {"amount": 1}}, {"type": "$EventsRedacted", "data": {}}]')"#,
         r#"SELECT es.append_events('new-2', '[{"type": "Opened", "data": {}}, {"type": "$StreamDeleted", "data": {}}]')"#,
+        // several streams in one call: a marker in the last batch fails the whole call
+        r#"SELECT * FROM es.append_multi('[{"stream_id": "new-3", "events": [{"type": "Opened", "data": {}}]},
+                                          {"stream_id": "acct-1", "events": [{"type": "$StreamDeleted", "data": {}}]}]')"#,
     ] {
         expect_fail(&mut wc, w, sql, &["22023"]);
         // a reader may not append at all
