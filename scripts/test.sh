@@ -6,6 +6,8 @@
 #   4. adversarial tests: real roles trying to escalate, crash or leak
 #      (tests/integration/tests/security*.rs), against the same cluster as 3,
 #   5. the examples and the clients in three languages (scripts/test_examples.sh),
+#      and the Python eventsourcing library's own test cases through the
+#      persistence module in integrations/eventsourcing (run_tests.sh),
 #   6. the upgrade from the previous release (scripts/test_upgrade.sh).
 # Every layer runs even when an earlier one fails; the exit code is non-zero
 # if any failed. The runners' own summary lines close the output.
@@ -76,6 +78,9 @@ run_layer adversarial '^test result: ' integration_tests "${adversarial[@]}"
 
 log "layer 5: the examples (bank.sql, commerce.sql, clients in Python, Node.js and Rust)"
 run_layer examples '^examples: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/test_examples.sh"
+
+log "layer 5b: the Python eventsourcing library's own test cases through eventsourcing_pg_eventsource"
+run_layer eventsourcing '^(Ran [0-9]+ tests|OK|FAILED)' bash "$REPO/integrations/eventsourcing/run_tests.sh"
 
 log "layer 6: upgrade from the previous release (scripts/test_upgrade.sh, its own PostgreSQL copy)"
 run_layer upgrade '^upgrade: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/test_upgrade.sh"
