@@ -179,6 +179,15 @@ class _Streams:
     def _transaction(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int] | None:
         """One transaction: what the recorder adds (tracking), a NOTIFY for the
         library's subscriptions, the append. Any error rolls all of it back."""
+        if (
+            not hasattr(self, "_notify_channel")
+            and stored_events
+            and len({e.originator_id for e in stored_events}) == 1
+        ):
+            # one aggregate's events alone (snapshots): one statement, atomic by
+            # itself, and a version found stored means nothing was written
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                return self._append(curs, stored_events)
         exc: Exception | None = None
         ids: list[int] | None = None
         with self.datastore.get_connection() as conn:
