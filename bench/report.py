@@ -147,6 +147,18 @@ ROWS = [
     ("`es.redact` of a 10,000-event stream (chain re-anchored, snapshots rebuilt, marker, audit)",
      ("redact", "es"), ("redact", "update"), "bare UPDATE with jsonb_set of the same rows", "thr",
      [("ours", ">=", 10000)], E),
+    ("Python `eventsourcing`: its own `AggregateRecorderTestCase.test_performance` (100 single-event inserts; the snapshots' recorder)",
+     ("lib_aggregate_insert", "ours"), ("lib_aggregate_insert", "stock"), "the library's stock PostgreSQL module", "thr", [], "inserts/s"),
+    ("Python `eventsourcing`: its own `ApplicationRecorderTestCase.test_performance` (with notification ids)",
+     ("lib_application_insert", "ours"), ("lib_application_insert", "stock"), "the library's stock PostgreSQL module", "thr", [], "inserts/s"),
+    ("Python `eventsourcing`: its own `ProcessRecorderTestCase.test_performance` (events and tracking)",
+     ("lib_process_insert", "ours"), ("lib_process_insert", "stock"), "the library's stock PostgreSQL module", "thr", [], "inserts/s"),
+    ("Python `eventsourcing`: its own `test_concurrent_throughput` (4 threads, 50 events per insert)",
+     ("lib_concurrent_throughput", "ours"), ("lib_concurrent_throughput", "stock"), "the library's stock PostgreSQL module", "thr", [], "events/s"),
+    ("Python `eventsourcing`: `select_events` of a 100-event aggregate",
+     ("lib_select_events_100", "ours"), ("lib_select_events_100", "stock"), "the library's stock PostgreSQL module", "thr", [], "reads/s"),
+    ("Python `eventsourcing`: paging `select_notifications` 500 at a time through 20,000 events",
+     ("lib_select_notifications", "ours"), ("lib_select_notifications", "stock"), "the library's stock PostgreSQL module", "thr", [], E),
 ]
 
 

@@ -488,6 +488,27 @@ sc_redact() {
     done
 }
 
+# The Python eventsourcing library's own performance tests (and reads through
+# the same recorders) with its stock PostgreSQL module and with
+# eventsourcing_pg_eventsource (bench/tools/eventsourcing_bench.py). Times per
+# operation are recorded as operations per second.
+sc_eventsourcing() {
+    source "$REPO/integrations/eventsourcing/venv.sh"
+    local r side metric value unit
+    for ((r = 1; r <= ROUNDS; r++)); do
+        while IFS=, read -r side metric value unit; do
+            if [ "$unit" = us ]; then
+                value=$(awk -v v="$value" 'BEGIN { printf "%.1f", 1e6 / v }')
+                unit=$([ "$metric" = select_events_100 ] && echo reads/s || echo inserts/s)
+            elif [ "$unit" = inserts/s ]; then
+                unit=events/s
+            fi
+            rec "lib_$metric" "$side" "$r" 1 0 "$value" "$unit"
+            printf '    %-26s %-6s round %s: %12.1f %s\n' "lib_$metric" "$side" "$r" "$value" "$unit"
+        done < <("$VENV/bin/python" "$BENCH/tools/eventsourcing_bench.py" 127.0.0.1 "$ES_PGPORT" 1)
+    done
+}
+
 # Chart points that the 1- and 8-client scenarios do not give.
 sc_append_scaling() {
     local c r
@@ -560,7 +581,7 @@ sc_proj_async() {
 
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
-    schema_append read_all_noup read_all_upcast load_upcast retention redact)
+    schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -599,7 +620,7 @@ for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
         read_all_upcast|load_upcast) need_evo=1 ;;
-        retention|redact) ;;
+        retention|redact|eventsourcing) ;;
         read_*|fold*) need_bank=1 ;;
         load) need_load=1 ;;
         *) need_append=1 ;;
