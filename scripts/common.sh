@@ -58,6 +58,10 @@ install_extension() {
     log "building and installing pg_eventsource (release)"
     stop_cluster
     (cd "$REPO" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
+    # the Message DB compatibility extension: SQL only, beside it
+    cp "$REPO"/integrations/message_db/pg_eventsource_message_db.control \
+       "$REPO"/integrations/message_db/pg_eventsource_message_db--*.sql \
+       "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # The private cluster preloads the library (once it is installed) so that the

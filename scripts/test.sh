@@ -7,7 +7,9 @@
 #      (tests/integration/tests/security*.rs), against the same cluster as 3,
 #   5. the examples and the clients in three languages (scripts/test_examples.sh),
 #      and the Python eventsourcing library's own test cases through the
-#      persistence module in integrations/eventsourcing (run_tests.sh),
+#      persistence module in integrations/eventsourcing (run_tests.sh), and
+#      pg_eventsource_message_db against the real Message DB and its Python
+#      client (integrations/message_db/run_tests.sh),
 #   6. the upgrade from the previous release (scripts/test_upgrade.sh).
 # Every layer runs even when an earlier one fails; the exit code is non-zero
 # if any failed. The runners' own summary lines close the output.
@@ -81,6 +83,9 @@ run_layer examples '^examples: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts
 
 log "layer 5b: the Python eventsourcing library's own test cases through eventsourcing_pg_eventsource"
 run_layer eventsourcing '^(Ran [0-9]+ tests|OK|FAILED)' bash "$REPO/integrations/eventsourcing/run_tests.sh"
+
+log "layer 5c: pg_eventsource_message_db against the real Message DB 1.3 (npm) and the message-db-py client"
+run_layer message_db '^(Ran [0-9]+ tests|OK|FAILED)' bash "$REPO/integrations/message_db/run_tests.sh"
 
 log "layer 6: upgrade from the previous release (scripts/test_upgrade.sh, its own PostgreSQL copy)"
 run_layer upgrade '^upgrade: [0-9]+ passed, [0-9]+ failed' bash "$REPO/scripts/test_upgrade.sh"

@@ -1,0 +1,325 @@
+-- pg_eventsource_message_db: Message DB 1.3's SQL API (schema message_store)
+-- over pg_eventsource's events, so that Message DB's clients (Eventide,
+-- message-db-py, ...) work unchanged. Same names, signatures, 0-based
+-- positions (-1: no stream), error messages and SQLSTATEs; what differs is
+-- underneath: no category lock (each stream's own row lock decides), global
+-- positions that never skip a late committer, one store shared with SQL users.
+--
+-- Mapping: a stream name is an es stream id, its category (the part before
+-- the first '-') the stream's type; position = version - 1; type =
+-- event_type; id = event_id; time = recorded_at in UTC. A NULL metadata is
+-- stored as {}, metadata that is not a non-empty object as
+-- {"$messageDbMetadata": <it>}, a NULL data as JSON null with
+-- "$messageDbNullData" in the metadata: each reads back as it was written.
+\echo Use "CREATE EXTENSION pg_eventsource_message_db" to load this file. \quit
+
+CREATE SCHEMA message_store;
+COMMENT ON SCHEMA message_store IS 'Message DB 1.3 compatible functions over pg_eventsource (extension pg_eventsource_message_db)';
+
+CREATE TYPE message_store.message AS (
+    id              varchar,
+    stream_name     varchar,
+    type            varchar,
+    position        bigint,
+    global_position bigint,
+    data            varchar,
+    metadata        varchar,
+    time            timestamp
+);
+
+CREATE FUNCTION message_store.message_store_version() RETURNS varchar
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+RETURN '1.3.0';
+
+-- The first 8 bytes of the md5 digest, big-endian, as a signed bigint.
+CREATE FUNCTION message_store.hash_64(value varchar) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN ('x' || pg_catalog.left(pg_catalog.md5(value), 16))::bit(64)::bigint;
+
+CREATE FUNCTION message_store.category(stream_name varchar) RETURNS varchar
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.split_part(stream_name, '-', 1);
+
+-- True without a '-', and for NULL (as Message DB's does).
+CREATE FUNCTION message_store.is_category(stream_name varchar) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.strpos(stream_name, '-') = 0 OR stream_name IS NULL;
+
+CREATE FUNCTION message_store.id(stream_name varchar) RETURNS varchar
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN pg_catalog.strpos(stream_name, '-') = 0 THEN NULL
+            ELSE pg_catalog.substr(stream_name, pg_catalog.strpos(stream_name, '-') + 1) END;
+
+CREATE FUNCTION message_store.cardinal_id(stream_name varchar) RETURNS varchar
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.split_part(message_store.id(stream_name), '+', 1);
+
+-- Message DB serialises the writers of a category with this lock; the
+-- compatibility layer's writes do not take it (each stream's row lock in
+-- es.streams decides), but clients that call it get the same lock and key.
+CREATE FUNCTION message_store.acquire_lock(stream_name varchar) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    _key constant bigint := message_store.hash_64(message_store.category(stream_name));
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(_key);
+    RETURN _key;
+END
+$$;
+
+-- Message DB's metadata and data from the stored ones (see the mapping above).
+CREATE FUNCTION message_store._metadata(stored jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN stored - '$messageDbNullData' = '{}'::jsonb THEN NULL
+            WHEN stored ? '$messageDbMetadata' THEN stored -> '$messageDbMetadata'
+            ELSE stored - '$messageDbNullData' END;
+
+CREATE FUNCTION message_store._data(stored jsonb, metadata jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN metadata ? '$messageDbNullData' THEN NULL ELSE stored END;
+
+-- The stream's last position; NULL when it has no messages.
+CREATE FUNCTION message_store.stream_version(stream_name varchar) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT e.version - 1 FROM es.events e WHERE e.stream_id = stream_name ORDER BY e.version DESC LIMIT 1);
+
+-- Message DB's messages table, as a view of the events. Readers see events
+-- below the read horizon only: a message that commits later never appears
+-- behind one already read (global positions are not in commit order).
+CREATE VIEW message_store.messages AS
+SELECT e.global_position,
+       e.version - 1 AS position,
+       (e.recorded_at AT TIME ZONE 'utc') AS time,
+       e.stream_id AS stream_name,
+       e.event_type AS type,
+       message_store._data(e.data, e.metadata) AS data,
+       message_store._metadata(e.metadata) AS metadata,
+       e.event_id AS id
+  FROM es.events e
+ WHERE e.global_position < es.read_horizon();
+
+CREATE FUNCTION message_store.write_message(
+    id               varchar,
+    stream_name      varchar,
+    "type"           varchar,
+    data             jsonb,
+    metadata         jsonb DEFAULT NULL,
+    expected_version bigint DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    _id uuid;
+    _stream_version bigint;
+    _version bigint;
+    _metadata jsonb;
+BEGIN
+    IF write_message.expected_version IS NOT NULL THEN
+        _stream_version := COALESCE(message_store.stream_version(write_message.stream_name), -1);
+        IF write_message.expected_version <> _stream_version THEN
+            RAISE EXCEPTION 'Wrong expected version: % (Stream: %, Stream Version: %)',
+                write_message.expected_version, write_message.stream_name, _stream_version;
+        END IF;
+    END IF;
+    _id := write_message.id::uuid;
+    -- NOT NULL in Message DB's table, checked in its columns' order
+    IF write_message.stream_name IS NULL THEN
+        RAISE EXCEPTION 'null value in column "stream_name" of relation "messages" violates not-null constraint'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF write_message."type" IS NULL THEN
+        RAISE EXCEPTION 'null value in column "type" of relation "messages" violates not-null constraint'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF _id IS NULL THEN
+        RAISE EXCEPTION 'null value in column "id" of relation "messages" violates not-null constraint'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    -- an id names one message (pg_eventsource would take the same id and
+    -- content in the same stream as a retry; Message DB refuses it)
+    IF EXISTS (SELECT 1 FROM es.events e WHERE e.event_id = _id) THEN
+        RAISE EXCEPTION 'duplicate key value violates unique constraint "messages_id"'
+            USING ERRCODE = 'unique_violation', DETAIL = pg_catalog.format('Key (id)=(%s) already exists.', _id);
+    END IF;
+    _metadata := CASE
+        WHEN write_message.metadata IS NULL THEN '{}'::jsonb
+        WHEN pg_catalog.jsonb_typeof(write_message.metadata) = 'object' AND write_message.metadata <> '{}'::jsonb
+             AND NOT write_message.metadata ?| ARRAY['$messageDbMetadata', '$messageDbNullData']
+            THEN write_message.metadata
+        ELSE pg_catalog.jsonb_build_object('$messageDbMetadata', write_message.metadata) END;
+    IF write_message.data IS NULL THEN
+        _metadata := _metadata || '{"$messageDbNullData": true}'::jsonb;
+    END IF;
+    IF write_message.expected_version IS NULL THEN
+        _version := es.append_event(write_message.stream_name, write_message."type",
+                                    COALESCE(write_message.data, 'null'::jsonb), NULL, _metadata, _id);
+    ELSE
+        BEGIN
+            _version := es.append_event(write_message.stream_name, write_message."type",
+                                        COALESCE(write_message.data, 'null'::jsonb),
+                                        write_message.expected_version + 1, _metadata, _id);
+        EXCEPTION WHEN serialization_failure THEN
+            -- another writer got there between the check and the append
+            RAISE EXCEPTION 'Wrong expected version: % (Stream: %, Stream Version: %)',
+                write_message.expected_version, write_message.stream_name,
+                COALESCE(message_store.stream_version(write_message.stream_name), -1);
+        END;
+    END IF;
+    RETURN _version - 1;
+END
+$$;
+
+-- The select list every read returns, over a subquery named "messages" with
+-- Message DB's columns (conditions name them, plain or as messages.<column>).
+CREATE FUNCTION message_store._select(source text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+RETURN 'SELECT messages.id::varchar, messages.stream_name::varchar, messages.type::varchar,
+               messages.position::bigint, messages.global_position::bigint, messages.data::varchar,
+               messages.metadata::varchar, messages.time::timestamp
+          FROM (SELECT e.global_position, e.version - 1 AS position, (e.recorded_at AT TIME ZONE ''utc'') AS time,
+                       e.stream_id AS stream_name, e.event_type AS type, message_store._data(e.data, e.metadata) AS data,
+                       message_store._metadata(e.metadata) AS metadata, e.event_id AS id
+                  FROM es.events e WHERE ' || source || ') AS messages WHERE true';
+
+CREATE FUNCTION message_store._check_condition() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('message_store.sql_condition', true) IS NULL
+       OR pg_catalog.current_setting('message_store.sql_condition', true) = 'off' THEN
+        RAISE EXCEPTION 'Retrieval with SQL condition is not activated';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION message_store.get_stream_messages(
+    stream_name varchar,
+    "position"  bigint  DEFAULT 0,
+    batch_size  bigint  DEFAULT 1000,
+    condition   varchar DEFAULT NULL
+) RETURNS SETOF message_store.message
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    _command text;
+BEGIN
+    IF message_store.is_category(get_stream_messages.stream_name) THEN
+        RAISE EXCEPTION 'Must be a stream name: %', get_stream_messages.stream_name;
+    END IF;
+    "position" := COALESCE("position", 0);
+    batch_size := COALESCE(batch_size, 1000);
+    _command := message_store._select('e.stream_id = $1 AND e.version >= $2 + 1');
+    IF condition IS NOT NULL THEN
+        PERFORM message_store._check_condition();
+        -- raw SQL, as in Message DB: it runs with the caller's rights
+        _command := _command || pg_catalog.format(' AND (%s)', condition);
+    END IF;
+    _command := _command || ' ORDER BY messages.position';
+    IF batch_size <> -1 THEN
+        _command := _command || ' LIMIT $3';
+    END IF;
+    RETURN QUERY EXECUTE _command USING get_stream_messages.stream_name, "position", batch_size;
+END
+$$;
+
+CREATE FUNCTION message_store.get_category_messages(
+    category              varchar,
+    "position"            bigint  DEFAULT 1,
+    batch_size            bigint  DEFAULT 1000,
+    correlation           varchar DEFAULT NULL,
+    consumer_group_member bigint  DEFAULT NULL,
+    consumer_group_size   bigint  DEFAULT NULL,
+    condition             varchar DEFAULT NULL
+) RETURNS SETOF message_store.message
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- taken before the query's snapshot: positions below it are final
+    _horizon constant bigint := es.read_horizon();
+    _command text;
+BEGIN
+    IF NOT message_store.is_category(get_category_messages.category) THEN
+        RAISE EXCEPTION 'Must be a category: %', get_category_messages.category;
+    END IF;
+    "position" := COALESCE("position", 1);
+    batch_size := COALESCE(batch_size, 1000);
+    _command := message_store._select('e.stream_type = $1 AND e.global_position >= $2 AND e.global_position < $7');
+    IF correlation IS NOT NULL THEN
+        IF pg_catalog.strpos(correlation, '-') > 0 THEN
+            RAISE EXCEPTION 'Correlation must be a category (Correlation: %)', correlation;
+        END IF;
+        _command := _command || ' AND message_store.category(messages.metadata->>''correlationStreamName'') = $4';
+    END IF;
+    IF (consumer_group_member IS NOT NULL) <> (consumer_group_size IS NOT NULL) THEN
+        RAISE EXCEPTION 'Consumer group member and size must be specified (Consumer Group Member: %, Consumer Group Size: %)',
+            consumer_group_member, consumer_group_size;
+    END IF;
+    IF consumer_group_member IS NOT NULL THEN
+        IF consumer_group_size < 1 THEN
+            RAISE EXCEPTION 'Consumer group size must not be less than 1 (Consumer Group Member: %, Consumer Group Size: %)',
+                consumer_group_member, consumer_group_size;
+        END IF;
+        IF consumer_group_member < 0 THEN
+            RAISE EXCEPTION 'Consumer group member must not be less than 0 (Consumer Group Member: %, Consumer Group Size: %)',
+                consumer_group_member, consumer_group_size;
+        END IF;
+        IF consumer_group_member >= consumer_group_size THEN
+            RAISE EXCEPTION 'Consumer group member must be less than the group size (Consumer Group Member: %, Consumer Group Size: %)',
+                consumer_group_member, consumer_group_size;
+        END IF;
+        _command := _command || ' AND pg_catalog.mod(@ message_store.hash_64(message_store.cardinal_id(messages.stream_name)), $6) = $5';
+    END IF;
+    IF condition IS NOT NULL THEN
+        PERFORM message_store._check_condition();
+        _command := _command || pg_catalog.format(' AND (%s)', condition);
+    END IF;
+    _command := _command || ' ORDER BY messages.global_position';
+    IF batch_size <> -1 THEN
+        _command := _command || ' LIMIT $3';
+    END IF;
+    -- the group size is a smallint in Message DB (a larger one fails the same way)
+    RETURN QUERY EXECUTE _command USING get_category_messages.category, "position", batch_size, correlation,
+        consumer_group_member, consumer_group_size::smallint, _horizon;
+END
+$$;
+
+CREATE FUNCTION message_store.get_last_stream_message(stream_name varchar, "type" varchar DEFAULT NULL)
+RETURNS SETOF message_store.message
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE message_store._select('e.stream_id = $1 AND ($2 IS NULL OR e.event_type = $2)')
+        || ' ORDER BY messages.position DESC LIMIT 1'
+        USING get_last_stream_message.stream_name, get_last_stream_message."type";
+END
+$$;
+
+-- What a client role needs: write (es.grant_writer) and the schema.
+CREATE FUNCTION message_store.grant_client(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM es.grant_writer(role);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA message_store TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON message_store.messages TO %s', role);
+END
+$$;
+REVOKE ALL ON FUNCTION message_store.grant_client(regrole) FROM PUBLIC;
