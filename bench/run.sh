@@ -509,6 +509,22 @@ sc_eventsourcing() {
     done
 }
 
+# Message DB's write_message at 8 clients: through pg_eventsource_message_db,
+# against es.append_event in the same database, and against Message DB 1.3
+# itself (from the npm registry, integrations/message_db/install_message_db.sh)
+# in another database of this server.
+sc_message_db() {
+    # es_append: the database with the notification relay, as shipped for the append scenarios
+    es_psql es_append -q -c "CREATE EXTENSION IF NOT EXISTS pg_eventsource_message_db" >/dev/null
+    es_psql postgres -q -c "DROP DATABASE IF EXISTS es_mdb_real WITH (FORCE)" >/dev/null
+    ES_PGPORT=$ES_PGPORT ES_PGSOCK=$ES_PGSOCK ES_PGDATA=$ES_PGDATA PG_BIN=$PG_BIN \
+        bash "$REPO/integrations/message_db/install_message_db.sh" es_mdb_real >/dev/null
+    # Message DB's functions find each other through a schema on the search path
+    es_psql es_mdb_real -q -c "ALTER DATABASE es_mdb_real SET search_path = message_store, public" >/dev/null
+    alternate message_db es_append 8 "$EV" "layer mdb_write.sql 1" "es mdb_append_es.sql 1" \
+        "messagedb@es_mdb_real mdb_write.sql 1"
+}
+
 # Chart points that the 1- and 8-client scenarios do not give.
 sc_append_scaling() {
     local c r
@@ -581,7 +597,7 @@ sc_proj_async() {
 
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
-    schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing)
+    schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
