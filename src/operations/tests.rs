@@ -143,48 +143,4 @@ mod tests {
         );
         assert_error("PERFORM * FROM es.verify(NULL)", "22023", "got NULL");
     }
-
-    #[pg_test]
-    fn create_publication_publishes_inserts_of_events_once() {
-        run("SELECT es.create_publication('es_test_pub')");
-        // again: nothing to do, no error
-        run("SELECT es.create_publication('es_test_pub')");
-        assert_eq!(
-            one_text(
-                "SELECT string_agg(format('%s.%s %s%s%s%s', t.schemaname, t.tablename, p.pubinsert,
-                                          p.pubupdate, p.pubdelete, p.pubtruncate), ',')
-                   FROM pg_publication p JOIN pg_publication_tables t USING (pubname)
-                  WHERE p.pubname = 'es_test_pub'"
-            ),
-            "es.events tfff"
-        );
-        run("CREATE PUBLICATION es_test_other FOR TABLE es.streams");
-        assert_error(
-            "PERFORM es.create_publication('es_test_other')",
-            "42710",
-            "already exists and publishes something else",
-        );
-        assert_error(
-            "PERFORM es.create_publication(NULL)",
-            "22004",
-            "must not be NULL",
-        );
-        assert_error(
-            "PERFORM es.create_publication('')",
-            "22023",
-            "invalid publication name",
-        );
-        // a name that needs quoting is a name, not SQL
-        run(r#"SELECT es.create_publication('es test"; DROP TABLE es.events; --')"#);
-        assert_eq!(
-            one_i64(
-                r#"SELECT count(*) FROM pg_publication WHERE pubname = 'es test"; DROP TABLE es.events; --'"#
-            ),
-            1
-        );
-        assert_eq!(
-            one_i64("SELECT count(*) FROM pg_class WHERE oid = 'es.events'::regclass"),
-            1
-        );
-    }
 }

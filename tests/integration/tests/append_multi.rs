@@ -128,9 +128,16 @@ fn concurrent_multi_stream_appends_are_atomic_and_never_deadlock() {
     assert_eq!(returned.len(), total);
     let index: HashMap<(&str, i64), (i64, &str)> = stored
         .iter()
-        .flat_map(|(s, evs)| evs.iter().map(move |e| ((s.as_str(), e.0), (e.1, e.2.as_str()))))
+        .flat_map(|(s, evs)| {
+            evs.iter()
+                .map(move |e| ((s.as_str(), e.0), (e.1, e.2.as_str())))
+        })
         .collect();
     for (s, v, p, tag) in &returned {
-        assert_eq!(index.get(&(s.as_str(), *v)), Some(&(*p, tag.as_str())), "row {s}/{v}");
+        assert_eq!(
+            index.get(&(s.as_str(), *v)),
+            Some(&(*p, tag.as_str())),
+            "row {s}/{v}"
+        );
     }
 }

@@ -45,9 +45,16 @@ struct Received {
 fn check_delivery(who: &str, got: &[Received], stored: &[Received], late: &Received) {
     let ids: Vec<&str> = got.iter().map(|r| r.event_id.as_str()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "{who}: an event was delivered twice");
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "{who}: an event was delivered twice"
+    );
     let expected: HashSet<&str> = stored.iter().map(|r| r.event_id.as_str()).collect();
-    assert_eq!(unique, expected, "{who}: delivered events differ from the committed ones");
+    assert_eq!(
+        unique, expected,
+        "{who}: delivered events differ from the committed ones"
+    );
     assert!(
         got.iter().all(|r| !r.stream_id.starts_with("rolled-")),
         "{who}: a rolled-back event was delivered"
@@ -63,7 +70,10 @@ fn check_delivery(who: &str, got: &[Received], stored: &[Received], late: &Recei
     }
     // the transaction that committed last arrives last, whatever its position
     let last = got.last().expect("events were delivered");
-    assert_eq!(last.event_id, late.event_id, "{who}: the late committer did not arrive last");
+    assert_eq!(
+        last.event_id, late.event_id,
+        "{who}: the late committer did not arrive last"
+    );
     assert!(
         got.iter().any(|r| r.global_position > late.global_position),
         "{who}: the late committer's position should be below events delivered before it"
@@ -111,15 +121,57 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     let e = admin
         .batch_execute("SELECT es.create_publication('everything')")
         .unwrap_err();
-    assert_eq!(sqlstate(&e), Some(&SqlState::DUPLICATE_OBJECT), "{}", describe(&e));
+    assert_eq!(
+        sqlstate(&e),
+        Some(&SqlState::DUPLICATE_OBJECT),
+        "{}",
+        describe(&e)
+    );
     let mut writer_cfg = publisher.config("cdc");
     writer_cfg.user("cdc_writer");
     let mut w = writer_cfg.connect(postgres::NoTls).unwrap();
     let e = w
         .batch_execute("SELECT es.create_publication('mine')")
         .unwrap_err();
-    assert_eq!(sqlstate(&e), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{}", describe(&e));
+    assert_eq!(
+        sqlstate(&e),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{}",
+        describe(&e)
+    );
     exec(&mut admin, "DROP PUBLICATION everything");
+    // bad names change nothing; a name is an identifier, never SQL
+    let e = admin
+        .batch_execute("SELECT es.create_publication(NULL)")
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some(&SqlState::NULL_VALUE_NOT_ALLOWED), "{}", describe(&e));
+    let e = admin
+        .batch_execute("SELECT es.create_publication('')")
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some(&SqlState::INVALID_PARAMETER_VALUE), "{}", describe(&e));
+    exec(
+        &mut admin,
+        r#"SELECT es.create_publication('odd"; DROP TABLE es.events; --')"#,
+    );
+    assert_eq!(
+        one_i64(
+            &mut admin,
+            r#"SELECT count(*) FROM pg_publication_tables
+                WHERE pubname = 'odd"; DROP TABLE es.events; --' AND schemaname = 'es' AND tablename = 'events'"#
+        ),
+        1
+    );
+    exec(&mut admin, r#"DROP PUBLICATION "odd""; DROP TABLE es.events; --""#);
+    // what es_events publishes: inserts of es.events, nothing else
+    assert_eq!(
+        one_i64(
+            &mut admin,
+            "SELECT count(*) FROM pg_publication p JOIN pg_publication_tables t USING (pubname)
+              WHERE p.pubname = 'es_events' AND t.schemaname = 'es' AND t.tablename = 'events'
+                AND p.pubinsert AND NOT (p.pubupdate OR p.pubdelete OR p.pubtruncate OR p.puballtables)"
+        ),
+        1
+    );
 
     // the subscriber: a table of es.events' columns (plus the order rows arrived in)
     let columns: String = admin
@@ -134,9 +186,7 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     let mut sub = subscriber.connect("sub");
     exec(
         &mut sub,
-        &format!(
-            "CREATE SCHEMA es; CREATE TABLE es.events ({columns}, received bigserial)"
-        ),
+        &format!("CREATE SCHEMA es; CREATE TABLE es.events ({columns}, received bigserial)"),
     );
     // alone: a statement that creates a slot cannot run in a transaction block
     exec(
@@ -153,7 +203,10 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
         "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
     ) > 0
     {
-        assert!(Instant::now() < ready, "the subscription never became ready");
+        assert!(
+            Instant::now() < ready,
+            "the subscription never became ready"
+        );
         thread::sleep(Duration::from_millis(100));
     }
     // Servers that list the output plugins replication users may load
@@ -186,7 +239,10 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
             .get::<_, String>(0)
             .contains("wal2json")
         {
-            assert!(Instant::now() < reloaded, "the configuration was not reloaded");
+            assert!(
+                Instant::now() < reloaded,
+                "the configuration was not reloaded"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -194,8 +250,19 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     let pub_port = publisher.port.to_string();
     let recvlogical = |extra: &[&str]| {
         let mut c = as_postgres("pg_recvlogical", &[]);
-        c.args(["-h", "127.0.0.1", "-p", &pub_port, "-U", "postgres", "-d", "cdc", "--slot", "w2j"])
-            .args(extra);
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pub_port,
+            "-U",
+            "postgres",
+            "-d",
+            "cdc",
+            "--slot",
+            "w2j",
+        ])
+        .args(extra);
         c
     };
     run_command(&mut recvlogical(&["--create-slot", "-P", "wal2json"]));
@@ -203,7 +270,10 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     // the late committer takes its position first
     let mut late_client = publisher.connect("cdc");
     exec(&mut late_client, "BEGIN");
-    exec(&mut late_client, "SELECT es.append_event('late-1', 'Opened', '{}')");
+    exec(
+        &mut late_client,
+        "SELECT es.append_event('late-1', 'Opened', '{}')",
+    );
     let late_position = one_i64(
         &mut late_client,
         "SELECT global_position FROM es.events WHERE stream_id = 'late-1'",
@@ -254,7 +324,10 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
         .expect("the late event is stored")
         .clone();
     assert_eq!(late.global_position, late_position);
-    assert_eq!(stored.len(), 1 + WRITERS * (TXS_PER_WRITER / 4 * 3 + TXS_PER_WRITER * 3 / 4));
+    assert_eq!(
+        stored.len(),
+        1 + WRITERS * (TXS_PER_WRITER / 4 * 3 + TXS_PER_WRITER * 3 / 4)
+    );
 
     // the subscriber
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -297,7 +370,8 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     let mut got = Vec::new();
     let mut transactions = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         match v["action"].as_str() {
             Some("B") => transactions += 1,
             Some("I") => {
@@ -324,6 +398,9 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     check_delivery("wal2json", &got, &stored, &late);
     // one transaction per commit: the writers' and the late one (and the
     // extension's own bookkeeping ones, which publish nothing of es.events)
-    assert!(transactions >= WRITERS * TXS_PER_WRITER + 1, "{transactions} transactions");
+    assert!(
+        transactions >= WRITERS * TXS_PER_WRITER + 1,
+        "{transactions} transactions"
+    );
     exec(&mut sub, "DROP SUBSCRIPTION events");
 }
