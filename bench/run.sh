@@ -522,7 +522,7 @@ sc_message_db() {
     # Message DB's functions find each other through a schema on the search path
     es_psql es_mdb_real -q -c "ALTER DATABASE es_mdb_real SET search_path = message_store, public" >/dev/null
     alternate message_db es_append 8 "$EV" "layer mdb_write.sql 1" "es mdb_append_es.sql 1" \
-        "messagedb@es_mdb_real mdb_write.sql 1"
+        "esid mdb_append_es_id.sql 1" "messagedb@es_mdb_real mdb_write.sql 1"
 }
 
 # Chart points that the 1- and 8-client scenarios do not give.
