@@ -94,10 +94,9 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT e.version - 1 FROM es.events e WHERE e.stream_id = stream_name ORDER BY e.version DESC LIMIT 1);
 
--- Message DB's messages table, as a view of the events. Readers see events
--- below the read horizon only: a message that commits later never appears
--- behind one already read (global positions are not in commit order).
-CREATE VIEW message_store.messages AS
+-- The events as Message DB's messages (the mapping above, in one place),
+-- with the columns the reads filter on by index (_version, _category).
+CREATE VIEW message_store._events AS
 SELECT e.global_position,
        e.version - 1 AS position,
        (e.recorded_at AT TIME ZONE 'utc') AS time,
@@ -105,9 +104,18 @@ SELECT e.global_position,
        e.event_type AS type,
        message_store._data(e.data, e.metadata) AS data,
        message_store._metadata(e.metadata) AS metadata,
-       e.event_id AS id
-  FROM es.events e
- WHERE e.global_position < es.read_horizon();
+       e.event_id AS id,
+       e.version AS _version,
+       e.stream_type AS _category
+  FROM es.events e;
+
+-- Message DB's messages table. Readers see events below the read horizon
+-- only: a message that commits later never appears behind one already read
+-- (global positions are not in commit order).
+CREATE VIEW message_store.messages AS
+SELECT m.global_position, m.position, m.time, m.stream_name, m.type, m.data, m.metadata, m.id
+  FROM message_store._events m
+ WHERE m.global_position < es.read_horizon();
 
 CREATE FUNCTION message_store.write_message(
     id               varchar,
@@ -182,27 +190,39 @@ END
 $$;
 
 -- The select list every read returns, over a subquery named "messages" with
--- Message DB's columns (conditions name them, plain or as messages.<column>).
+-- Message DB's columns (conditions name them, plain or as messages.<column>);
+-- `source` filters message_store._events e.
 CREATE FUNCTION message_store._select(source text) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 RETURN 'SELECT messages.id::varchar, messages.stream_name::varchar, messages.type::varchar,
                messages.position::bigint, messages.global_position::bigint, messages.data::varchar,
                messages.metadata::varchar, messages.time::timestamp
-          FROM (SELECT e.global_position, e.version - 1 AS position, (e.recorded_at AT TIME ZONE ''utc'') AS time,
-                       e.stream_id AS stream_name, e.event_type AS type, message_store._data(e.data, e.metadata) AS data,
-                       message_store._metadata(e.metadata) AS metadata, e.event_id AS id
-                  FROM es.events e WHERE ' || source || ') AS messages WHERE true';
+          FROM (SELECT e.global_position, e.position, e.time, e.stream_name, e.type, e.data, e.metadata, e.id
+                  FROM message_store._events e WHERE ' || source || ') AS messages WHERE true';
 
-CREATE FUNCTION message_store._check_condition() RETURNS void
+-- The end every read's command shares: Message DB's SQL condition (only when
+-- message_store.sql_condition allows it, as Message DB reads the setting),
+-- the order, and the batch size (-1: all; $3).
+CREATE FUNCTION message_store._finish(command text, condition varchar, order_by text, batch_size bigint)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pg_catalog.current_setting('message_store.sql_condition', true) IS NULL
-       OR pg_catalog.current_setting('message_store.sql_condition', true) = 'off' THEN
-        RAISE EXCEPTION 'Retrieval with SQL condition is not activated';
+    IF condition IS NOT NULL THEN
+        IF pg_catalog.current_setting('message_store.sql_condition', true) IS NULL
+           OR pg_catalog.current_setting('message_store.sql_condition', true) = 'off' THEN
+            RAISE EXCEPTION 'Retrieval with SQL condition is not activated';
+        END IF;
+        -- raw SQL, as in Message DB: it runs with the caller's rights
+        command := command || pg_catalog.format(' AND (%s)', condition);
     END IF;
+    command := command || ' ORDER BY messages.' || order_by;
+    IF batch_size <> -1 THEN
+        command := command || ' LIMIT $3';
+    END IF;
+    RETURN command;
 END
 $$;
 
@@ -223,16 +243,8 @@ BEGIN
     END IF;
     "position" := COALESCE("position", 0);
     batch_size := COALESCE(batch_size, 1000);
-    _command := message_store._select('e.stream_id = $1 AND e.version >= $2 + 1');
-    IF condition IS NOT NULL THEN
-        PERFORM message_store._check_condition();
-        -- raw SQL, as in Message DB: it runs with the caller's rights
-        _command := _command || pg_catalog.format(' AND (%s)', condition);
-    END IF;
-    _command := _command || ' ORDER BY messages.position';
-    IF batch_size <> -1 THEN
-        _command := _command || ' LIMIT $3';
-    END IF;
+    _command := message_store._finish(message_store._select('e.stream_name = $1 AND e._version >= $2 + 1'),
+                                      condition, 'position', batch_size);
     RETURN QUERY EXECUTE _command USING get_stream_messages.stream_name, "position", batch_size;
 END
 $$;
@@ -259,7 +271,7 @@ BEGIN
     END IF;
     "position" := COALESCE("position", 1);
     batch_size := COALESCE(batch_size, 1000);
-    _command := message_store._select('e.stream_type = $1 AND e.global_position >= $2 AND e.global_position < $7');
+    _command := message_store._select('e._category = $1 AND e.global_position >= $2 AND e.global_position < $7');
     IF correlation IS NOT NULL THEN
         IF pg_catalog.strpos(correlation, '-') > 0 THEN
             RAISE EXCEPTION 'Correlation must be a category (Correlation: %)', correlation;
@@ -285,14 +297,7 @@ BEGIN
         END IF;
         _command := _command || ' AND pg_catalog.mod(@ message_store.hash_64(message_store.cardinal_id(messages.stream_name)), $6) = $5';
     END IF;
-    IF condition IS NOT NULL THEN
-        PERFORM message_store._check_condition();
-        _command := _command || pg_catalog.format(' AND (%s)', condition);
-    END IF;
-    _command := _command || ' ORDER BY messages.global_position';
-    IF batch_size <> -1 THEN
-        _command := _command || ' LIMIT $3';
-    END IF;
+    _command := message_store._finish(_command, condition, 'global_position', batch_size);
     -- the group size is a smallint in Message DB (a larger one fails the same way)
     RETURN QUERY EXECUTE _command USING get_category_messages.category, "position", batch_size, correlation,
         consumer_group_member, consumer_group_size::smallint, _horizon;
@@ -305,7 +310,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN QUERY EXECUTE message_store._select('e.stream_id = $1 AND ($2 IS NULL OR e.event_type = $2)')
+    RETURN QUERY EXECUTE message_store._select('e.stream_name = $1 AND ($2 IS NULL OR e.type = $2)')
         || ' ORDER BY messages.position DESC LIMIT 1'
         USING get_last_stream_message.stream_name, get_last_stream_message."type";
 END
@@ -319,7 +324,7 @@ AS $$
 BEGIN
     PERFORM es.grant_writer(role);
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA message_store TO %s', role);
-    EXECUTE pg_catalog.format('GRANT SELECT ON message_store.messages TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON message_store.messages, message_store._events TO %s', role);
 END
 $$;
 REVOKE ALL ON FUNCTION message_store.grant_client(regrole) FROM PUBLIC;

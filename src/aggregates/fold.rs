@@ -130,6 +130,8 @@ impl Folder {
         // this call only.
         let mut ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
         let reg = crate::evolution::registry::get();
+        // data the chain built for this event, freed once it is applied
+        let mut built = None;
         if !is_function && reg.any_upcaster {
             if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
                 &reg,
@@ -145,18 +147,16 @@ impl Folder {
                 // (built without a call into PostgreSQL per value)
                 // SAFETY: `chain` returns a non-null jsonb datum.
                 ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
-                let upcast = data != ev.data_datum;
+                built = (data != ev.data_datum).then_some(data);
                 ev.data_datum = data;
-                self.apply_event(def, &ev, row);
-                if upcast {
-                    // SAFETY: built for this event by the chain in the current context; the
-                    // state copied what it kept (Val owns its values).
-                    unsafe { pg_sys::pfree(data.cast_mut_ptr()) };
-                }
-                return;
             }
         }
         self.apply_event(def, &ev, row);
+        if let Some(data) = built {
+            // SAFETY: built for this event by the chain in the current context; the
+            // state copied what it kept (Val owns its values).
+            unsafe { pg_sys::pfree(data.cast_mut_ptr()) };
+        }
     }
 
     fn apply_event(&mut self, def: &Def, ev: &Event, row: Datum) {

@@ -25,6 +25,17 @@ fn pow10(n: u32) -> Option<i128> {
 }
 
 impl Num {
+    /// The number as a bigint, when it is integral and fits.
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            Num::Dec { m, scale } => {
+                let p = 10i128.checked_pow(*scale)?;
+                (m % p == 0).then(|| i64::try_from(m / p).ok()).flatten()
+            }
+            Num::Big(_) => None,
+        }
+    }
+
     pub(crate) fn int(v: i64) -> Num {
         Num::Dec {
             m: v as i128,

@@ -17,6 +17,7 @@
 use crate::evolution::validate;
 use crate::kept_plan;
 use crate::pg::error::{fail, fail_hint};
+use crate::pg::json_value::Val;
 use crate::pg::jsonb::{self, Container};
 use crate::pg::spi;
 use crate::pg::spi::KeptPlan;
@@ -716,8 +717,9 @@ enum Placement {
     /// `n` events at consecutive versions and positions from `first` on
     /// (what an append writes).
     Consecutive { first: i64, n: i64 },
-    /// A retry that wrote nothing: where each event already is.
-    Stored(Vec<(i64, i64)>),
+    /// A retry that wrote nothing: the events (with their ids) are where
+    /// they already were, looked up only when asked (es.append_multi).
+    Retried { events: Datum },
 }
 
 impl Written {
@@ -727,7 +729,17 @@ impl Written {
             Placement::Consecutive { first, n } => (0..*n)
                 .map(|i| (self.version - n + 1 + i, first + i))
                 .collect(),
-            Placement::Stored(v) => v.clone(),
+            Placement::Retried { events } => spi::connected(|| {
+                let rows = FIND_BATCH_PLACES.run(&[Some(*events)], false) as usize;
+                (0..rows)
+                    .map(|r| {
+                        (
+                            spi::value_i64(r, 1).unwrap_or(0),
+                            spi::value_i64(r, 2).unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -755,19 +767,9 @@ fn append_array(req: &Request, what: &str, events: Datum) -> Written {
             if found > 0 {
                 if matched == n as i64 {
                     // a retry of an append that committed: nothing is written
-                    let version = spi::value_i64(0, 4).unwrap_or(0);
-                    let rows = FIND_BATCH_PLACES.run(&[Some(events)], false) as usize;
-                    let places = (0..rows)
-                        .map(|r| {
-                            (
-                                spi::value_i64(r, 1).unwrap_or(0),
-                                spi::value_i64(r, 2).unwrap_or(0),
-                            )
-                        })
-                        .collect();
                     return Written {
-                        version,
-                        events: Placement::Stored(places),
+                        version: spi::value_i64(0, 4).unwrap_or(0),
+                        events: Placement::Retried { events },
                     };
                 }
                 duplicate_id(format!(
@@ -834,17 +836,6 @@ struct MultiBatch<'a> {
     events: Datum,
 }
 
-/// An integral JSON number that fits a bigint.
-fn json_i64(v: &jsonb::Value) -> Option<i64> {
-    match crate::pg::json_value::Val::from_jsonb_value(v) {
-        crate::pg::json_value::Val::Num(crate::pg::decimal::Num::Dec { m, scale }) => {
-            let p = 10i128.checked_pow(scale)?;
-            (m % p == 0).then(|| i64::try_from(m / p).ok()).flatten()
-        }
-        _ => None,
-    }
-}
-
 /// Checks the batches array of es.append_multi (nothing is written yet).
 fn check_batches(batches: Datum) -> Vec<MultiBatch<'static>> {
     // SAFETY: the function's non-null jsonb argument, alive for the whole call (the
@@ -899,12 +890,11 @@ fn check_batches(batches: Datum) -> Vec<MultiBatch<'static>> {
             };
             let stream_type = text("stream_type")
                 .map(|s| args::check_identifier(&format!("batches[{i}].stream_type"), s));
-            let expected = match b.get("expected_version") {
+            let expected = match b.get("expected_version").filter(|v| !v.is_null()) {
                 None => None,
-                Some(v) if v.is_null() => None,
-                Some(v) => match json_i64(&v) {
-                    Some(e) => args::expected_version(Some(e)),
-                    None => bad(format!("batches[{i}].expected_version must be an integer")),
+                Some(v) => match Val::from_jsonb_value(&v) {
+                    Val::Num(n) if n.as_i64().is_some() => args::expected_version(n.as_i64()),
+                    _ => bad(format!("batches[{i}].expected_version must be an integer")),
                 },
             };
             let Some(events) = b.get("events") else {

@@ -208,8 +208,9 @@ class _Streams:
                 raise exc
         return ids
 
-    def _select(self, originator_id: UUID | str, gt: int | None, lte: int | None,
-                desc: bool, limit: int | None) -> list[StoredEvent]:
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
         stream_id = self._stream_id(originator_id)
         statement = SQL(
             "SELECT e.event_type, e.metadata FROM es.read_stream(%s, raw => true) e WHERE true"
@@ -256,11 +257,6 @@ class PgEventSourceAggregateRecorder(_Streams, _pg.PostgresAggregateRecorder):
             self._transaction(stored_events, **kwargs)
         return None
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
-                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
-        return self._select(originator_id, gt, lte, desc, limit)
-
 
 class PgEventSourceApplicationRecorder(_Streams, _pg.PostgresApplicationRecorder):
     """Events with notification ids: pg_eventsource's global positions."""
@@ -274,11 +270,6 @@ class PgEventSourceApplicationRecorder(_Streams, _pg.PostgresApplicationRecorder
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return self._transaction(stored_events, **kwargs)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
-                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
-        return self._select(originator_id, gt, lte, desc, limit)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,

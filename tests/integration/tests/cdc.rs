@@ -80,9 +80,10 @@ fn check_delivery(who: &str, got: &[Received], stored: &[Received], late: &Recei
     );
 }
 
-fn stored_events(c: &mut Client) -> Vec<Received> {
+/// The rows of an es.events table (the publisher's, or the subscriber's copy) in `order`.
+fn events_in(c: &mut Client, order: &str) -> Vec<Received> {
     c.query(
-        "SELECT global_position, stream_id, version, event_id::text FROM es.events ORDER BY global_position",
+        &format!("SELECT global_position, stream_id, version, event_id::text FROM es.events ORDER BY {order}"),
         &[],
     )
     .unwrap()
@@ -144,11 +145,21 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
     let e = admin
         .batch_execute("SELECT es.create_publication(NULL)")
         .unwrap_err();
-    assert_eq!(sqlstate(&e), Some(&SqlState::NULL_VALUE_NOT_ALLOWED), "{}", describe(&e));
+    assert_eq!(
+        sqlstate(&e),
+        Some(&SqlState::NULL_VALUE_NOT_ALLOWED),
+        "{}",
+        describe(&e)
+    );
     let e = admin
         .batch_execute("SELECT es.create_publication('')")
         .unwrap_err();
-    assert_eq!(sqlstate(&e), Some(&SqlState::INVALID_PARAMETER_VALUE), "{}", describe(&e));
+    assert_eq!(
+        sqlstate(&e),
+        Some(&SqlState::INVALID_PARAMETER_VALUE),
+        "{}",
+        describe(&e)
+    );
     exec(
         &mut admin,
         r#"SELECT es.create_publication('odd"; DROP TABLE es.events; --')"#,
@@ -161,7 +172,10 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
         ),
         1
     );
-    exec(&mut admin, r#"DROP PUBLICATION "odd""; DROP TABLE es.events; --""#);
+    exec(
+        &mut admin,
+        r#"DROP PUBLICATION "odd""; DROP TABLE es.events; --""#,
+    );
     // what es_events publishes: inserts of es.events, nothing else
     assert_eq!(
         one_i64(
@@ -317,7 +331,7 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
         .unwrap()
         .get(0);
 
-    let stored = stored_events(&mut admin);
+    let stored = events_in(&mut admin, "global_position");
     let late = stored
         .iter()
         .find(|r| r.stream_id == "late-1")
@@ -336,20 +350,7 @@ fn subscriber_and_wal2json_receive_each_committed_event_once_in_commit_order() {
         thread::sleep(Duration::from_millis(100));
     }
     thread::sleep(Duration::from_millis(300)); // nothing more may arrive
-    let got: Vec<Received> = sub
-        .query(
-            "SELECT global_position, stream_id, version, event_id::text FROM es.events ORDER BY received",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| Received {
-            global_position: r.get(0),
-            stream_id: r.get(1),
-            version: r.get(2),
-            event_id: r.get(3),
-        })
-        .collect();
+    let got = events_in(&mut sub, "received");
     check_delivery("subscriber", &got, &stored, &late);
 
     // wal2json, through pg_recvlogical up to the WAL position after the last commit
