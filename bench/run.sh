@@ -60,9 +60,10 @@ ES_PGSOCK=$REPO/target/bench-cluster/run
 ES_PGLOG=$REPO/target/bench-cluster/postgres.log
 ES_PGOPTS=
 # The library is preloaded (start_cluster) with a projection worker and a
-# notification relay for es_append, where the append scenarios run; es_direct
+# notification relay for es_append, where the append scenarios run, and for
+# es_bankcmd, the bank example's database; es_direct
 # holds the same data with no relay, so its appenders NOTIFY directly.
-ES_WORKER_DATABASES=es_append
+ES_WORKER_DATABASES=es_append,es_bankcmd
 unset RUST_BACKTRACE
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)$([ $QUICK = 1 ] && echo -quick || true)
@@ -226,14 +227,18 @@ load_append_db() {
         new_db $db
         load_append_data $db
     done
-    # Recreating es_append terminated its relay; the postmaster restarts it
-    # within 5 s. Until then appends there would notify directly.
+    wait_relay es_append
+}
+
+# Recreating a worker database terminates its relay; the postmaster restarts it
+# within 5 s. Until then appends there would notify directly.
+wait_relay() {
     for _ in $(seq 1 60); do
-        [ "$(q es_append "SELECT count(*) FROM pg_stat_activity
-                          WHERE backend_type = 'pg_eventsource notify relay' AND datname = 'es_append'")" = 1 ] && return 0
+        [ "$(q "$1" "SELECT count(*) FROM pg_stat_activity
+                     WHERE backend_type = 'pg_eventsource notify relay' AND datname = '$1'")" = 1 ] && return 0
         sleep 0.5
     done
-    echo "the notification relay for es_append did not start (is the library preloaded?)" >&2
+    echo "the notification relay for $1 did not start (is the library preloaded?)" >&2
     exit 1
 }
 
@@ -595,9 +600,68 @@ sc_proj_async() {
     done
 }
 
+# ---------------------------------------------------------------- where users live
+# The bank example as shipped (examples/bank.sql: snapshots, an inline read model,
+# async read models the worker runs, notifications through the relay), and its
+# command bank.deposit (load, decide, append: one SQL call) against es.append_event
+# in es_append, where nothing but the append runs.
+load_bankcmd_db() {
+    log "database es_bankcmd: examples/bank.sql as shipped, 1,000 accounts, one of 10 events and one of 10,000"
+    recreate_db es_bankcmd
+    es_psql es_bankcmd -q -f "$REPO/examples/bank.sql" >/dev/null
+    es_psql es_bankcmd -q >/dev/null <<'SQL'
+SELECT count(*) FROM generate_series(1, 1000) i, bank.open_account('b' || i, 'Owner ' || i, 1000);
+SELECT bank.open_account('young', 'Young', 1000), bank.open_account('old', 'Old', 1000);
+SELECT count(*) FROM generate_series(1, 9) i, bank.deposit('young', 1);
+DO $$ BEGIN FOR i IN 1 .. 9999 LOOP PERFORM bank.deposit('old', 1); END LOOP; END $$;
+SQL
+    wait_relay es_bankcmd
+    # the worker catches the async read models up before anything is measured
+    for _ in $(seq 1 120); do
+        [ "$(q es_bankcmd "SELECT count(*) FROM es.projections WHERE mode = 'async' AND lag > 0")" = 0 ] && break
+        sleep 1
+    done
+    q es_bankcmd "VACUUM ANALYZE" >/dev/null
+}
+sc_bank_command_1c() {
+    alternate bank_command_1c es_bankcmd 1 "$EV" "deposit bank_deposit.sql 1" "es@es_append append_es.sql 1" \
+        -- --max-tries=1000
+}
+sc_bank_command_8c() {
+    alternate bank_command_8c es_bankcmd 8 "$EV" "deposit bank_deposit.sql 1" "es@es_append append_es.sql 1" \
+        -- --max-tries=1000
+}
+sc_bank_age() {
+    local r a
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for a in old young; do
+            pgb bank_age "$a" "$r" es_bankcmd 1 "$BENCH/pgbench/bank_deposit_one.sql" 1 "commands/s" -D acct="$a"
+        done
+    done
+}
+
+# States that grow with every event (bench/sql/data_big_state.sql).
+load_big_db() {
+    log "database es_big: states of about 1 KB, 100 KB and 1 MB (a list that grows with every event)"
+    new_db es_big
+    es_psql es_big -q -f "$BENCH/sql/data_big_state.sql" >/dev/null
+}
+sc_big_state() {
+    local r s
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for s in s m l; do
+            pgb big_load "$s" "$r" es_big 1 "$BENCH/pgbench/big_load.sql" 1 "loads/s" -D sid="ledger-$s"
+        done
+        for s in s m l n; do
+            pgb big_snapshot "$s" "$r" es_big 1 "$BENCH/pgbench/big_append.sql" 1 "appends/s" -D sid="snapl-$s"
+        done
+    done
+}
+
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
-    schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db)
+    schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
+    bank_command_1c bank_command_8c bank_age big_state)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -631,11 +695,14 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
 } >"$OUT/meta"
 
 wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
-need_append=0 need_bank=0 need_load=0 need_evo=0
+need_append=0 need_bank=0 need_load=0 need_evo=0 need_bankcmd=0 need_big=0
 for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
         read_all_upcast|load_upcast) need_evo=1 ;;
+        bank_command_*) need_bankcmd=1 need_append=1 ;;
+        bank_age) need_bankcmd=1 ;;
+        big_state) need_big=1 ;;
         retention|redact|eventsourcing) ;;
         read_*|fold*) need_bank=1 ;;
         load) need_load=1 ;;
@@ -647,6 +714,8 @@ load_append_db
 [ $need_bank = 1 ] && load_bank_db
 [ $need_load = 1 ] && load_load_db
 [ $need_evo = 1 ] && load_evo_db
+[ $need_bankcmd = 1 ] && load_bankcmd_db
+[ $need_big = 1 ] && load_big_db
 
 set +e
 for s in "${SCENARIOS[@]}"; do

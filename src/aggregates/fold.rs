@@ -58,9 +58,20 @@ impl Folder {
         };
         let (version, state) = match (&def.kind, start) {
             (Kind::Reducers(_, init), None) => (0, State::Native(init.clone())),
-            // SAFETY: `s` is the snapshot's non-null jsonb state, read while the SPI result
-            // holds it.
-            (Kind::Reducers(..), Some((v, s))) => (v, State::Native(unsafe { Val::from_datum(s) })),
+            // The snapshot's state, read lazily (`Val::Raw`) from a copy in the folder's
+            // context, which outlives the state.
+            (Kind::Reducers(..), Some((v, s))) => (
+                v,
+                State::Native(unsafe {
+                    // SAFETY: `s` is the snapshot's non-null jsonb state, read while the SPI
+                    // result holds it; the copy is detoasted with a 4-byte header and lives
+                    // until `free` deletes the context, after the state's last use.
+                    let old = pg_sys::MemoryContextSwitchTo(state_cxt);
+                    let copy = pg_sys::pg_detoast_datum_copy(s.cast_mut_ptr());
+                    pg_sys::MemoryContextSwitchTo(old);
+                    Val::lazy_from_datum(Datum::from(copy))
+                }),
+            ),
             (Kind::Function(_), None) => (
                 0,
                 State::Jsonb(copy_into(

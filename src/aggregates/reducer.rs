@@ -270,6 +270,7 @@ fn source_value(src: &Source, ev: &Event) -> Option<Val> {
 fn slot<'a>(state: &'a mut Val, path: &[String]) -> Result<&'a mut Val, String> {
     let mut cur = state;
     for (i, key) in path.iter().enumerate() {
+        cur.open();
         if matches!(cur, Val::Null) {
             *cur = Val::Obj(Vec::new());
         }
@@ -301,12 +302,14 @@ fn unset(state: &mut Val, path: &[String]) {
     };
     let mut cur = state;
     for key in init {
+        cur.open();
         let Val::Obj(fields) = cur else { return };
         match fields.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => cur = v,
             None => return,
         }
     }
+    cur.open();
     if let Val::Obj(fields) = cur {
         fields.retain(|(k, _)| k != last);
     }
@@ -316,6 +319,7 @@ fn unset(state: &mut Val, path: &[String]) {
 fn merge_patch(target: &mut Val, patch: Val) {
     match patch {
         Val::Obj(p) => {
+            target.open();
             if !matches!(target, Val::Obj(_)) {
                 *target = Val::Obj(Vec::new());
             }
@@ -362,6 +366,7 @@ fn run_step(s: &Step, state: &mut Val, ev: &Event) -> Result<(), String> {
         Op::Merge => merge_patch(slot(state, &s.path)?, value.unwrap_or(Val::Null)),
         Op::Append => {
             let place = slot(state, &s.path)?;
+            place.open();
             match place {
                 Val::Null => *place = Val::Arr(vec![value.unwrap_or(Val::Null)]),
                 Val::Arr(a) => a.push(value.unwrap_or(Val::Null)),

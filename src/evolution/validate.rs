@@ -21,6 +21,7 @@ pub(crate) fn lit(v: &Val) -> Lit {
         Val::Str(s) => Lit::Str(s.clone()),
         Val::Arr(a) => Lit::Arr(a.iter().map(lit).collect()),
         Val::Obj(o) => Lit::Obj(o.iter().map(|(k, v)| (k.clone(), lit(v))).collect()),
+        Val::Raw(r) => lit(&Val::from_container(r.container())),
     }
 }
 

@@ -1,5 +1,12 @@
 //! The state native reducers work on: a JSON value held in Rust, read from
 //! jsonb's binary form and written back to jsonb once, at the end of a fold.
+//!
+//! A state read from a snapshot is read lazily: its containers stay in the
+//! snapshot's bytes (`Val::Raw`) until a step changes something inside one,
+//! which then opens that one level only (`Val::open`), and unchanged ones are
+//! written back by copying their bytes. So a load or a snapshot of a large
+//! state costs a copy of it, not a parse and a rebuild of every value, and
+//! appending to a long list touches only the list's entries.
 
 use crate::pg::decimal::Num;
 use crate::pg::jsonb::{Container, Value};
@@ -16,6 +23,36 @@ pub(crate) enum Val {
     Arr(Vec<Val>),
     /// Keys in insertion order; jsonb sorts them on output.
     Obj(Vec<(String, Val)>),
+    /// An object or array not read yet: its bytes in a stored jsonb.
+    Raw(Raw),
+}
+
+/// An object or array in jsonb's binary form, inside memory that outlives
+/// every `Val` holding it (see `Val::lazy_from_datum`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Raw {
+    data: *const u8,
+    len: u32,
+}
+
+impl Raw {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `data` and `len` describe a container inside memory that outlives this
+        // value (`Val::lazy_from_datum`'s contract).
+        unsafe { std::slice::from_raw_parts(self.data, self.len as usize) }
+    }
+
+    pub(crate) fn container(&self) -> Container {
+        Container::raw(self.data as *mut pg_sys::JsonbContainer)
+    }
+}
+
+/// Equal bytes, equal values (not the converse: a value read and one not
+/// read yet compare unequal; only tests compare states).
+impl PartialEq for Raw {
+    fn eq(&self, other: &Raw) -> bool {
+        self.bytes() == other.bytes()
+    }
 }
 
 impl Val {
@@ -103,6 +140,58 @@ impl Val {
         Val::from_container(Container::from_datum(d))
     }
 
+    /// A jsonb datum as a value not read yet (a scalar root is read).
+    ///
+    /// # Safety
+    /// `d` must be a non-null, detoasted jsonb datum that outlives the value
+    /// and every value taken out of it.
+    pub(crate) unsafe fn lazy_from_datum(d: pg_sys::Datum) -> Val {
+        // a no-op for a detoasted datum with a 4-byte header (which
+        // pg_detoast_datum_copy makes); otherwise a copy in the current context
+        let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+        let c = Container::raw((v as *mut u8).add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer);
+        if !c.is_object() && !c.is_array() {
+            return Val::from_container(c);
+        }
+        Val::Raw(Raw {
+            data: c.as_ptr() as *const u8,
+            len: pgrx::varsize_any_exhdr(v) as u32,
+        })
+    }
+
+    /// One value of a container, its nested containers left unread.
+    fn shallow(v: &Value) -> Val {
+        // SAFETY: the union member read is the one the value's type tag names.
+        unsafe {
+            if v.0.type_ == pg_sys::jbvType::jbvBinary {
+                let b = v.0.val.binary;
+                Val::Raw(Raw {
+                    data: b.data as *const u8,
+                    len: b.len as u32,
+                })
+            } else {
+                Val::from_jsonb_value(v)
+            }
+        }
+    }
+
+    /// Reads one level of a value not read yet (its nested containers stay
+    /// unread); any other value is left as it is.
+    pub(crate) fn open(&mut self) {
+        let Val::Raw(r) = *self else { return };
+        let c = r.container();
+        *self = if c.is_object() {
+            Val::Obj(
+                c.pairs()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Val::shallow(v)))
+                    .collect(),
+            )
+        } else {
+            Val::Arr(c.elements().iter().map(Val::shallow).collect())
+        };
+    }
+
     pub(crate) fn write_json(&self, out: &mut String) {
         match self {
             Val::Null => out.push_str("null"),
@@ -133,6 +222,7 @@ impl Val {
                 }
                 out.push('}');
             }
+            Val::Raw(r) => Val::from_container(r.container()).write_json(out),
         }
     }
 
@@ -140,7 +230,24 @@ impl Val {
     /// bytes `jsonb_in` would make of it (keys sorted, the last of equal
     /// keys kept), written directly (`pg::jsonb_build`).
     pub(crate) fn to_jsonb(&self) -> pg_sys::Datum {
-        crate::pg::jsonb_build::to_datum(self)
+        crate::pg::jsonb_build::to_datum_sized(self, self.size_hint())
+    }
+
+    /// About the bytes the value takes as jsonb (exact for parts not read).
+    fn size_hint(&self) -> usize {
+        match self {
+            Val::Null | Val::Bool(_) => 4,
+            Val::Num(_) => 16,
+            Val::Str(s) => s.len() + 4,
+            Val::Arr(a) => 8 + a.iter().map(Val::size_hint).sum::<usize>(),
+            Val::Obj(o) => {
+                8 + o
+                    .iter()
+                    .map(|(k, v)| k.len() + 4 + v.size_hint())
+                    .sum::<usize>()
+            }
+            Val::Raw(r) => r.len as usize + 8,
+        }
     }
 }
 
@@ -186,11 +293,12 @@ impl JsonbWrite for Val {
                     .collect();
                 w.object(&mut pairs)
             }
+            Val::Raw(r) => w.container_bytes(r.bytes()),
         }
     }
 
     fn is_container(&self) -> bool {
-        matches!(self, Val::Arr(_) | Val::Obj(_))
+        matches!(self, Val::Arr(_) | Val::Obj(_) | Val::Raw(_))
     }
 }
 

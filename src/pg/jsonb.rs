@@ -91,68 +91,85 @@ impl Container {
             return Vec::new();
         }
         let n = self.len() as usize;
+        let all = self.children(2 * n);
+        let (keys, values) = all.split_at(n);
+        keys.iter()
+            .zip(values)
+            .map(|(k, v)| {
+                // SAFETY: a key is a jbvString pointing into the container (children()); its
+                // bytes are text of the database's encoding, read as before without a check.
+                let key = unsafe {
+                    let s = k.0.val.string;
+                    std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                        s.val as *const u8,
+                        s.len as usize,
+                    ))
+                };
+                (key, *v)
+            })
+            .collect()
+    }
+
+    /// The elements of an array, in order, read as `pairs` reads an object's.
+    pub(crate) fn elements(&self) -> Vec<Value> {
+        if !self.is_array() {
+            return Vec::new();
+        }
+        self.children(self.len() as usize)
+    }
+
+    /// The container's first `count` children (an array's elements; an
+    /// object's keys, then its values), one pass over the entries.
+    fn children(&self, count: usize) -> Vec<Value> {
         // SAFETY: the layout of a jsonb container (PostgreSQL's jsonb.h): a 4-byte header,
-        // 2n JEntries (keys, then values), then the data, whose offsets the JEntries give;
-        // the container is detoasted and outlives the values that point into it.
+        // one JEntry per child (an object has 2n: keys, then values), then the data, whose
+        // offsets the JEntries give (a length, or every JB_OFFSET_STRIDE-th time the end
+        // offset); the container is detoasted and outlives the values that point into it.
         unsafe {
-            let children = (self.0 as *const u32).add(1);
-            let entry = |i: usize| children.add(i).read_unaligned();
-            let base = children.add(2 * n) as *const u8;
-            let offset = |i: usize| {
-                let mut off = 0u32;
-                for j in (0..i).rev() {
-                    let e = entry(j);
-                    off += e & pg_sys::JENTRY_OFFLENMASK;
-                    if e & pg_sys::JENTRY_HAS_OFF != 0 {
-                        break;
-                    }
-                }
-                off as usize
+            let entries = (self.0 as *const u32).add(1);
+            let total = if self.is_object() {
+                2 * self.len() as usize
+            } else {
+                self.len() as usize
             };
-            let length = |i: usize, off: usize| {
-                let e = entry(i);
-                let f = (e & pg_sys::JENTRY_OFFLENMASK) as usize;
-                if e & pg_sys::JENTRY_HAS_OFF != 0 {
-                    f - off
+            let base = entries.add(total) as *const u8;
+            let mut out = Vec::with_capacity(count);
+            let mut start = 0usize;
+            for i in 0..count {
+                let e = entries.add(i).read_unaligned();
+                let field = (e & pg_sys::JENTRY_OFFLENMASK) as usize;
+                let end = if e & pg_sys::JENTRY_HAS_OFF != 0 {
+                    field
                 } else {
-                    f
-                }
-            };
-            let mut out = Vec::with_capacity(n);
-            for i in 0..n {
-                let ko = offset(i);
-                let kl = length(i, ko);
-                let key =
-                    std::str::from_utf8_unchecked(std::slice::from_raw_parts(base.add(ko), kl));
-                let vi = n + i;
-                let vo = offset(vi);
-                let vl = length(vi, vo);
-                let e = entry(vi) & pg_sys::JENTRY_TYPEMASK;
+                    start + field
+                };
+                let len = end - start;
                 let mut v: pg_sys::JsonbValue = std::mem::zeroed();
                 // INTALIGN: numerics and containers start at 4-byte boundaries
-                let aligned = (vo + 3) & !3;
-                match e {
+                let aligned = (start + 3) & !3;
+                match e & pg_sys::JENTRY_TYPEMASK {
                     pg_sys::JENTRY_ISSTRING => {
                         v.type_ = pg_sys::jbvType::jbvString;
-                        v.val.string.val = base.add(vo) as *mut std::ffi::c_char;
-                        v.val.string.len = vl as i32;
+                        v.val.string.val = base.add(start) as *mut std::ffi::c_char;
+                        v.val.string.len = len as i32;
                     }
                     pg_sys::JENTRY_ISNUMERIC => {
                         v.type_ = pg_sys::jbvType::jbvNumeric;
                         v.val.numeric = base.add(aligned) as pg_sys::Numeric;
                     }
-                    pg_sys::JENTRY_ISBOOL_FALSE | pg_sys::JENTRY_ISBOOL_TRUE => {
+                    t @ (pg_sys::JENTRY_ISBOOL_FALSE | pg_sys::JENTRY_ISBOOL_TRUE) => {
                         v.type_ = pg_sys::jbvType::jbvBool;
-                        v.val.boolean = e == pg_sys::JENTRY_ISBOOL_TRUE;
+                        v.val.boolean = t == pg_sys::JENTRY_ISBOOL_TRUE;
                     }
                     pg_sys::JENTRY_ISNULL => v.type_ = pg_sys::jbvType::jbvNull,
                     _ => {
                         v.type_ = pg_sys::jbvType::jbvBinary;
                         v.val.binary.data = base.add(aligned) as *mut pg_sys::JsonbContainer;
-                        v.val.binary.len = (vl - (aligned - vo)) as i32;
+                        v.val.binary.len = (len - (aligned - start)) as i32;
                     }
                 }
-                out.push((key, Value(v)));
+                out.push(Value(v));
+                start = end;
             }
             out
         }

@@ -39,8 +39,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    fn new() -> Writer {
-        let cap = 256;
+    /// A writer with room for `hint` bytes (at least 256): a large state
+    /// is then written without a copy per doubling of the buffer.
+    fn new(hint: usize) -> Writer {
+        // a jsonb stops at 256 MB (JENTRY_OFFLENMASK), below palloc's limit of 1 GB
+        let cap = hint.clamp(256, 0x1000_0000);
         // SAFETY: palloc in the current context, inside a transaction.
         let buf = unsafe { pg_sys::palloc(cap) as *mut u8 };
         Writer { buf, len: 4, cap }
@@ -138,18 +141,21 @@ impl Writer {
                 v.val.string.len as usize,
             )),
             pg_sys::jbvType::jbvNumeric => self.numeric(v.val.numeric),
-            pg_sys::jbvType::jbvBinary => {
-                let pad = self.pad();
-                let len = v.val.binary.len as usize;
-                self.append(std::slice::from_raw_parts(
-                    v.val.binary.data as *const u8,
-                    len,
-                ));
-                check_len(len);
-                pg_sys::JENTRY_ISCONTAINER | (pad + len as u32)
-            }
+            pg_sys::jbvType::jbvBinary => self.container_bytes(std::slice::from_raw_parts(
+                v.val.binary.data as *const u8,
+                v.val.binary.len as usize,
+            )),
             other => pgrx::error!("jsonb value of unexpected type {other} in a container"),
         }
+    }
+
+    /// A container in binary form, copied as it is (aligned first: its
+    /// nested containers' padding counts from a 4-byte boundary).
+    pub(crate) fn container_bytes(&mut self, bytes: &[u8]) -> u32 {
+        let pad = self.pad();
+        self.append(bytes);
+        check_len(bytes.len());
+        pg_sys::JENTRY_ISCONTAINER | (pad + bytes.len() as u32)
     }
 
     /// An object of `pairs` (sorted here; the last of equal keys wins).
@@ -238,7 +244,12 @@ fn check_len(len: usize) {
 
 /// `v` as a jsonb datum, palloc'd in the current memory context.
 pub(crate) fn to_datum(v: &dyn JsonbWrite) -> pg_sys::Datum {
-    let mut w = Writer::new();
+    to_datum_sized(v, 0)
+}
+
+/// As `to_datum`, with room made for about `hint` bytes first.
+pub(crate) fn to_datum_sized(v: &dyn JsonbWrite, hint: usize) -> pg_sys::Datum {
+    let mut w = Writer::new(hint + 16);
     if v.is_container() {
         v.write(&mut w);
     } else {

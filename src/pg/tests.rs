@@ -66,6 +66,74 @@ mod tests {
         }
     }
 
+    /// Opens every level of a value read lazily.
+    fn open_all(v: &mut Val) {
+        v.open();
+        match v {
+            Val::Arr(a) => a.iter_mut().for_each(open_all),
+            Val::Obj(o) => o.iter_mut().for_each(|(_, x)| open_all(x)),
+            _ => {}
+        }
+    }
+
+    #[pg_test]
+    fn a_state_read_lazily_is_written_back_byte_for_byte() {
+        let mut docs: Vec<String> = DOCS.iter().map(|s| s.to_string()).collect();
+        let arr: Vec<String> = (0..150)
+            .map(|i| {
+                format!(
+                    r#"{{"i": {i}, "s": "{}", "l": [{i}, "x"]}}"#,
+                    "x".repeat(i % 5)
+                )
+            })
+            .collect();
+        docs.push(format!(r#"{{"list": [{}], "n": 2}}"#, arr.join(", ")));
+        for doc in &docs {
+            let stored = from_text(doc);
+            let expected = bytes(stored);
+            // SAFETY: a detoasted jsonb datum made just above, alive for the whole test.
+            let lazy = unsafe { Val::lazy_from_datum(stored) };
+            assert_eq!(bytes(lazy.to_jsonb()), expected, "unread: {doc}");
+            let mut one = lazy.clone();
+            one.open();
+            assert_eq!(bytes(one.to_jsonb()), expected, "one level read: {doc}");
+            let mut all = lazy.clone();
+            open_all(&mut all);
+            assert_eq!(bytes(all.to_jsonb()), expected, "all read: {doc}");
+            // SAFETY: as above.
+            assert_eq!(all, unsafe { Val::from_datum(stored) }, "{doc}");
+            assert_eq!(text(&lazy), text(&all), "{doc}");
+        }
+    }
+
+    #[pg_test]
+    fn changing_a_state_read_lazily_gives_what_changing_it_read_whole_gives() {
+        let doc = r#"{"list": [{"a": 1}, [2, 3], "s", 4.5], "obj": {"k": {"deep": [1]}, "z": null}, "n": 1}"#;
+        let stored = from_text(doc);
+        // SAFETY: a detoasted jsonb datum made just above, alive for the whole test.
+        let (mut lazy, mut whole) =
+            unsafe { (Val::lazy_from_datum(stored), Val::from_datum(stored)) };
+        for v in [&mut lazy, &mut whole] {
+            v.open();
+            let Val::Obj(fields) = v else {
+                panic!("an object")
+            };
+            for (k, x) in fields.iter_mut() {
+                x.open();
+                match (k.as_str(), x) {
+                    ("list", Val::Arr(a)) => a.push(Val::Str("new".into())),
+                    ("obj", Val::Obj(o)) => o.push(("added".into(), Val::Bool(true))),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(bytes(lazy.to_jsonb()), bytes(whole.to_jsonb()));
+        assert_eq!(
+            text(&lazy),
+            r#"{"n":1,"obj":{"k":{"deep":[1]},"z":null,"added":true},"list":[{"a":1},[2,3],"s",4.5,"new"]}"#
+        );
+    }
+
     #[pg_test]
     fn duplicate_keys_keep_the_last_value_as_jsonb_in_does() {
         let v = Val::Obj(vec![

@@ -10,7 +10,7 @@
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
-# up_to_position.
+# up_to_position; lz4 for snapshot states.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -84,6 +84,7 @@ stmt("14_guards.sql", "CREATE FUNCTION es._forbid_change()", "'es_forbid_change'
 """, read("12_lifecycle.sql"), """
 -- es.load_at reads archived events, and knows what truncation removed.
 """,
+stmt("06_aggregates.sql", "-- States kept in snapshots are compressed with lz4", "\nEND\n$$;"), "\n",
 stmt("06_aggregates.sql", "CREATE FUNCTION es._version_at(", "\n$$;"), "\n",
 stmt("06_aggregates.sql", "CREATE FUNCTION es.load_at(", "\nEND;", True), """
 -- es.verify accepts exactly the holes es.audit explains.
