@@ -39,17 +39,8 @@ AS 'MODULE_PATHNAME', 'es_horizon_holder';
 -- restore from another cluster and before the first append here, every
 -- restored event is below it (src/store/position.rs).
 CREATE FUNCTION es._horizon_position(xid bigint) RETURNS bigint
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT CASE
-        WHEN b.restored_foreign IS false THEN (xid + b.xid_offset) << 20
-        ELSE COALESCE((SELECT max(e.global_position) FROM es.events e), 0) + 1
-    END
-    FROM (SELECT (SELECT p.restored_foreign FROM es.position_base p
-                  WHERE p.system_identifier = es._system_identifier()) AS restored_foreign,
-                 (SELECT p.xid_offset FROM es.position_base p
-                  WHERE p.system_identifier = es._system_identifier()) AS xid_offset) b;
-END;
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_horizon_position';
 
 CREATE FUNCTION es.read_horizon() RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -381,6 +381,10 @@ COMMENT ON FUNCTION es.read_stream(text, bigint, bigint, boolean) IS
     'Events of one stream from from_version on, in version order, upcast to their type''s current version (raw => true: as stored); max_count NULL = all.';
 
 DROP FUNCTION es.read_all(bigint, integer, text[], text[]);
+CREATE OR REPLACE FUNCTION es._horizon_position(xid bigint) RETURNS bigint
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'es_horizon_position';
+
 CREATE FUNCTION es.read_all(
     after_position bigint  DEFAULT 0,
     max_count      integer DEFAULT 1000,

@@ -384,7 +384,7 @@ pub(crate) fn fold_stream(
     } else {
         &EVENTS_AFTER
     };
-    plan.cursor(&args, read_only, |rows| {
+    let apply = |rows: &[Datum]| {
         // SAFETY: `batch_cxt` was created above and lives until the end of this function.
         let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
         folder.apply_rows(rows);
@@ -393,7 +393,14 @@ pub(crate) fn fold_stream(
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(batch_cxt);
         }
-    });
+    };
+    // A few events after a snapshot (the usual case) are read in one go; a
+    // long stream with none is read through a cursor, a thousand at a time.
+    if target - from <= 1000 {
+        plan.all_rows(&args, read_only, apply);
+    } else {
+        plan.cursor(&args, read_only, apply);
+    }
     // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
     check_removed(stream_id, from, target, folder.first_seen.take());

@@ -77,6 +77,21 @@ impl KeptPlan {
 impl KeptPlan {
     /// Runs the plan through a cursor and hands `f` the first column of each
     /// batch of rows, so a long result never sits in memory whole.
+    /// As `cursor`, for a result of at most about a thousand rows: one
+    /// execution, every row at once (no portal to open, fetch and close).
+    pub(crate) fn all_rows(
+        &self,
+        args: &[Option<pg_sys::Datum>],
+        read_only: bool,
+        mut f: impl FnMut(&[pg_sys::Datum]),
+    ) {
+        let n = self.run(args, read_only) as usize;
+        if n > 0 {
+            let rows: Vec<pg_sys::Datum> = (0..n).filter_map(|r| value(r, 1)).collect();
+            f(&rows);
+        }
+    }
+
     pub(crate) fn cursor(
         &self,
         args: &[Option<pg_sys::Datum>],

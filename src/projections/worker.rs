@@ -13,6 +13,13 @@
 //! (sql/12_lifecycle.sql), in batches of `es.worker_batch_size` events, one
 //! transaction each, until a batch removes less than a full one.
 //!
+//! While appends keep coming, a catch-up that found events is followed by
+//! a pause of `GATHER` before the next: what commits meanwhile goes into one
+//! batch. A catch-up costs a few transactions, a commit flush and queries of
+//! its own whatever its size; taken once per notifying commit, that was
+//! about a third of the worker's time under 8 writers (a fifth of the
+//! machine's on 2 cores). Read models lag by at most `GATHER` more.
+//!
 //! A database with no running async projection costs the worker one look
 //! per `es.worker_interval`, not one per notification: with every append
 //! notifying, two queries per commit were a fifth of a single-client
@@ -25,6 +32,9 @@ use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::time::{Duration, Instant};
+
+/// The pause after a catch-up that found events (see the module's comment).
+const GATHER: Duration = Duration::from_millis(10);
 
 unsafe extern "C-unwind" {
     /// commands/async.c: reads notifications that arrived (outside a
@@ -82,8 +92,11 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
                 }
             });
         }
+        let mut handled = 0;
         if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
-            idle_until = (!catch_up()).then(|| Instant::now() + interval());
+            let (any, n) = catch_up();
+            idle_until = (!any).then(|| Instant::now() + interval());
+            handled = n;
         }
         // (the interval is read each time: a reload that changes it applies
         // to the run after the last one, not after the one planned before)
@@ -95,6 +108,15 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
         // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
         // do.
         unsafe { ProcessNotifyInterrupt(false) };
+        if handled > 0 {
+            // events may have committed during the pause: look again at once
+            if !gather() {
+                break;
+            }
+            // SAFETY: as above.
+            unsafe { ProcessNotifyInterrupt(false) };
+            continue;
+        }
         if !BackgroundWorker::wait_latch(Some(interval())) {
             break;
         }
@@ -122,9 +144,24 @@ fn installed() -> bool {
     .unwrap_or(false)
 }
 
+/// Waits `GATHER`, whatever wakes the worker meanwhile (notifications set
+/// its latch); false when it must stop.
+fn gather() -> bool {
+    let until = Instant::now() + GATHER;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        if !BackgroundWorker::wait_latch(Some(until - now)) {
+            return false;
+        }
+    }
+}
+
 /// Runs every running async projection until it has no full batch left;
-/// returns whether there was any.
-fn catch_up() -> bool {
+/// returns whether there was any, and how many events were handled.
+fn catch_up() -> (bool, i64) {
     let names = BackgroundWorker::transaction(|| {
         if installed() {
             spi::connected(crate::projections::registry::running_async)
@@ -134,19 +171,21 @@ fn catch_up() -> bool {
     });
     let batch = WORKER_BATCH_SIZE.get().max(1) as i64;
     let any = !names.is_empty();
+    let mut handled = 0;
     for name in names {
         loop {
             if BackgroundWorker::sigterm_received() {
-                return any;
+                return (any, handled);
             }
             let n =
                 BackgroundWorker::transaction(|| crate::projections::catch_up::run(&name, batch));
+            handled += n;
             if n < batch {
                 break;
             }
         }
     }
-    any
+    (any, handled)
 }
 
 /// Runs es.apply_retention in batches until one removes less than a full

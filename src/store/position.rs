@@ -106,13 +106,15 @@ pub(crate) fn system_identifier() -> i64 {
     unsafe { pg_sys::GetSystemIdentifier() as i64 }
 }
 
-/// The offset for this cluster. Must be called inside an SPI connection.
-fn offset() -> i64 {
+/// The offset of this cluster's committed `es.position_base` row, cached;
+/// `None` while a restore has flagged it (or it is missing). Must be called
+/// inside an SPI connection (unless cached).
+fn committed_offset(read_only: bool) -> Option<i64> {
     if let Some((off, _)) = OFFSET.with(|o| o.get()) {
-        return off;
+        return Some(off);
     }
     let sysid = Some(pg_sys::Datum::from(system_identifier()));
-    if READ_OFFSET.run(&[sysid], false) == 1 && spi::value_bool(0, 2) == Some(false) {
+    if READ_OFFSET.run(&[sysid], read_only) == 1 && spi::value_bool(0, 2) == Some(false) {
         let off = spi::value_i64(0, 1).unwrap_or(0);
         let oid = pg_sys::Oid::from(spi::value_i64(0, 3).unwrap_or(0) as u32);
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
@@ -120,8 +122,68 @@ fn offset() -> i64 {
             unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), 0.into()) };
         }
         OFFSET.with(|o| o.set(Some((off, oid))));
+        return Some(off);
+    }
+    None
+}
+
+kept_plan!(
+    MAX_POSITION,
+    c"SELECT pg_catalog.max(global_position) FROM es.events",
+    []
+);
+
+crate::v1_function_info!(pg_finfo_es_horizon_position);
+
+/// es._horizon_position(xid bigint): the first position transaction id
+/// `xid` can have, so a read horizon as a position. After a restore from
+/// another cluster and before the first append here, past every stored
+/// event (the restored ones are all below it).
+///
+/// # Safety
+/// Called by PostgreSQL's function manager for the SQL signature in `sql/05_horizon.sql`
+/// (STRICT: the argument is not NULL).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_horizon_position(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let xid = pgrx::fcinfo::pg_getarg::<i64>(fcinfo, 0).unwrap_or(0);
+    // A horizon is a fact about es.events: for those who may read it (as
+    // when this was a query over it).
+    let events = crate::pg::tables::relation(c"events");
+    // SAFETY: a privilege check of the current user on an existing relation; the error
+    // call raises 42501 with PostgreSQL's own message.
+    unsafe {
+        let ok = pg_sys::pg_class_aclcheck(
+            events,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        );
+        if ok != pg_sys::AclResult::ACLCHECK_OK {
+            pg_sys::aclcheck_error(ok, pg_sys::ObjectType::OBJECT_TABLE, c"events".as_ptr());
+        }
+    }
+    // the cached offset needs no SPI connection (readers call this once per call)
+    let position = match OFFSET.with(|o| o.get()) {
+        Some((off, _)) => (xid + off) << COUNTER_BITS,
+        None => spi::connected(|| match committed_offset(true) {
+            Some(off) => (xid + off) << COUNTER_BITS,
+            None => {
+                MAX_POSITION.run(&[], true);
+                spi::value_i64(0, 1).unwrap_or(0) + 1
+            }
+        }),
+    };
+    pg_sys::Datum::from(position)
+}
+
+/// The offset for this cluster. Must be called inside an SPI connection.
+fn offset() -> i64 {
+    if let Some(off) = committed_offset(false) {
         return off;
     }
+    let sysid = Some(pg_sys::Datum::from(system_identifier()));
     // Restored from another cluster (or our row is missing): raise the offset
     // once. The lock makes concurrent first appends wait for the one that
     // does it; after it, a fresh snapshot sees what that one committed. Not

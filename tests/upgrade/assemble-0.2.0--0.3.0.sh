@@ -10,7 +10,7 @@
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
-# up_to_position; lz4 for snapshot states.
+# up_to_position; lz4 for snapshot states; es._horizon_position in Rust.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -54,6 +54,7 @@ DROP FUNCTION es.read_stream(text, bigint, bigint);
 """,
 stmt("04_read.sql", "CREATE FUNCTION es.read_stream(", "\nEND;"), "\n",
 comment("04_read.sql", "es.read_stream"), "\nDROP FUNCTION es.read_all(bigint, integer, text[], text[]);\n",
+stmt("05_horizon.sql", "CREATE FUNCTION es._horizon_position(", "'es_horizon_position';", True), "\n",
 stmt("05_horizon.sql", "CREATE FUNCTION es.read_all(", "\n$$;"), "\n",
 comment("05_horizon.sql", "es.read_all"), """
 -- New reads and writes for clients that keep their own positions:
