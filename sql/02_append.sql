@@ -47,3 +47,19 @@ AS 'MODULE_PATHNAME', 'es_append_multi';
 
 COMMENT ON FUNCTION es.append_multi(jsonb) IS
     'Appends to several streams at once, all or nothing: batches is an array of {"stream_id", "events", "expected_version"?, "stream_type"?}. One row per event, in the order given, with the version and global_position it got.';
+
+-- Message DB's write_message, for the pg_eventsource_message_db layer
+-- (integrations/message_db): its checks in its order and words, Message DB's
+-- mapping of metadata and NULL data, an id already taken refused; returns the
+-- message's 0-based position (src/compat/message_db.rs).
+CREATE FUNCTION es._append_message(
+    id               text,
+    stream_name      text,
+    message_type     text,
+    data             jsonb,
+    metadata         jsonb,
+    expected_version bigint
+) RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'es_append_message';

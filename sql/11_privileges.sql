@@ -46,6 +46,7 @@ BEGIN ATOMIC
         ('function', 'es.append_event(text, text, jsonb, bigint, jsonb, uuid, text)', 'EXECUTE', true),
         ('function', 'es.append_events(text, jsonb, bigint, text)', 'EXECUTE', true),
         ('function', 'es.append_multi(jsonb)', 'EXECUTE', true),
+        ('function', 'es._append_message(text, text, text, jsonb, jsonb, bigint)', 'EXECUTE', true),
         ('function', 'es.create_projection(text, regprocedure, text, text[], text[], regprocedure)', 'EXECUTE', true),
         ('function', 'es.run_projection(text, integer)', 'EXECUTE', true),
         ('function', 'es.rebuild_projection(text)', 'EXECUTE', true),

@@ -74,6 +74,7 @@ ALTER TABLE es.position_base ENABLE ALWAYS TRIGGER position_base_merge;
 REVOKE ALL ON FUNCTION es.append_event(text, text, jsonb, bigint, jsonb, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.append_events(text, jsonb, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION es._append_message(text, text, text, jsonb, jsonb, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION es.define_aggregate(text, regprocedure, jsonb, jsonb, integer) FROM PUBLIC;
 -- schemas are checked in every append and upcasters run in every read: like
 -- aggregates, defining them stays with the extension's owner

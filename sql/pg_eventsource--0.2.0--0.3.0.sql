@@ -481,6 +481,23 @@ COMMENT ON FUNCTION es.append_multi(jsonb) IS
     'Appends to several streams at once, all or nothing: batches is an array of {"stream_id", "events", "expected_version"?, "stream_type"?}. One row per event, in the order given, with the version and global_position it got.';
 
 REVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;
+-- Message DB's write_message, for the pg_eventsource_message_db layer
+-- (integrations/message_db): its checks in its order and words, Message DB's
+-- mapping of metadata and NULL data, an id already taken refused; returns the
+-- message's 0-based position (src/compat/message_db.rs).
+CREATE FUNCTION es._append_message(
+    id               text,
+    stream_name      text,
+    message_type     text,
+    data             jsonb,
+    metadata         jsonb,
+    expected_version bigint
+) RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'es_append_message';
+
+REVOKE ALL ON FUNCTION es._append_message(text, text, text, jsonb, jsonb, bigint) FROM PUBLIC;
 
 -- Its body was expanded to es.events' columns when created: again, with the new one.
 CREATE OR REPLACE FUNCTION es._subscription_events(
@@ -604,6 +621,7 @@ BEGIN ATOMIC
         ('function', 'es.append_event(text, text, jsonb, bigint, jsonb, uuid, text)', 'EXECUTE', true),
         ('function', 'es.append_events(text, jsonb, bigint, text)', 'EXECUTE', true),
         ('function', 'es.append_multi(jsonb)', 'EXECUTE', true),
+        ('function', 'es._append_message(text, text, text, jsonb, jsonb, bigint)', 'EXECUTE', true),
         ('function', 'es.create_projection(text, regprocedure, text, text[], text[], regprocedure)', 'EXECUTE', true),
         ('function', 'es.run_projection(text, integer)', 'EXECUTE', true),
         ('function', 'es.rebuild_projection(text)', 'EXECUTE', true),

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 // Layers, bottom up; each module folder's mod.rs says what it may import.
 mod aggregates; // definitions, reducers, folds, snapshots
+mod compat; // other stores' APIs over ours: Message DB's write_message
 mod evolution; // event schemas checked on append, upcasting on read
 mod lifecycle; // the audited exceptions to append-only: delete, truncate, redact, archive
 mod notifications; // NOTIFY es_events: transaction callback, relay

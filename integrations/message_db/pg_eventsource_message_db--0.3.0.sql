@@ -128,64 +128,13 @@ CREATE FUNCTION message_store.write_message(
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    _id uuid;
-    _stream_version bigint;
-    _version bigint;
-    _metadata jsonb;
 BEGIN
-    IF write_message.expected_version IS NOT NULL THEN
-        _stream_version := COALESCE(message_store.stream_version(write_message.stream_name), -1);
-        IF write_message.expected_version <> _stream_version THEN
-            RAISE EXCEPTION 'Wrong expected version: % (Stream: %, Stream Version: %)',
-                write_message.expected_version, write_message.stream_name, _stream_version;
-        END IF;
-    END IF;
-    _id := write_message.id::uuid;
-    -- NOT NULL in Message DB's table, checked in its columns' order
-    IF write_message.stream_name IS NULL THEN
-        RAISE EXCEPTION 'null value in column "stream_name" of relation "messages" violates not-null constraint'
-            USING ERRCODE = 'not_null_violation';
-    END IF;
-    IF write_message."type" IS NULL THEN
-        RAISE EXCEPTION 'null value in column "type" of relation "messages" violates not-null constraint'
-            USING ERRCODE = 'not_null_violation';
-    END IF;
-    IF _id IS NULL THEN
-        RAISE EXCEPTION 'null value in column "id" of relation "messages" violates not-null constraint'
-            USING ERRCODE = 'not_null_violation';
-    END IF;
-    -- an id names one message (pg_eventsource would take the same id and
-    -- content in the same stream as a retry; Message DB refuses it)
-    IF EXISTS (SELECT 1 FROM es.events e WHERE e.event_id = _id) THEN
-        RAISE EXCEPTION 'duplicate key value violates unique constraint "messages_id"'
-            USING ERRCODE = 'unique_violation', DETAIL = pg_catalog.format('Key (id)=(%s) already exists.', _id);
-    END IF;
-    _metadata := CASE
-        WHEN write_message.metadata IS NULL THEN '{}'::jsonb
-        WHEN pg_catalog.jsonb_typeof(write_message.metadata) = 'object' AND write_message.metadata <> '{}'::jsonb
-             AND NOT write_message.metadata ?| ARRAY['$messageDbMetadata', '$messageDbNullData']
-            THEN write_message.metadata
-        ELSE pg_catalog.jsonb_build_object('$messageDbMetadata', write_message.metadata) END;
-    IF write_message.data IS NULL THEN
-        _metadata := _metadata || '{"$messageDbNullData": true}'::jsonb;
-    END IF;
-    IF write_message.expected_version IS NULL THEN
-        _version := es.append_event(write_message.stream_name, write_message."type",
-                                    COALESCE(write_message.data, 'null'::jsonb), NULL, _metadata, _id);
-    ELSE
-        BEGIN
-            _version := es.append_event(write_message.stream_name, write_message."type",
-                                        COALESCE(write_message.data, 'null'::jsonb),
-                                        write_message.expected_version + 1, _metadata, _id);
-        EXCEPTION WHEN serialization_failure THEN
-            -- another writer got there between the check and the append
-            RAISE EXCEPTION 'Wrong expected version: % (Stream: %, Stream Version: %)',
-                write_message.expected_version, write_message.stream_name,
-                COALESCE(message_store.stream_version(write_message.stream_name), -1);
-        END;
-    END IF;
-    RETURN _version - 1;
+    -- Message DB's checks in its order and words (the expected version, the
+    -- id, the NOT NULL columns), an id already taken refused even for the
+    -- same message (pg_eventsource would take it as a retry), the mapping of
+    -- metadata and NULL data above, and the append: one call, in Rust.
+    RETURN es._append_message(write_message.id, write_message.stream_name, write_message."type",
+                              write_message.data, write_message.metadata, write_message.expected_version);
 END
 $$;
 

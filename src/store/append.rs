@@ -283,12 +283,32 @@ struct Events {
 }
 
 /// What an append was asked to do, once its arguments are checked.
-struct Request<'a> {
-    stream_id: &'a str,
-    stream_id_datum: Datum,
-    stream_type: Option<&'a str>,
-    stream_type_datum: Option<Datum>,
-    expected: Option<i64>,
+pub(crate) struct Request<'a> {
+    pub(crate) stream_id: &'a str,
+    pub(crate) stream_id_datum: Datum,
+    pub(crate) stream_type: Option<&'a str>,
+    pub(crate) stream_type_datum: Option<Datum>,
+    pub(crate) expected: Option<i64>,
+    /// How a wrong expected version is reported.
+    pub(crate) wrong_version: WrongVersion,
+}
+
+/// How a wrong expected version is reported: as pg_eventsource does
+/// (40001), or by another store's API over it (`compat`), given the stream,
+/// the expected and the actual version.
+#[derive(Clone, Copy)]
+pub(crate) enum WrongVersion {
+    Es,
+    Raise(fn(&str, i64, i64) -> !),
+}
+
+/// An event id given to an append that is already taken: pg_eventsource
+/// takes the same event again as a retry; another store's API may refuse it
+/// (given the id).
+#[derive(Clone, Copy)]
+pub(crate) enum TakenId {
+    Retry,
+    Refuse(fn(Datum) -> !),
 }
 
 impl Request<'_> {
@@ -372,6 +392,9 @@ impl Request<'_> {
         }
         if let Some(expected) = self.expected {
             if expected != actual {
+                if let WrongVersion::Raise(raise) = self.wrong_version {
+                    raise(self.stream_id, expected, actual);
+                }
                 fail_hint(
                     PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
                     format!(
@@ -419,6 +442,7 @@ unsafe fn request<'a>(
         stream_type,
         stream_type_datum: crate::pg::fmgr::arg_datum(fcinfo, stream_type_arg),
         expected: args::expected_version(fcinfo::pg_getarg::<i64>(fcinfo, expected_arg)),
+        wrong_version: WrongVersion::Es,
     }
 }
 
@@ -455,44 +479,72 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
     // anything asks for a transaction id.
     pg_sys::PreventCommandIfReadOnly(c"es.append_event()".as_ptr());
     let req = request(fcinfo, 0, 3, 6);
-    guard::check_event_type(
-        "event_type",
-        args::identifier("event_type", crate::pg::fmgr::arg_str(fcinfo, 1)),
+    let version = append_one(
+        &req,
+        fcinfo::pg_getarg_datum_raw(fcinfo, 1),
+        crate::pg::fmgr::arg_str(fcinfo, 1),
+        crate::pg::fmgr::arg_datum(fcinfo, 2),
+        crate::pg::fmgr::arg_datum(fcinfo, 4),
+        crate::pg::fmgr::arg_datum(fcinfo, 5),
+        TakenId::Retry,
     );
-    let Some(data) = crate::pg::fmgr::arg_datum(fcinfo, 2) else {
+    Datum::from(version)
+}
+
+/// Appends one event (the checks and the write of `es.append_event`);
+/// returns the stream's new version. `event_type` is a text datum whose
+/// text is `event_type_str` (`None`: SQL NULL).
+///
+/// # Safety
+/// `data` and `metadata` are jsonb datums, `given_id` a uuid datum, and
+/// `event_type` a text datum when `event_type_str` is given; all outlive the call.
+pub(crate) unsafe fn append_one(
+    req: &Request,
+    event_type: Datum,
+    event_type_str: Option<&str>,
+    data: Option<Datum>,
+    metadata: Option<Datum>,
+    given_id: Option<Datum>,
+    taken: TakenId,
+) -> i64 {
+    guard::check_event_type("event_type", args::identifier("event_type", event_type_str));
+    let Some(data) = data else {
         fail_hint(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             "data must not be NULL".into(),
             "An event with no payload can use '{}' or 'null'::jsonb.",
         );
     };
-    check_size(
-        "data",
-        pg_sys::toast_raw_datum_size(data).saturating_sub(pg_sys::VARHDRSZ),
-    );
-    let metadata = crate::pg::fmgr::arg_datum(fcinfo, 4);
+    // SAFETY: `data` is a non-null jsonb datum of the caller's.
+    check_size("data", unsafe {
+        pg_sys::toast_raw_datum_size(data).saturating_sub(pg_sys::VARHDRSZ)
+    });
     if let Some(m) = metadata {
-        if !jsonb::datum_is_object(m) {
+        // SAFETY: a non-null jsonb datum of the caller's.
+        if !unsafe { jsonb::datum_is_object(m) } {
             fail(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 "metadata must be a JSON object".into(),
             );
         }
     }
-    let given_id = crate::pg::fmgr::arg_datum(fcinfo, 5);
-    let event_type = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
-    let schema_version = validate::check_append(
-        crate::pg::fmgr::text_datum_str(event_type),
-        validate::J::root(data),
-        || "data".into(),
-    );
+    // SAFETY: `event_type` is the caller's non-null text datum (checked above).
+    let type_str = unsafe { crate::pg::fmgr::text_datum_str(event_type) };
+    // SAFETY: `data` is a non-null jsonb datum (the function's contract).
+    let schema_version =
+        validate::check_append(type_str, unsafe { validate::J::root(data) }, || {
+            "data".into()
+        });
     let versions = (schema_version != 1)
         .then(|| vec![schema_version].into_datum())
         .flatten();
 
-    let version = spi::connected(|| {
+    spi::connected(|| {
         if let Some(id) = given_id {
             if FIND_EVENT_ID.run(&[Some(id), Some(event_type), Some(data)], false) == 1 {
+                if let TakenId::Refuse(refuse) = taken {
+                    refuse(id);
+                }
                 let same = spi::value_string(0, 1).as_deref() == Some(req.stream_id)
                     && spi::value_bool(0, 3) == Some(true);
                 if same {
@@ -504,11 +556,18 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         let id = given_id.or_else(|| pgrx::Uuid::from_bytes(ids::uuid_v7()).into_datum());
         let parts = chain::partial(&chain::EventParts {
             stream_id: req.stream_id.as_bytes(),
-            event_type: crate::pg::fmgr::text_datum_str(event_type).as_bytes(),
-            event_id: std::slice::from_raw_parts(id.expect("an id").cast_mut_ptr::<u8>(), 16),
+            event_type: type_str.as_bytes(),
+            // SAFETY: a uuid datum points to its 16 bytes.
+            event_id: unsafe {
+                std::slice::from_raw_parts(id.expect("an id").cast_mut_ptr::<u8>(), 16)
+            },
             recorded_at: chain::now(),
-            data: chain::varlena_bytes(data),
-            metadata: metadata.map_or(&chain::EMPTY_OBJECT[..], |m| chain::varlena_bytes(m)),
+            // SAFETY: jsonb datums (varlenas) alive for the whole call.
+            data: unsafe { chain::varlena_bytes(data) },
+            // SAFETY: as above.
+            metadata: metadata.map_or(&chain::EMPTY_OBJECT[..], |m| unsafe {
+                chain::varlena_bytes(m)
+            }),
         });
         let mut pos = position::reserve(1);
         let plans: &[&KeptPlan] = match (req.expected, versions.is_some()) {
@@ -543,13 +602,12 @@ pub unsafe extern "C-unwind" fn es_append_event(fcinfo: pg_sys::FunctionCallInfo
         appended::record(
             req.stream_id,
             &spi::value_string(0, 2).unwrap_or_default(),
-            vec![crate::pg::fmgr::text_datum_str(event_type).to_owned()],
+            vec![type_str.to_owned()],
             pos,
             1,
         );
         version
-    });
-    Datum::from(version)
+    })
 }
 
 /// An events array, checked: how many, whether any carries an id, the
@@ -946,6 +1004,7 @@ pub unsafe extern "C-unwind" fn es_append_multi(fcinfo: pg_sys::FunctionCallInfo
             stream_type: b.stream_type,
             stream_type_datum: b.stream_type.and_then(|t| t.into_datum()),
             expected: b.expected,
+            wrong_version: WrongVersion::Es,
         };
         let w = append_array(&req, &format!("batches[{i}].events"), b.events);
         written[i] = Some((stream_id_datum, w));

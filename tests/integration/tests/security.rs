@@ -748,6 +748,46 @@ fn internal_trigger_functions_are_closed() {
     }
 }
 
+/// Message DB's append (es._append_message, SECURITY DEFINER, for the
+/// pg_eventsource_message_db layer) is a writer's, and keeps the store's
+/// rules: a reader may not call it, a writer may not write the store's own
+/// "$" markers through it nor take an id twice.
+#[test]
+fn message_db_append_is_a_writers_and_keeps_the_stores_rules() {
+    let s = Scene::new("mdbappend");
+    let call = |id: &str, ty: &str| {
+        format!("SELECT es._append_message('{id}', 'acct-1', '{ty}', '{{\"a\": 1}}', NULL, NULL)")
+    };
+    let id = "5f1c4d4e-0000-4000-8000-00000000000a";
+    let err = s
+        .reader()
+        .batch_execute(&call(id, "Opened"))
+        .expect_err("a reader may not append");
+    assert_eq!(code_of(&err), "42501", "{}", describe(&err));
+    let mut wc = s.writer();
+    let err = wc
+        .batch_execute(&call(id, "$StreamDeleted"))
+        .expect_err("a marker through Message DB's append");
+    assert_eq!(code_of(&err), "22023", "{}", describe(&err));
+    let position: i64 = ok("append", wc.query_one(&call(id, "Opened"), &[])).get(0);
+    assert_eq!(position, 0);
+    let err = wc
+        .batch_execute(&call(id, "Opened"))
+        .expect_err("the same id twice");
+    assert_eq!(code_of(&err), "23505", "{}", describe(&err));
+    let mut su = s.su();
+    let n: i64 = ok(
+        "count",
+        su.query_one(
+            "SELECT count(*) FROM es.events WHERE stream_id = 'acct-1'",
+            &[],
+        ),
+    )
+    .get(0);
+    assert_eq!(n, 1);
+    s.assert_not_escalated("es._append_message");
+}
+
 /// Tampering a superuser can still do (disable the guards, update an event)
 /// is reported by es.verify(): every stream carries a hash chain over its
 /// events.
