@@ -13,7 +13,7 @@
 use crate::pg::decimal::Num;
 use crate::pg::json_value::Val;
 use crate::store::event::Event;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 #[derive(Debug)]
 enum Source {
@@ -61,7 +61,9 @@ struct Step {
 
 #[derive(Debug, Default)]
 pub(crate) struct Reducers {
-    by_type: HashMap<String, Vec<Step>>,
+    /// Looked up once per event: FxHash, not SipHash (its keys are the
+    /// definition's own event types; lookups cannot grow it).
+    by_type: FxHashMap<String, Vec<Step>>,
     every: Vec<Step>,
 }
 

@@ -1,7 +1,6 @@
 //! Reading jsonb in its binary form, without converting it to text.
 
 use pgrx::pg_sys;
-use std::mem::MaybeUninit;
 
 /// A jsonb container (an object, an array, or a scalar wrapped in an array).
 #[derive(Clone, Copy)]
@@ -59,26 +58,41 @@ impl Container {
         self.header() & pg_sys::JB_CMASK
     }
 
-    /// The value under `key` of an object (`None` for arrays and scalars).
+    /// The value under `key` of an object (`None` for arrays and scalars):
+    /// a binary search over the keys, read straight from the container's
+    /// entries (jsonb sorts them by length, then bytes), as PostgreSQL's
+    /// `getKeyJsonValueFromContainer` does, without a guarded call into it.
     pub(crate) fn get(&self, key: &str) -> Option<Value> {
         if !self.is_object() {
             return None;
         }
-        let mut res = MaybeUninit::<pg_sys::JsonbValue>::uninit();
-        // SAFETY: `self.0` is a valid container; the key is passed with its length, no NUL
-        // needed.
+        let n = self.len() as usize;
+        let key = key.as_bytes();
+        // SAFETY: the layout of a jsonb container (see `children`); every index read is
+        // below 2n; the container is detoasted and outlives the value returned.
         unsafe {
-            let found = pg_sys::getKeyJsonValueFromContainer(
-                self.0,
-                key.as_ptr() as *const std::ffi::c_char,
-                key.len() as i32,
-                res.as_mut_ptr(),
-            );
-            if found.is_null() {
-                None
-            } else {
-                Some(Value(res.assume_init()))
+            let entries = (self.0 as *const u32).add(1);
+            let base = entries.add(2 * n) as *const u8;
+            let (mut lo, mut hi) = (0usize, n);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let (start, len) = span(entries, mid);
+                let k = std::slice::from_raw_parts(base.add(start), len);
+                match len.cmp(&key.len()).then_with(|| k.cmp(key)) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => {
+                        let (start, len) = span(entries, n + mid);
+                        return Some(value_at(
+                            base,
+                            entries.add(n + mid).read_unaligned(),
+                            start,
+                            len,
+                        ));
+                    }
+                }
             }
+            None
         }
     }
 
@@ -144,31 +158,7 @@ impl Container {
                     start + field
                 };
                 let len = end - start;
-                let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-                // INTALIGN: numerics and containers start at 4-byte boundaries
-                let aligned = (start + 3) & !3;
-                match e & pg_sys::JENTRY_TYPEMASK {
-                    pg_sys::JENTRY_ISSTRING => {
-                        v.type_ = pg_sys::jbvType::jbvString;
-                        v.val.string.val = base.add(start) as *mut std::ffi::c_char;
-                        v.val.string.len = len as i32;
-                    }
-                    pg_sys::JENTRY_ISNUMERIC => {
-                        v.type_ = pg_sys::jbvType::jbvNumeric;
-                        v.val.numeric = base.add(aligned) as pg_sys::Numeric;
-                    }
-                    t @ (pg_sys::JENTRY_ISBOOL_FALSE | pg_sys::JENTRY_ISBOOL_TRUE) => {
-                        v.type_ = pg_sys::jbvType::jbvBool;
-                        v.val.boolean = t == pg_sys::JENTRY_ISBOOL_TRUE;
-                    }
-                    pg_sys::JENTRY_ISNULL => v.type_ = pg_sys::jbvType::jbvNull,
-                    _ => {
-                        v.type_ = pg_sys::jbvType::jbvBinary;
-                        v.val.binary.data = base.add(aligned) as *mut pg_sys::JsonbContainer;
-                        v.val.binary.len = (len - (aligned - start)) as i32;
-                    }
-                }
-                out.push(Value(v));
+                out.push(value_at(base, e, start, len));
                 start = end;
             }
             out
@@ -187,6 +177,67 @@ impl Container {
             }
         }
     }
+}
+
+/// Where child `i` of a container starts and how long it is (its entries at
+/// `entries`, its data following them): the lengths of the children before
+/// it, back to one whose entry holds its end offset (every
+/// JB_OFFSET_STRIDE-th does).
+///
+/// # Safety
+/// `entries` points to a container's JEntry array with more than `i` entries.
+unsafe fn span(entries: *const u32, i: usize) -> (usize, usize) {
+    let mut start = 0usize;
+    let mut j = i;
+    while j > 0 {
+        j -= 1;
+        let e = entries.add(j).read_unaligned();
+        start += (e & pg_sys::JENTRY_OFFLENMASK) as usize;
+        if e & pg_sys::JENTRY_HAS_OFF != 0 {
+            break;
+        }
+    }
+    let e = entries.add(i).read_unaligned();
+    let field = (e & pg_sys::JENTRY_OFFLENMASK) as usize;
+    let len = if e & pg_sys::JENTRY_HAS_OFF != 0 {
+        field - start
+    } else {
+        field
+    };
+    (start, len)
+}
+
+/// The value of a child whose entry is `e`, at `start` (for `len` bytes) in
+/// the data at `base`.
+///
+/// # Safety
+/// `base`, `start` and `len` describe the child's bytes inside a live container.
+unsafe fn value_at(base: *const u8, e: u32, start: usize, len: usize) -> Value {
+    let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+    // INTALIGN: numerics and containers start at 4-byte boundaries
+    let aligned = (start + 3) & !3;
+    match e & pg_sys::JENTRY_TYPEMASK {
+        pg_sys::JENTRY_ISSTRING => {
+            v.type_ = pg_sys::jbvType::jbvString;
+            v.val.string.val = base.add(start) as *mut std::ffi::c_char;
+            v.val.string.len = len as i32;
+        }
+        pg_sys::JENTRY_ISNUMERIC => {
+            v.type_ = pg_sys::jbvType::jbvNumeric;
+            v.val.numeric = base.add(aligned) as pg_sys::Numeric;
+        }
+        t @ (pg_sys::JENTRY_ISBOOL_FALSE | pg_sys::JENTRY_ISBOOL_TRUE) => {
+            v.type_ = pg_sys::jbvType::jbvBool;
+            v.val.boolean = t == pg_sys::JENTRY_ISBOOL_TRUE;
+        }
+        pg_sys::JENTRY_ISNULL => v.type_ = pg_sys::jbvType::jbvNull,
+        _ => {
+            v.type_ = pg_sys::jbvType::jbvBinary;
+            v.val.binary.data = base.add(aligned) as *mut pg_sys::JsonbContainer;
+            v.val.binary.len = (len - (aligned - start)) as i32;
+        }
+    }
+    Value(v)
 }
 
 impl Value {

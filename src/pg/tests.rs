@@ -66,6 +66,54 @@ mod tests {
         }
     }
 
+    #[pg_test]
+    fn a_key_is_found_as_postgresql_finds_it() {
+        // keys of many lengths, more than one offset stride (32 entries), values of every kind
+        let many: Vec<String> = (0..100)
+            .map(|i| match i % 4 {
+                0 => format!(r#""{}": {i}"#, "k".repeat(i % 7 + 1) + &i.to_string()),
+                1 => format!(r#""{}": "s{i}""#, "k".repeat(i % 7 + 1) + &i.to_string()),
+                2 => format!(
+                    r#""{}": {{"n": [{i}]}}"#,
+                    "k".repeat(i % 7 + 1) + &i.to_string()
+                ),
+                _ => format!(r#""{}": null"#, "k".repeat(i % 7 + 1) + &i.to_string()),
+            })
+            .collect();
+        let doc = format!("{{{}, \"\": true, \"é\": false}}", many.join(", "));
+        let d = from_text(&doc);
+        // SAFETY: a jsonb datum made just above, alive for the whole test.
+        let c = unsafe { crate::pg::jsonb::Container::from_datum(d) };
+        let mut keys: Vec<String> = (0..100)
+            .map(|i| "k".repeat(i % 7 + 1) + &i.to_string())
+            .collect();
+        keys.extend([
+            "".into(),
+            "é".into(),
+            "missing".into(),
+            "k".into(),
+            "kkkkkkkk99".into(),
+        ]);
+        for k in &keys {
+            let ours = c.get(k).map(|v| Val::from_jsonb_value(&v));
+            // SAFETY: PostgreSQL's own look-up on the same container; the key is passed with
+            // its length.
+            let theirs = unsafe {
+                let mut res = std::mem::MaybeUninit::<pg_sys::JsonbValue>::uninit();
+                let found = pg_sys::getKeyJsonValueFromContainer(
+                    c.as_ptr(),
+                    k.as_ptr() as *const std::ffi::c_char,
+                    k.len() as i32,
+                    res.as_mut_ptr(),
+                );
+                (!found.is_null())
+                    .then(|| Val::from_jsonb_value(&crate::pg::jsonb::Value(res.assume_init())))
+            };
+            assert_eq!(ours, theirs, "key {k:?}");
+        }
+        assert!(c.get("k0").is_some() && c.get("missing").is_none());
+    }
+
     /// Opens every level of a value read lazily.
     fn open_all(v: &mut Val) {
         v.open();
