@@ -26,6 +26,14 @@ CREATE TABLE es.stream_lifecycle (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');
+-- Notifications where no relay has shared memory (the library not preloaded):
+-- the payloads of committed appends waiting for the relay started on demand,
+-- and that relay's pid (src/notifications/outbox.rs). Unlogged: they matter
+-- only while the server runs. Only the extension's owner reads or writes them.
+CREATE UNLOGGED TABLE es.notify_outbox (payload text NOT NULL);
+CREATE UNLOGGED TABLE es.notify_outbox_relay (pid integer NOT NULL);
+REVOKE ALL ON es.notify_outbox, es.notify_outbox_relay FROM PUBLIC;
+
 
 -- sql/03_evolution.sql
 -- Schema evolution: a JSON Schema per event type, checked on every append of

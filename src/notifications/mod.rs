@@ -2,15 +2,18 @@
 //! sends one per committing transaction that appended, its payload, and the
 //! relay (a background process per database) that sends it when another
 //! notifying commit holds PostgreSQL's notification lock, and the
-//! short-lived process that announces the read horizon where no relay does.
+//! short-lived process that announces the read horizon where no relay does;
+//! where the library is not preloaded, a relay started on demand that takes
+//! the payloads from a table (`outbox`).
 //!
 //! May import: `pg`, `settings`, `store` (what the transaction appended, the
-//! horizon registry). Inside: `notify` uses `channel`, `relay` and
-//! `announcer`; `relay` and `announcer` use `channel`.
+//! horizon registry). Inside: `notify` uses `channel`, `relay`, `outbox`
+//! and `announcer`; `relay`, `outbox` and `announcer` use `channel`.
 
 pub(crate) mod announcer;
 pub(crate) mod channel;
 pub(crate) mod notify;
+pub(crate) mod outbox;
 pub(crate) mod relay;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -13,6 +13,9 @@
 //! A prepared transaction (two-phase commit) sends nothing: PostgreSQL does
 //! not allow NOTIFY in one.
 //!
+//! Where the library is not preloaded (or no database has a relay), the
+//! same happens through a table and a relay started on demand (`outbox`).
+//!
 //! Where a relay serves the database (`relay`) and another transaction is
 //! committing a notification right now, the payload is kept aside at
 //! PRE_COMMIT and handed to the relay once the commit is done, instead of
@@ -22,7 +25,7 @@
 //! appenders. When nobody holds that lock the transaction takes it and
 //! notifies itself: cheaper than waking the relay, and no wait.
 
-use super::{announcer, channel, relay};
+use super::{announcer, channel, outbox, relay};
 use crate::store::appended::{self, Record};
 use crate::store::horizon;
 use pgrx::pg_sys;
@@ -90,11 +93,14 @@ unsafe extern "C-unwind" fn xact_event(
             }
             ANNOUNCED.with(|a| a.set(built.is_some()));
             if let Some(built) = built {
-                let relayed = relay::serving()
-                    .filter(|_| crate::settings::NOTIFY_ALWAYS_RELAY.get() || !take_notify_lock());
-                match relayed {
-                    Some(slot) => KEPT.with(|k| *k.borrow_mut() = Some(Kept { slot, built })),
-                    None => channel::send(&built.text),
+                let always = crate::settings::NOTIFY_ALWAYS_RELAY.get();
+                if relay::preloaded() {
+                    match relay::serving().filter(|_| always || !take_notify_lock()) {
+                        Some(slot) => KEPT.with(|k| *k.borrow_mut() = Some(Kept { slot, built })),
+                        None => channel::send(&built.text),
+                    }
+                } else if !outbox::leave(&built.text, || always || !take_notify_lock()) {
+                    channel::send(&built.text);
                 }
             }
         }
@@ -103,17 +109,20 @@ unsafe extern "C-unwind" fn xact_event(
             if let Some(Kept { slot, built: b }) = KEPT.with(|k| k.borrow_mut().take()) {
                 relay::hand_over(slot, &b.text, b.events, b.first, b.last);
             }
+            outbox::committed();
             appended::take();
             ended(true);
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             KEPT.with(|k| k.borrow_mut().take());
+            outbox::forget();
             appended::take();
             ANNOUNCED.with(|a| a.set(false));
             ended(false);
         }
         pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
             KEPT.with(|k| k.borrow_mut().take());
+            outbox::forget();
             appended::take();
         }
         pg_sys::XactEvent::XACT_EVENT_PREPARE => {

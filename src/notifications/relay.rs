@@ -220,6 +220,12 @@ fn attach(base: *mut u8, created: bool) {
 }
 
 /// The slot of a live relay for this backend's database, if any.
+/// Whether this server has the relays' shared memory (the library was
+/// preloaded with at least one database in `es.worker_databases`).
+pub(crate) fn preloaded() -> bool {
+    !SHARED.load(Relaxed).is_null()
+}
+
 pub(crate) fn serving() -> Option<usize> {
     // SAFETY: a plain read of a backend-global value.
     let db = unsafe { pg_sys::MyDatabaseId };

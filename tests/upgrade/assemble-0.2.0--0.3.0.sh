@@ -10,7 +10,7 @@
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
-# up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message.
+# up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -45,7 +45,8 @@ ALTER TABLE es.events ADD COLUMN schema_version integer NOT NULL DEFAULT 1;
 stmt("01_tables.sql", "CREATE TABLE es.archived_events", "es.poll do not.';"), "\n",
 "SELECT pg_catalog.pg_extension_config_dump('es.archived_events', '');\n",
 stmt("01_tables.sql", "CREATE TABLE es.stream_lifecycle", "\n);"), "\n",
-"SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');", """
+"SELECT pg_catalog.pg_extension_config_dump('es.stream_lifecycle', '');", "\n",
+stmt("01_tables.sql", "-- Notifications where no relay has shared memory", "FROM PUBLIC;"), """
 
 -- sql/03_evolution.sql
 """, read("03_evolution.sql"), """
