@@ -18,10 +18,11 @@
 //! appenders check the pid belongs to a live background process of this
 //! database before each use. It exits after `IDLE_EXIT` with nothing to send
 //! (so that `DROP DATABASE`, which waits 5 s for sessions to leave, is not
-//! held up); the next appender that finds none notifies by itself and starts
-//! one. A payload left in the table by a relay that died is sent by the
-//! next one; nothing is lost but across a crash (the table is unlogged, and
-//! listeners' connections do not survive one either).
+//! held up), or when terminated, only after every appender that left it a
+//! payload has ended (`EXIT_KEY`), sending what they left; the next appender
+//! that finds none notifies by itself and starts one. Nothing is lost but
+//! across a crash (the table is unlogged, and listeners' connections do not
+//! survive one either).
 
 use super::channel;
 use crate::kept_plan;
@@ -43,6 +44,11 @@ const START_EVERY: Duration = Duration::from_secs(2);
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// The advisory lock (session level, per database) that the relay holds.
 const LOCK_KEY: i64 = 0x6573_5f6f_7574_626f; // "es_outbo"
+/// The advisory lock an appender holds (shared, to its transaction's end)
+/// from leaving a payload, and the relay takes (exclusive) before it leaves:
+/// so it leaves only once every payload left for it is committed and sent,
+/// and appenders that come while it waits notify by themselves.
+const EXIT_KEY: i64 = 0x6573_5f6f_7574_6578; // "es_outex"
 
 thread_local! {
     /// The relay's pid as last read from the table (checked before each use).
@@ -130,7 +136,7 @@ pub(crate) fn leave(payload: &CStr, busy: impl FnOnce() -> bool) -> bool {
         AFTER_COMMIT.with(|a| a.set(After::Start));
         return false;
     };
-    if !busy() {
+    if !busy() || !hold_exit_lock() {
         return false;
     }
     let table = tables::relation(c"notify_outbox");
@@ -152,6 +158,27 @@ pub(crate) fn leave(payload: &CStr, busy: impl FnOnce() -> bool) -> bool {
     }
     AFTER_COMMIT.with(|a| a.set(After::Wake(pid)));
     true
+}
+
+/// Takes `EXIT_KEY` shared for this transaction, without waiting (as
+/// `pg_try_advisory_xact_lock_shared` would); false when the relay is
+/// leaving (it holds or waits for the lock exclusive).
+fn hold_exit_lock() -> bool {
+    // SAFETY: a plain read of a backend-global value.
+    let db = unsafe { pg_sys::MyDatabaseId };
+    // SET_LOCKTAG_INT64, as the SQL advisory-lock functions build it for a bigint key
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: db.to_u32(),
+        locktag_field2: (EXIT_KEY >> 32) as u32,
+        locktag_field3: EXIT_KEY as u32,
+        locktag_field4: 1,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    };
+    // SAFETY: a lock tag built above, taken for the transaction without waiting; it is
+    // released at the transaction's end.
+    let r = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ShareLock as i32, false, true) };
+    r != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
 /// After the commit record: wakes the relay, or starts one. Raises no error.
@@ -218,6 +245,11 @@ kept_plan!(
     c"INSERT INTO es.notify_outbox_relay (pid) VALUES (pg_catalog.pg_backend_pid())",
     []
 );
+kept_plan!(
+    AWAIT_APPENDERS,
+    c"SELECT pg_catalog.pg_advisory_lock($1)",
+    [pg_sys::INT8OID]
+);
 kept_plan!(TAKE, c"DELETE FROM es.notify_outbox RETURNING payload", []);
 
 /// Sends every payload left in the table; returns how many.
@@ -266,10 +298,13 @@ pub extern "C-unwind" fn es_notify_outbox_main(arg: pg_sys::Datum) {
             break;
         }
     }
-    // Unregistered first: an appender that still finds this process alive
-    // leaves its payload, which the drain below or the next relay sends.
+    // Once every appender that left a payload for this process has ended
+    // (and none can start to), unregistered, and what they left is sent.
     BackgroundWorker::transaction(|| {
-        spi::connected(|| FORGET_RELAY.run(&[], false));
+        spi::connected(|| {
+            AWAIT_APPENDERS.run(&[Some(pg_sys::Datum::from(EXIT_KEY))], false);
+            FORGET_RELAY.run(&[], false);
+        });
         drain()
     });
 }
