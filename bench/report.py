@@ -160,6 +160,8 @@ ROWS = [
      ("bank_command_8c", "es"), "`es.append_event` in a database with nothing else", "thr", [("ratio", ">=", 0.5)], E),
     ("`bank.deposit` on an account of 10,000 events (rolled back), 1 client", ("bank_age", "old"),
      ("bank_age", "young"), "the same on an account of 10 events", "cost", [("ratio", "<=", 1.2)], "commands/s"),
+    ("`es.append_event`, 8 clients, a stock server (nothing preloaded, default settings), one subscriber listening",
+     ("stock_notify", "es"), ("stock_notify", "bare"), "bare INSERT, same server", "thr", [("ratio", ">=", 0.6)], E),
     ("`es.load` of a state of about 100 KB (1,000-entry list; 10 events after its snapshot)", ("big_load", "m"),
      ("big_load", "s"), "a 10-entry state (10 events, no snapshot)", "cost", [], "loads/s"),
     ("`es.load` of a state of about 1 MB (10,000-entry list; 10 events after its snapshot)", ("big_load", "l"),

@@ -658,10 +658,43 @@ sc_big_state() {
     done
 }
 
+# Notifications on a stock server: the same PostgreSQL with default settings
+# and nothing preloaded (only CREATE EXTENSION ran), one subscriber listening
+# and reading every notification (bench/tools/listen.py). 8 clients,
+# es.append_event with es.notify on against the bare INSERT, same server.
+sc_stock_notify() {
+    local ES_PGPORT=$((${BENCH_PGPORT:-28830} + 2))
+    local ES_PGDATA=$REPO/target/bench-stock/data ES_PGSOCK=$REPO/target/bench-stock/run
+    local ES_PGLOG=$REPO/target/bench-stock/postgres.log
+    mkdir -p "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
+    chown postgres: "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
+    [ -f "$ES_PGDATA/PG_VERSION" ] ||
+        as_postgres "$PG_BIN/initdb" -D "$ES_PGDATA" --auth=trust --username=postgres -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -l "$ES_PGLOG" -w -t 60 \
+        -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1" start >/dev/null
+    [ "$(q postgres "SHOW shared_preload_libraries")" = "" ] || { echo "the stock server preloads something" >&2; return 1; }
+    new_db es_stock
+    load_append_data es_stock
+    source "$REPO/integrations/eventsourcing/venv.sh"
+    "$VENV/bin/python" "$BENCH/tools/listen.py" 127.0.0.1 "$ES_PGPORT" es_stock >"$OUT/raw/stock_notify.listener.txt" &
+    local listener=$!
+    sleep 1
+    alternate stock_notify es_stock 8 "$EV" "es append_es.sql 1" "bare append_bare.sql 1"
+    kill -TERM "$listener"
+    wait "$listener" || true
+    # one notification per committed appending transaction (es side only; bare does not notify)
+    local sent got
+    sent=$(awk -F, '$1 == "stock_notify" && $2 == "es" { s += $8 } END { print s + 0 }' "$CSV")
+    got=$(cat "$OUT/raw/stock_notify.listener.txt")
+    printf '    stock_notify: the subscriber got %s notifications; the runs kept committed %s appends (a repeated run adds its own)\n' "$got" "$sent"
+    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+}
+
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
     schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
-    bank_command_1c bank_command_8c bank_age big_state)
+    bank_command_1c bank_command_8c bank_age big_state stock_notify)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -703,6 +736,7 @@ for s in "${SCENARIOS[@]}"; do
         bank_command_*) need_bankcmd=1 need_append=1 ;;
         bank_age) need_bankcmd=1 ;;
         big_state) need_big=1 ;;
+        stock_notify) ;;
         retention|redact|eventsourcing) ;;
         read_*|fold*) need_bank=1 ;;
         load) need_load=1 ;;
