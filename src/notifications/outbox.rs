@@ -97,11 +97,20 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-/// This database's outbox relay, when one is alive. Inside a transaction.
-fn relay() -> Option<i32> {
+/// What a backend knows of this database's outbox relay.
+enum Relay {
+    Alive(i32),
+    /// The table names no live one.
+    Absent,
+    /// Not looked for again yet (`LOOK_EVERY`), or an extension not updated.
+    Unknown,
+}
+
+/// This database's outbox relay. Inside a transaction.
+fn relay() -> Relay {
     if let Some(pid) = RELAY.with(|r| r.get()) {
         if alive(pid) {
-            return Some(pid);
+            return Relay::Alive(pid);
         }
         RELAY.with(|r| r.set(None));
     }
@@ -109,11 +118,11 @@ fn relay() -> Option<i32> {
         .with(|l| l.get())
         .is_some_and(|t| t.elapsed() < LOOK_EVERY)
     {
-        return None;
+        return Relay::Unknown;
     }
     LOOKED.with(|l| l.set(Some(Instant::now())));
     if tables::relation(c"notify_outbox_relay") == pg_sys::Oid::INVALID {
-        return None; // an extension not updated yet
+        return Relay::Unknown;
     }
     let pid = at_commit(|| {
         (READ_RELAY.run(&[], false) == 1)
@@ -121,20 +130,31 @@ fn relay() -> Option<i32> {
             .flatten()
     })
     .map(|p| p as i32)
-    .filter(|p| alive(*p))?;
-    RELAY.with(|r| r.set(Some(pid)));
-    Some(pid)
+    .filter(|p| alive(*p));
+    match pid {
+        Some(pid) => {
+            RELAY.with(|r| r.set(Some(pid)));
+            Relay::Alive(pid)
+        }
+        None => Relay::Absent,
+    }
 }
 
 /// At PRE_COMMIT, where no shared-memory relay serves the database: leaves
 /// `payload` for the outbox relay and returns true when one is alive and
 /// `busy()` says the notification lock is taken (then the relay is woken
 /// after the commit); otherwise returns false (the caller notifies) and,
-/// when no relay is alive, has one started after the commit.
+/// when the table names no live relay, has one started after the commit.
 pub(crate) fn leave(payload: &CStr, busy: impl FnOnce() -> bool) -> bool {
-    let Some(pid) = relay() else {
-        AFTER_COMMIT.with(|a| a.set(After::Start));
-        return false;
+    let pid = match relay() {
+        Relay::Alive(pid) => pid,
+        Relay::Absent => {
+            // only when the table said so: a start per throttled look would
+            // fork a process that finds the running relay and leaves
+            AFTER_COMMIT.with(|a| a.set(After::Start));
+            return false;
+        }
+        Relay::Unknown => return false,
     };
     if !busy() || !hold_exit_lock() {
         return false;
