@@ -665,14 +665,9 @@ sc_big_state() {
 sc_stock_notify() {
     local ES_PGPORT=$((${BENCH_PGPORT:-28830} + 2))
     local ES_PGDATA=$REPO/target/bench-stock/data ES_PGSOCK=$REPO/target/bench-stock/run
-    local ES_PGLOG=$REPO/target/bench-stock/postgres.log
-    mkdir -p "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
-    chown postgres: "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"
-    [ -f "$ES_PGDATA/PG_VERSION" ] ||
-        as_postgres "$PG_BIN/initdb" -D "$ES_PGDATA" --auth=trust --username=postgres -E UTF8 --locale=C.UTF-8 >/dev/null
-    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
-    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -l "$ES_PGLOG" -w -t 60 \
-        -o "-p $ES_PGPORT -k $ES_PGSOCK -c listen_addresses=127.0.0.1" start >/dev/null
+    local ES_PGLOG=$REPO/target/bench-stock/postgres.log ES_PRELOAD=0 ES_WORKER_DATABASES=
+    stop_cluster # a server left by an earlier run may have the old library mapped
+    start_cluster
     [ "$(q postgres "SHOW shared_preload_libraries")" = "" ] || { echo "the stock server preloads something" >&2; return 1; }
     new_db es_stock
     load_append_data es_stock
@@ -688,7 +683,7 @@ sc_stock_notify() {
     sent=$(awk -F, '$1 == "stock_notify" && $2 == "es" { s += $8 } END { print s + 0 }' "$CSV")
     got=$(cat "$OUT/raw/stock_notify.listener.txt")
     printf '    stock_notify: the subscriber got %s notifications; the runs kept committed %s appends (a repeated run adds its own)\n' "$got" "$sent"
-    as_postgres "$PG_BIN/pg_ctl" -D "$ES_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+    stop_cluster
 }
 
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger

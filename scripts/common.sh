@@ -72,7 +72,8 @@ ES_WORKER_DATABASES=${ES_WORKER_DATABASES:-es_worker}
 # Start the private cluster as the postgres user, creating it if needed.
 start_cluster() {
     local preload=""
-    if [ -f "$("$PG_CONFIG" --pkglibdir)/pg_eventsource.so" ]; then
+    # ES_PRELOAD=0: a stock server (nothing preloaded, default settings)
+    if [ "${ES_PRELOAD:-1}" = 1 ] && [ -f "$("$PG_CONFIG" --pkglibdir)/pg_eventsource.so" ]; then
         preload="-c shared_preload_libraries=pg_eventsource -c es.worker_databases=$ES_WORKER_DATABASES -c es.worker_interval=200"
     fi
     mkdir -p "$(dirname "$ES_PGDATA")" "$ES_PGSOCK"

@@ -277,10 +277,10 @@ fn drain() -> u64 {
     spi::connected(|| {
         let n = TAKE.run(&[], false);
         for r in 0..n as usize {
-            if let Some(p) = spi::value_string(r, 1) {
-                if let Ok(c) = std::ffi::CString::new(p) {
-                    channel::send(&c);
-                }
+            if let Some(p) = spi::value(r, 1) {
+                // SAFETY: a non-null text datum of the result; text_to_cstring copies it into
+                // a NUL-terminated string in the current context, alive for the send.
+                channel::send(unsafe { CStr::from_ptr(pg_sys::text_to_cstring(p.cast_mut_ptr())) });
             }
         }
         n

@@ -204,6 +204,19 @@ pub fn stream_version(client: &mut Client, stream: &str) -> i64 {
 }
 
 /// The SQLSTATE of a database error, if it is one.
+/// Runs `sql` (one or more statements); panics with the error, described.
+pub fn exec(c: &mut Client, sql: &str) {
+    c.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+}
+
+/// The first column of the one row `sql` returns, as a bigint.
+pub fn one_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
+        .get(0)
+}
+
 pub fn sqlstate(e: &postgres::Error) -> Option<&SqlState> {
     e.code()
 }

@@ -5,9 +5,8 @@
 //! cluster never skips it.
 
 use pg_eventsource_integration::{
-    describe, pg_bin_dir, read_all_until, run_command as run, TestDb, ThrowawayCluster,
+    one_i64, pg_bin_dir, read_all_until, run_command as run, TestDb, ThrowawayCluster,
 };
-use postgres::Client;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,12 +14,6 @@ use std::time::Duration;
 /// and a low transaction counter).
 fn second_cluster() -> ThrowawayCluster {
     ThrowawayCluster::create("second-cluster", "ES_SECOND_PGPORT", 28816, "", &[])
-}
-
-fn one_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
-        .get(0)
 }
 
 #[test]

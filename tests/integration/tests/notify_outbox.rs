@@ -6,7 +6,7 @@
 //! dynamic background worker) sends it. Runs a throwaway cluster of its own
 //! with default settings (port `ES_STOCK_PGPORT`, default 28826).
 
-use pg_eventsource_integration::{describe, wait_until, ThrowawayCluster};
+use pg_eventsource_integration::{describe, exec, one_i64, wait_until, ThrowawayCluster};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use std::collections::BTreeMap;
@@ -16,17 +16,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const RELAY: &str = "pg_eventsource notify outbox";
-
-fn exec(c: &mut Client, sql: &str) {
-    c.batch_execute(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
-}
-
-fn one_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
-        .get(0)
-}
 
 /// (first_position, last_position) -> events, for every notification.
 type Seen = Arc<Mutex<Vec<(i64, i64, i64)>>>;
