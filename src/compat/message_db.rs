@@ -18,9 +18,9 @@ use crate::pg::jsonb::Container;
 use crate::pg::spi;
 use crate::store::append::{self, Request, TakenId, WrongVersion};
 use crate::store::args;
+use pgrx::fcinfo;
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
-use pgrx::{fcinfo, IntoDatum};
 
 const META_KEY: &str = "$messageDbMetadata";
 const NULL_DATA_KEY: &str = "$messageDbNullData";
@@ -124,9 +124,9 @@ pub unsafe extern "C-unwind" fn es_append_message(fcinfo: pg_sys::FunctionCallIn
     // Message DB's order: the expected version, the id's type, then the
     // table's NOT NULL columns (stream_name, type, id).
     if let Some(e) = expected {
-        let actual = stream.map_or(-1, |s| {
+        let actual = crate::pg::fmgr::arg_datum(fcinfo, 1).map_or(-1, |s| {
             spi::connected(|| {
-                if STREAM_VERSION.run(&[s.into_datum()], true) == 1 {
+                if STREAM_VERSION.run(&[Some(s)], true) == 1 {
                     spi::value_i64(0, 1).unwrap_or(-1)
                 } else {
                     -1

@@ -507,7 +507,8 @@ pub(crate) unsafe fn append_one(
     given_id: Option<Datum>,
     taken: TakenId,
 ) -> i64 {
-    guard::check_event_type("event_type", args::identifier("event_type", event_type_str));
+    let type_str = args::identifier("event_type", event_type_str);
+    guard::check_event_type("event_type", type_str);
     let Some(data) = data else {
         fail_hint(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -528,8 +529,6 @@ pub(crate) unsafe fn append_one(
             );
         }
     }
-    // SAFETY: `event_type` is the caller's non-null text datum (checked above).
-    let type_str = unsafe { crate::pg::fmgr::text_datum_str(event_type) };
     // SAFETY: `data` is a non-null jsonb datum (the function's contract).
     let schema_version =
         validate::check_append(type_str, unsafe { validate::J::root(data) }, || {
