@@ -26,6 +26,7 @@ as_postgres() { runuser -u postgres -- env -u RUST_BACKTRACE "$@"; }
 # apt packages, cargo-pgrx at the pinned version, and pgrx's config: each only when missing.
 setup_machine() {
     local pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-wal2json
+                postgresql-$PG_MAJOR-plproxy
                 libclang-dev clang sudo pkg-config)
     local missing=()
     for p in "${pkgs[@]}"; do
@@ -61,6 +62,9 @@ install_extension() {
     # the Message DB compatibility extension: SQL only, beside it
     cp "$REPO"/integrations/message_db/pg_eventsource_message_db.control \
        "$REPO"/integrations/message_db/pg_eventsource_message_db--*.sql \
+       "$("$PG_CONFIG" --sharedir)/extension/"
+    # the router for partitions (router/): SQL over PL/Proxy and this library
+    cp "$REPO"/router/pg_eventsource_router.control "$REPO"/router/pg_eventsource_router--*.sql \
        "$("$PG_CONFIG" --sharedir)/extension/"
 }
 

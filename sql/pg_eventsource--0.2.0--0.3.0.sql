@@ -478,6 +478,82 @@ $$;
 COMMENT ON FUNCTION es.last_position(text[], text[]) IS
     'The global_position of the newest event es.read_all would hand out now with these filters (0 when none): where a consumer that starts now and skips history begins.';
 
+CREATE FUNCTION es.partition_of(stream_id text, partition_count integer) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF partition_count < 1 OR partition_count & (partition_count - 1) <> 0 THEN
+        RAISE EXCEPTION 'partition_count must be a power of two (1, 2, 4, ...), not %', partition_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN pg_catalog.hashtext(stream_id) & (partition_count - 1);
+END
+$$;
+
+COMMENT ON FUNCTION es.partition_of(text, integer) IS
+    'The logical partition (0 .. partition_count - 1) a router with partition_count partitions assigns the stream to: hashtext(stream_id) & (partition_count - 1).';
+
+CREATE FUNCTION es.read_partition(
+    partition       integer,
+    partition_count integer,
+    after_position  bigint  DEFAULT 0,
+    max_count       integer DEFAULT 1000,
+    event_types     text[]  DEFAULT NULL,
+    stream_types    text[]  DEFAULT NULL,
+    raw             boolean DEFAULT false,
+    up_to_position  bigint  DEFAULT NULL
+) RETURNS SETOF es.events
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon constant bigint := es._next_read_horizon();
+    below constant bigint := CASE WHEN up_to_position IS NULL OR up_to_position >= horizon THEN horizon
+                                  ELSE GREATEST(up_to_position, 0) + 1 END;
+    mask integer;
+BEGIN
+    IF partition_count IS NULL OR partition_count < 1 OR partition_count & (partition_count - 1) <> 0 THEN
+        RAISE EXCEPTION 'partition_count must be a power of two (1, 2, 4, ...), not %', partition_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF partition IS NULL OR partition < 0 OR partition >= partition_count THEN
+        RAISE EXCEPTION 'partition must be between 0 and % (partition_count - 1), not %', partition_count - 1, partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    mask := partition_count - 1;
+    IF raw OR NOT es._upcasting() THEN
+        RETURN QUERY
+        SELECT e.* FROM es.events e
+        WHERE e.global_position > COALESCE(after_position, 0)
+          AND e.global_position < below
+          AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
+          AND (event_types IS NULL OR e.event_type = ANY (event_types))
+          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+        ORDER BY e.global_position
+        LIMIT max_count;
+    ELSE
+        RETURN QUERY
+        SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+               es._upcast_type(e.event_type, e.schema_version),
+               es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+               e.metadata, e.event_id, e.recorded_at,
+               es._upcast_version(e.event_type, e.schema_version)
+        FROM es.events e
+        WHERE e.global_position > COALESCE(after_position, 0)
+          AND e.global_position < below
+          AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
+          AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
+          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+        ORDER BY e.global_position
+        LIMIT max_count;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION es.read_partition(integer, integer, bigint, integer, text[], text[], boolean, bigint) IS
+    'es.read_all for the streams of one logical partition (es.partition_of(stream_id, partition_count) = partition) in this database: what a router''s es.read_all(partition, ...) runs.';
+
 CREATE FUNCTION es.append_multi(batches jsonb)
 RETURNS TABLE (stream_id text, version bigint, global_position bigint)
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER

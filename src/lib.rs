@@ -17,6 +17,7 @@ mod notifications; // NOTIFY es_events: transaction callback, relay
 mod operations;
 mod pg; // PostgreSQL glue that knows nothing about events
 mod projections; // registry, catch-up, inline, materializer, worker
+mod router; // what the router extension (router/, over PL/Proxy) asks of this library
 mod settings; // the extension's settings (es.*)
 mod store; // append, positions, versions, ids, rows, the hash chain
 mod subscriptions; // SQL only (sql/08_subscriptions.sql); its tests // SQL only (stats, verify, privileges); their tests

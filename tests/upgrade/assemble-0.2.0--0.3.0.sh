@@ -10,7 +10,8 @@
 # es.archived_events, sql/12_lifecycle.sql whole, the guard in Rust, es.verify
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
-# up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox.
+# up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox;
+# es.partition_of and es.read_partition, for partitions behind a router.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -63,6 +64,10 @@ comment("05_horizon.sql", "es.read_all"), """
 """,
 stmt("05_horizon.sql", "CREATE FUNCTION es.last_position(", "\n$$;"), "\n",
 comment("05_horizon.sql", "es.last_position"), "\n",
+stmt("05_horizon.sql", "CREATE FUNCTION es.partition_of(", "\n$$;"), "\n",
+comment("05_horizon.sql", "es.partition_of"), "\n",
+stmt("05_horizon.sql", "CREATE FUNCTION es.read_partition(", "\n$$;"), "\n",
+comment("05_horizon.sql", "es.read_partition"), "\n",
 stmt("02_append.sql", "CREATE FUNCTION es.append_multi(", "'es_append_multi';"), "\n",
 comment("02_append.sql", "es.append_multi"), "\nREVOKE ALL ON FUNCTION es.append_multi(jsonb) FROM PUBLIC;\n",
 stmt("02_append.sql", "-- Message DB's write_message, for the pg_eventsource_message_db layer", "'es_append_message';"), "\n",
