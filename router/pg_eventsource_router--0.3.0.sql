@@ -25,6 +25,9 @@ $$;
 
 CREATE SCHEMA es;
 COMMENT ON SCHEMA es IS 'pg_eventsource_router: the store''s functions, routed to partition databases by stream id.';
+-- The router holds nothing: each caller reaches the partitions as itself, and
+-- their privileges decide what it may do.
+GRANT USAGE ON SCHEMA es TO PUBLIC;
 
 -- es.events' columns, as the partitions return them.
 CREATE TYPE es.events AS (
@@ -105,6 +108,15 @@ BEGIN
     IF EXISTS (SELECT FROM pg_catalog.unnest(connstrs) c WHERE c IS NULL OR pg_catalog.btrim(c) = '') THEN
         RAISE EXCEPTION 'es.configure_partitions: a connection string is NULL or empty'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Callers connect as themselves; a user or password here would make every
+    -- caller that user on the partitions.
+    IF EXISTS (SELECT FROM pg_catalog.unnest(connstrs) c
+                WHERE c OPERATOR(pg_catalog.~*) '(^|\s)(user|password|passfile|service)\s*='
+                   OR c OPERATOR(pg_catalog.~*) '^\s*postgres(ql)?://') THEN
+        RAISE EXCEPTION 'es.configure_partitions: a connection string names a user, a password, a passfile or a service, or is a URI'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give host, port and dbname as key=value pairs; every caller connects as itself. Passwords belong in .pgpass or in a user mapping a superuser creates (CREATE USER MAPPING FOR role SERVER es_partitions OPTIONS (password ''...'')).';
     END IF;
     IF configured > 0 AND configured <> n THEN
         RAISE EXCEPTION 'this router has % logical partitions, fixed when they were first configured: another count would move streams to other partitions', configured
@@ -417,3 +429,28 @@ $$;
 
 COMMENT ON FUNCTION es.define_upcaster(text, integer, jsonb, text, text) IS
     'Defines an upcaster in every partition database; fn names a function that exists in each of them. Returns the type''s current version.';
+
+-- ---------------------------------------------------------------------------
+-- Who connects: a role with USAGE on a foreign server may create a user
+-- mapping for itself, and PL/Proxy would connect with its options (a user
+-- name, and a password that libpq may find in the server's .pgpass): only
+-- superusers create or change mappings for es_partitions.
+CREATE FUNCTION es._guard_user_mappings() RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                WHERE c.object_type = 'user mapping'
+                  AND c.object_identity LIKE '% on server es_partitions')
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER) THEN
+        RAISE EXCEPTION 'only superusers may create or change user mappings for server es_partitions'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The router connects to the partitions as the caller; a mapping decides which user that is.';
+    END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER es_guard_user_mappings ON ddl_command_end
+    WHEN TAG IN ('CREATE USER MAPPING', 'ALTER USER MAPPING')
+    EXECUTE FUNCTION es._guard_user_mappings();
