@@ -58,12 +58,14 @@ ES_PGPORT=${BENCH_PGPORT:-28830}
 ES_PGDATA=$REPO/target/bench-cluster/data
 ES_PGSOCK=$REPO/target/bench-cluster/run
 ES_PGLOG=$REPO/target/bench-cluster/postgres.log
-ES_PGOPTS=
+# a worker and a relay for each of six databases: more than the default 8 processes
+ES_PGOPTS="-c max_worker_processes=16"
 # The library is preloaded (start_cluster) with a projection worker and a
 # notification relay for es_append, where the append scenarios run, and for
-# es_bankcmd, the bank example's database; es_direct
+# es_bankcmd, the bank example's database, and for the partition databases
+# es_rp0..es_rp3 behind the routers; es_direct
 # holds the same data with no relay, so its appenders NOTIFY directly.
-ES_WORKER_DATABASES=es_append,es_bankcmd
+ES_WORKER_DATABASES=es_append,es_bankcmd,es_rp0,es_rp1,es_rp2,es_rp3
 unset RUST_BACKTRACE
 
 STAMP=$(date -u +%Y%m%d-%H%M%S)$([ $QUICK = 1 ] && echo -quick || true)
@@ -75,7 +77,9 @@ START=$SECONDS
 
 copy_postgres() {
     local sys=/usr/lib/postgresql/$PG_MAJOR
-    if [ -x "$PG_CONFIG" ] && [ "$("$PG_CONFIG" --version)" = "$("$sys/bin/pg_config" --version)" ]; then
+    # (again when the system gained PL/Proxy, for the routers, after the copy was made)
+    if [ -x "$PG_CONFIG" ] && [ "$("$PG_CONFIG" --version)" = "$("$sys/bin/pg_config" --version)" ] &&
+        [ -f "$BENCH_PG/lib/postgresql/$PG_MAJOR/lib/plproxy.so" ]; then
         return 0
     fi
     log "copying PostgreSQL $PG_MAJOR to $BENCH_PG"
@@ -665,7 +669,7 @@ sc_big_state() {
 sc_stock_notify() {
     local ES_PGPORT=$((${BENCH_PGPORT:-28830} + 2))
     local ES_PGDATA=$REPO/target/bench-stock/data ES_PGSOCK=$REPO/target/bench-stock/run
-    local ES_PGLOG=$REPO/target/bench-stock/postgres.log ES_PRELOAD=0 ES_WORKER_DATABASES=
+    local ES_PGLOG=$REPO/target/bench-stock/postgres.log ES_PRELOAD=0 ES_WORKER_DATABASES= ES_PGOPTS=
     stop_cluster # a server left by an earlier run may have the old library mapped
     start_cluster
     [ "$(q postgres "SHOW shared_preload_libraries")" = "" ] || { echo "the stock server preloads something" >&2; return 1; }
@@ -686,10 +690,52 @@ sc_stock_notify() {
     stop_cluster
 }
 
+# ---------------------------------------------------------------- partitions
+# Routers (pg_eventsource_router, over PL/Proxy) with 16 logical partitions
+# in 1, 2 or 4 partition databases of this server (es_router1, es_router2,
+# es_router4; partitions es_rp0..es_rp3, each with a relay as es_append),
+# reached over TCP as partitions on other servers would be. Every partition
+# database holds all 1,000 streams, so any layout finds them.
+load_partitions_db() {
+    log "partition databases es_rp0..es_rp3, routers es_router1, es_router2, es_router4"
+    local i n p arr
+    for i in 0 1 2 3; do
+        new_db es_rp$i
+        q es_rp$i "SELECT count(es.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i" >/dev/null
+        q es_rp$i "VACUUM ANALYZE" >/dev/null
+    done
+    for n in 1 2 4; do
+        recreate_db es_router$n
+        es_psql es_router$n -q -c "SET client_min_messages = warning" \
+            -c "CREATE EXTENSION pg_eventsource_router CASCADE" >/dev/null
+        arr=
+        for p in $(seq 0 15); do
+            arr+="${arr:+, }'host=127.0.0.1 port=$ES_PGPORT dbname=es_rp$((p % n))'"
+        done
+        q es_router$n "SELECT es.configure_partitions(ARRAY[$arr])" >/dev/null
+    done
+    for i in 0 1 2 3; do wait_relay es_rp$i; done
+}
+# Router overhead: the same append through a router whose partitions all live
+# in es_rp0, against straight into es_rp0.
+sc_router_1c() {
+    alternate router_1c es_rp0 1 "$EV" "router@es_router1 append_es.sql 1" "direct append_es.sql 1"
+}
+sc_router_8c() {
+    alternate router_8c es_rp0 8 "$EV" "router@es_router1 append_es.sql 1" "direct append_es.sql 1"
+}
+# Throughput at 8 clients with 1, 2 and 4 partition databases (one server of 2
+# cores: more databases share the same CPUs, so this shows the cost of the
+# spread, not a scale-out; see the results' model for N servers).
+sc_router_scaling() {
+    alternate router_scaling es_rp0 8 "$EV" "p1@es_router1 append_es.sql 1" "p2@es_router2 append_es.sql 1" \
+        "p4@es_router4 append_es.sql 1" "direct append_es.sql 1"
+}
+
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
     schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
-    bank_command_1c bank_command_8c bank_age big_state stock_notify)
+    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -723,7 +769,7 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
 } >"$OUT/meta"
 
 wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
-need_append=0 need_bank=0 need_load=0 need_evo=0 need_bankcmd=0 need_big=0
+need_append=0 need_bank=0 need_load=0 need_evo=0 need_bankcmd=0 need_big=0 need_parts=0
 for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
@@ -731,6 +777,7 @@ for s in "${SCENARIOS[@]}"; do
         bank_command_*) need_bankcmd=1 need_append=1 ;;
         bank_age) need_bankcmd=1 ;;
         big_state) need_big=1 ;;
+        router_*) need_parts=1 ;;
         stock_notify) ;;
         retention|redact|eventsourcing) ;;
         read_*|fold*) need_bank=1 ;;
@@ -745,6 +792,7 @@ load_append_db
 [ $need_evo = 1 ] && load_evo_db
 [ $need_bankcmd = 1 ] && load_bankcmd_db
 [ $need_big = 1 ] && load_big_db
+[ $need_parts = 1 ] && load_partitions_db
 
 set +e
 for s in "${SCENARIOS[@]}"; do

@@ -78,18 +78,37 @@ BEGIN
 END
 $$;
 
--- The cluster's name for PL/Proxy, once it is configured (a clear error before).
-CREATE FUNCTION es._cluster() RETURNS text
+-- Before es.configure_partitions creates the server, PL/Proxy falls back to
+-- its configuration-function API (schema plproxy) to find the cluster: these
+-- answer with a clear error instead of its "cluster not found" (XX000). Once
+-- the server exists PL/Proxy never calls them. (A cluster name from a
+-- function would have given the same error, at a cost on every call.)
+CREATE SCHEMA plproxy;
+
+CREATE FUNCTION plproxy.get_cluster_version(cluster_name text) RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_server s WHERE s.srvname = 'es_partitions') THEN
+    IF cluster_name = 'es_partitions' THEN
         PERFORM es._partition_count();
     END IF;
-    RETURN 'es_partitions';
+    RAISE EXCEPTION 'PL/Proxy cluster "%" is not defined in this database', cluster_name
+        USING ERRCODE = 'undefined_object';
 END
 $$;
+
+CREATE FUNCTION plproxy.get_cluster_partitions(cluster_name text) RETURNS SETOF text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT NULL::text WHERE false;
+END;
+
+CREATE FUNCTION plproxy.get_cluster_config(IN cluster_name text, OUT key text, OUT val text) RETURNS SETOF record
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT NULL::text, NULL::text WHERE false;
+END;
 
 CREATE FUNCTION es.configure_partitions(connstrs text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -170,14 +189,14 @@ CREATE FUNCTION es.read_stream(
 ) RETURNS SETOF es.events
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
 $$;
 
 CREATE FUNCTION es.stream_version(stream_id text) RETURNS bigint
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
 $$;
 
@@ -185,7 +204,7 @@ CREATE FUNCTION es.load(stream_id text, at_version bigint DEFAULT NULL)
 RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
 $$;
 
@@ -193,7 +212,7 @@ CREATE FUNCTION es.load_at(stream_id text, at_time timestamptz)
 RETURNS TABLE (stream_id text, stream_type text, version bigint, state jsonb)
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
 $$;
 
@@ -211,7 +230,7 @@ CREATE FUNCTION es._read_partition(
 ) RETURNS SETOF es.events
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON partition;
     TARGET es.read_partition;
 $$;
@@ -258,7 +277,7 @@ CREATE FUNCTION es._append_event(
 ) RETURNS bigint
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
     TARGET es.append_event;
 $$;
@@ -296,7 +315,7 @@ CREATE FUNCTION es._append_events(
 ) RETURNS bigint
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON pg_catalog.hashtext(stream_id);
     TARGET es.append_events;
 $$;
@@ -340,7 +359,7 @@ CREATE FUNCTION es._define_aggregate(
 ) RETURNS SETOF text
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON ALL;
     SELECT pg_catalog.current_database()::text
       FROM es.define_aggregate(stream_type, fold::regprocedure, reducers, initial_state, snapshot_every);
@@ -369,7 +388,7 @@ COMMENT ON FUNCTION es.define_aggregate(text, text, jsonb, jsonb, integer) IS
 CREATE FUNCTION es._define_event_schema(event_type text, schema jsonb, mode text) RETURNS SETOF integer
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON ALL;
     TARGET es.define_event_schema;
 $$;
@@ -402,7 +421,7 @@ CREATE FUNCTION es._define_upcaster(
 ) RETURNS SETOF integer
 LANGUAGE plproxy VOLATILE
 AS $$
-    CLUSTER es._cluster();
+    CLUSTER 'es_partitions';
     RUN ON ALL;
     SELECT es.define_upcaster(event_type, from_version, steps, fn::regprocedure, to_event_type) AS _define_upcaster;
 $$;

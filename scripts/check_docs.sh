@@ -43,7 +43,7 @@ done < <(es_psql es_docs_router -qtA -c "
     SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
       JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_eventsource_router'
-     WHERE p.proname !~ '^_' ORDER BY 1")
+     WHERE p.proname !~ '^_' AND p.pronamespace = 'es'::regnamespace ORDER BY 1")
 es_psql postgres -q -c "DROP DATABASE IF EXISTS es_docs_router WITH (FORCE)" >/dev/null 2>&1
 
 log "3. the runnable examples run"

@@ -463,6 +463,46 @@ mod tests {
     }
 
     #[pg_test]
+    fn partition_of_is_the_routers_rule_and_read_partition_checks_its_input() {
+        // PL/Proxy's rule: hashtext(stream_id) & (n - 1), in 0 .. n-1
+        assert!(one_bool(
+            "SELECT bool_and(es.partition_of(s, 16) = (hashtext(s) & 15)
+                             AND es.partition_of(s, 16) BETWEEN 0 AND 15
+                             AND es.partition_of(s, 1) = 0)
+               FROM (SELECT 'stream-' || i AS s FROM generate_series(1, 500) i) x"
+        ));
+        // 500 streams spread over all 16
+        assert_eq!(
+            one_i64(
+                "SELECT count(DISTINCT es.partition_of('stream-' || i, 16)) FROM generate_series(1, 500) i"
+            ),
+            16
+        );
+        assert_error("SELECT es.partition_of('a', 3)", "22023", "power of two");
+        assert_error("SELECT es.partition_of('a', 0)", "22023", "power of two");
+        assert_error(
+            "SELECT * FROM es.read_partition(0, 6)",
+            "22023",
+            "power of two",
+        );
+        assert_error(
+            "SELECT * FROM es.read_partition(4, 4)",
+            "22023",
+            "between 0 and 3",
+        );
+        assert_error(
+            "SELECT * FROM es.read_partition(-1, 4)",
+            "22023",
+            "between 0 and 3",
+        );
+        assert_error(
+            "SELECT * FROM es.read_partition(NULL, 4)",
+            "22023",
+            "between 0 and 3",
+        );
+    }
+
+    #[pg_test]
     fn read_all_filters_and_limits() {
         // committed events of other tests may exist; only check shape and order
         assert!(one_bool(

@@ -349,6 +349,35 @@ fn errors_keep_their_sqlstate_and_no_write_a_rollback_could_not_undo() {
 }
 
 #[test]
+fn a_router_before_its_partitions_are_configured_says_so() {
+    let router = "es_it_part_unconf_router";
+    create_empty_database(router);
+    let mut r = connect(router);
+    exec(
+        &mut r,
+        "SET client_min_messages = warning; CREATE EXTENSION pg_eventsource_router CASCADE",
+    );
+    for sql in [
+        "SELECT es.append_event('u-1', 'A', '{}')",
+        "SELECT * FROM es.read_stream('u-1')",
+        "SELECT es.stream_version('u-1')",
+        "SELECT * FROM es.read_all(0)",
+        "SELECT es.partition_of('u-1')",
+        "SELECT es.define_event_schema('A', '{}')",
+    ] {
+        let e = r.query(sql, &[]).unwrap_err();
+        assert_eq!(code_of(&e), "55000", "{sql}: {}", describe(&e));
+        assert!(
+            describe(&e).contains("no partitions are configured"),
+            "{sql}: {}",
+            describe(&e)
+        );
+    }
+    drop(r);
+    drop_database(router);
+}
+
+#[test]
 fn racing_withdrawals_through_the_router_never_overdraw() {
     let ps = Partitioned::create("part_race");
     let mut r = ps.router();
