@@ -511,7 +511,16 @@ DECLARE
     horizon constant bigint := es._next_read_horizon();
     below constant bigint := CASE WHEN up_to_position IS NULL OR up_to_position >= horizon THEN horizon
                                   ELSE GREATEST(up_to_position, 0) + 1 END;
+    upcast constant boolean := NOT raw AND es._upcasting();
     mask integer;
+    cur bigint := COALESCE(after_position, 0);
+    -- NULL: no limit, as LIMIT NULL is for es.read_all
+    remaining bigint := COALESCE(max_count, 9223372036854775807);
+    want bigint;
+    chunk bigint;
+    last bigint;
+    scanned bigint;
+    got bigint;
 BEGIN
     IF partition_count IS NULL OR partition_count < 1 OR partition_count & (partition_count - 1) <> 0 THEN
         RAISE EXCEPTION 'partition_count must be a power of two (1, 2, 4, ...), not %', partition_count
@@ -522,32 +531,52 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     mask := partition_count - 1;
-    IF raw OR NOT es._upcasting() THEN
-        RETURN QUERY
-        SELECT e.* FROM es.events e
-        WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < below
-          AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
-          AND (event_types IS NULL OR e.event_type = ANY (event_types))
-          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
-        ORDER BY e.global_position
-        LIMIT max_count;
-    ELSE
-        RETURN QUERY
-        SELECT e.global_position, e.stream_id, e.stream_type, e.version,
-               es._upcast_type(e.event_type, e.schema_version),
-               es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
-               e.metadata, e.event_id, e.recorded_at,
-               es._upcast_version(e.event_type, e.schema_version)
-        FROM es.events e
-        WHERE e.global_position > COALESCE(after_position, 0)
-          AND e.global_position < below
-          AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
-          AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
-          AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
-        ORDER BY e.global_position
-        LIMIT max_count;
-    END IF;
+    -- The global order in ranges of `chunk` positions, each filtered for the
+    -- partition: one statement with the partition's predicate and a LIMIT
+    -- would be planned as a scan of the whole table (the planner cannot
+    -- know how many rows the hash predicate keeps). A range that kept too
+    -- few makes the next one larger.
+    chunk := GREATEST(LEAST(remaining, 250000), 100) * 4;
+    WHILE remaining > 0 LOOP
+        want := remaining;
+        SELECT pg_catalog.max(x.global_position), pg_catalog.count(*) INTO last, scanned
+          FROM (SELECT e.global_position FROM es.events e
+                 WHERE e.global_position > cur AND e.global_position < below
+                 ORDER BY e.global_position LIMIT chunk) x;
+        EXIT WHEN scanned = 0;
+        IF NOT upcast THEN
+            RETURN QUERY
+            SELECT e.* FROM es.events e
+            WHERE e.global_position > cur AND e.global_position <= last
+              AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
+              AND (event_types IS NULL OR e.event_type = ANY (event_types))
+              AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+            ORDER BY e.global_position
+            LIMIT remaining;
+        ELSE
+            -- event_types names the types as read (es.read_all's rule)
+            RETURN QUERY
+            SELECT e.global_position, e.stream_id, e.stream_type, e.version,
+                   es._upcast_type(e.event_type, e.schema_version),
+                   es._upcast_data(e.event_type, e.schema_version, e.data, e.metadata),
+                   e.metadata, e.event_id, e.recorded_at,
+                   es._upcast_version(e.event_type, e.schema_version)
+            FROM es.events e
+            WHERE e.global_position > cur AND e.global_position <= last
+              AND (pg_catalog.hashtext(e.stream_id) & mask) = partition
+              AND (event_types IS NULL OR e.event_type = ANY (es._stored_types(event_types)))
+              AND (stream_types IS NULL OR e.stream_type = ANY (stream_types))
+            ORDER BY e.global_position
+            LIMIT remaining;
+        END IF;
+        GET DIAGNOSTICS got = ROW_COUNT;
+        remaining := remaining - got;
+        EXIT WHEN scanned < chunk;
+        cur := last;
+        IF got * 4 < LEAST(want, chunk) THEN
+            chunk := LEAST(chunk * 4, 1000000);
+        END IF;
+    END LOOP;
 END
 $$;
 
