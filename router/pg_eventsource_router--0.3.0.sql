@@ -8,9 +8,10 @@
 -- (a remote error comes back with its SQLSTATE). PL/Proxy runs every remote
 -- call in its own transaction, committed before the router's ends, so the
 -- writing functions refuse to run where a ROLLBACK would pretend to undo
--- them: inside BEGIN ... COMMIT, or as the second writing call of one
--- transaction (es._routed_write, in the pg_eventsource library: SQL cannot
--- tell a transaction block from a driver's implicit transaction).
+-- them: inside BEGIN ... COMMIT, inside a subtransaction, or as the second
+-- writing call of one transaction (es._routed_write, in the pg_eventsource
+-- library: SQL cannot tell a transaction block from a driver's implicit
+-- transaction).
 \echo Use "CREATE EXTENSION pg_eventsource_router CASCADE" to load this file. \quit
 
 DO $$
