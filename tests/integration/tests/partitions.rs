@@ -11,8 +11,8 @@
 //! one above).
 
 use pg_eventsource_integration::{
-    as_postgres, code_of, connect, create_empty_database, describe, drop_database, exec, host,
-    one_i64, port, run_command, wait_until, TestDb, ThrowawayCluster,
+    as_postgres, code_of, connect, create_empty_database, describe, drop_database,
+    dump_and_restore, exec, host, one_i64, port, run_command, wait_until, TestDb, ThrowawayCluster,
 };
 use postgres::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -375,6 +375,56 @@ fn a_router_before_its_partitions_are_configured_says_so() {
     }
     drop(r);
     drop_database(router);
+}
+
+/// A router's database dumped and restored (pg_dump, psql) routes as before:
+/// the configuration (a foreign server and its user mapping, outside the
+/// extension) comes back with it.
+#[test]
+fn a_dumped_and_restored_router_routes_the_same() {
+    let ps = Partitioned::create("part_dump");
+    let mut r = ps.router();
+    for i in 0..20 {
+        append(&mut r, &format!("dump-{i}"), "Opened", "{}", Some(0)).unwrap();
+    }
+    let restored = "es_it_part_dump_router2";
+    create_empty_database(restored);
+    dump_and_restore(&ps.router, restored, Duration::from_secs(120));
+    let mut r2 = connect(restored);
+    exec(&mut r2, "SET client_min_messages = warning");
+    let layout = |c: &mut Client| -> Vec<(i32, String)> {
+        c.query("SELECT partition, connstr FROM es.partitions()", &[])
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    assert_eq!(layout(&mut r2), layout(&mut r));
+    for i in 0..20 {
+        let s = format!("dump-{i}");
+        assert_eq!(
+            append(&mut r2, &s, "Deposited", "{}", Some(1))
+                .unwrap_or_else(|e| panic!("{s}: {}", describe(&e))),
+            2
+        );
+        assert_eq!(
+            r.query_one("SELECT es.stream_version($1)", &[&s])
+                .unwrap()
+                .get::<_, i64>(0),
+            2,
+            "{s}: both routers reach the same partition"
+        );
+    }
+    // the guard came back with the extension
+    let e = r2
+        .batch_execute(
+            "SET ROLE pg_monitor; CREATE USER MAPPING FOR pg_monitor SERVER es_partitions",
+        )
+        .unwrap_err();
+    assert_eq!(code_of(&e), "42501", "{}", describe(&e));
+    assert!(describe(&e).contains("only superusers"), "{}", describe(&e));
+    drop(r2);
+    drop_database(restored);
 }
 
 #[test]
