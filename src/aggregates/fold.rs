@@ -139,8 +139,38 @@ impl Folder {
         }
         // SAFETY: `row` is an `es.events` row of the reader's type; the event borrows it for
         // this call only.
-        let mut ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
+        let ev = unsafe { self.reader.as_ref().expect("reader").read(row) };
+        self.apply_read(def, ev, row, is_function);
+    }
+
+    /// Applies result tuples of a query of `es.events`' columns (`e.*`), in
+    /// order: no composite row is formed per event. Native reducers only (a
+    /// fold function is handed whole rows).
+    pub(crate) fn apply_tuples(&mut self, desc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple]) {
+        let def = self.def.clone();
+        debug_assert!(matches!(def.kind, Kind::Reducers(..)));
+        if self.reader.is_none() {
+            // SAFETY: the folder's own context, alive while the folder is; `desc` is the
+            // result's descriptor of es.events' columns (the caller's query), copied there.
+            unsafe {
+                let old = pg_sys::MemoryContextSwitchTo(self.state_cxt);
+                self.reader = Some(RowReader::for_desc(desc));
+                pg_sys::MemoryContextSwitchTo(old);
+            }
+        }
+        for t in tuples {
+            // SAFETY: `t` is a result tuple of that query, alive for this call.
+            let ev = unsafe { self.reader.as_ref().expect("reader").read_tuple(*t) };
+            self.apply_read(&def, ev, Datum::from(0usize), false);
+        }
+    }
+
+    /// The event read, upcast for reducers, applied. `row` is the event's
+    /// composite datum for a fold function (unused by reducers).
+    fn apply_read(&mut self, def: &Def, ev: Event, row: Datum, is_function: bool) {
         let reg = crate::evolution::registry::get();
+        // a renamed type borrows from the registry: the event lives no longer than it
+        let mut ev: Event<'_> = ev;
         // data the chain built for this event, freed once it is applied
         let mut built = None;
         if !is_function && reg.any_upcaster {
@@ -310,6 +340,14 @@ fn check_removed(stream_id: Datum, from: i64, target: i64, first_seen: Option<(i
     }
 }
 
+// The same as columns, for native reducers (no composite row per event).
+kept_plan!(
+    EVENTS_AFTER_COLUMNS,
+    c"SELECT e.* FROM es.events e
+       WHERE e.stream_id = $1 AND e.version > $2 AND e.version <= $3
+       ORDER BY e.version",
+    [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
+);
 kept_plan!(
     EVENTS_AFTER,
     c"SELECT e FROM es.events e
@@ -379,7 +417,24 @@ pub(crate) fn fold_stream(
         Some(Datum::from(target)),
     ];
     let from = folder.version;
-    let plan = if crate::store::archive::in_use() {
+    let archived = crate::store::archive::in_use();
+    if !archived && matches!(folder.def.kind, Kind::Reducers(..)) {
+        EVENTS_AFTER_COLUMNS.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
+            // SAFETY: `batch_cxt` was created above and lives until the end of this function.
+            let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
+            folder.apply_tuples(desc, tuples);
+            // SAFETY: switches back to the saved context, then frees the batch's garbage.
+            unsafe {
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(batch_cxt);
+            }
+        });
+        // SAFETY: the batch context was created above; nothing allocated in it is used after this.
+        unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
+        check_removed(stream_id, from, target, folder.first_seen.take());
+        return folder;
+    }
+    let plan = if archived {
         &EVENTS_AFTER_ALL
     } else {
         &EVENTS_AFTER

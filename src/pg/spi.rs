@@ -126,6 +126,58 @@ impl KeptPlan {
     }
 }
 
+impl KeptPlan {
+    /// As `all_rows` and `cursor` (chosen by `batched`), but hands `f` whole
+    /// result tuples with the result's descriptor: a query of columns, read
+    /// without forming a composite row per tuple. The tuples live until `f`
+    /// returns.
+    pub(crate) fn tuples(
+        &self,
+        args: &[Option<pg_sys::Datum>],
+        read_only: bool,
+        batched: bool,
+        mut f: impl FnMut(pg_sys::TupleDesc, &[pg_sys::HeapTuple]),
+    ) {
+        // SAFETY: inside an SPI connection (the caller's contract); each result table is read
+        // while current and freed after `f` returns; the portal is opened and closed here.
+        unsafe {
+            let hand = |f: &mut dyn FnMut(pg_sys::TupleDesc, &[pg_sys::HeapTuple])| {
+                let n = pg_sys::SPI_processed as usize;
+                let table = pg_sys::SPI_tuptable;
+                if n > 0 && !table.is_null() {
+                    f(
+                        (*table).tupdesc,
+                        std::slice::from_raw_parts((*table).vals, n),
+                    );
+                }
+                n
+            };
+            if !batched {
+                self.run(args, read_only);
+                hand(&mut f);
+                return;
+            }
+            let (mut values, nulls) = pack(args);
+            let portal = pg_sys::SPI_cursor_open(
+                std::ptr::null(),
+                self.get(),
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                read_only,
+            );
+            loop {
+                pg_sys::SPI_cursor_fetch(portal, true, 1000);
+                let table = pg_sys::SPI_tuptable;
+                if hand(&mut f) == 0 {
+                    break;
+                }
+                pg_sys::SPI_freetuptable(table);
+            }
+            pg_sys::SPI_cursor_close(portal);
+        }
+    }
+}
+
 /// Runs a prepared plan with the given arguments (`None` is SQL NULL);
 /// returns the number of rows processed, or SPI's error code.
 pub(crate) fn execute(

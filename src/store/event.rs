@@ -91,7 +91,22 @@ impl RowReader {
         let th = pg_sys::pg_detoast_datum(row.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
         let typid = (*th).t_choice.t_datum.datum_typeid;
         let typmod = (*th).t_choice.t_datum.datum_typmod;
-        let tupdesc = pg_sys::lookup_rowtype_tupdesc_copy(typid, typmod);
+        Self::from_desc(pg_sys::lookup_rowtype_tupdesc_copy(typid, typmod))
+    }
+
+    /// A reader of result tuples with descriptor `desc` (a query of
+    /// `es.events`' columns, `e.*`), matched by name.
+    ///
+    /// # Safety
+    /// `desc` must be a valid tuple descriptor holding `es.events`' columns.
+    /// It is copied into the current memory context.
+    pub(crate) unsafe fn for_desc(desc: pg_sys::TupleDesc) -> RowReader {
+        Self::from_desc(pg_sys::CreateTupleDescCopy(desc))
+    }
+
+    /// # Safety
+    /// `tupdesc` is valid for as long as the reader is used.
+    unsafe fn from_desc(tupdesc: pg_sys::TupleDesc) -> RowReader {
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let mut idx = [usize::MAX; 9];
@@ -126,15 +141,16 @@ impl RowReader {
         tuple.t_len = pgrx::varsize_any(th as *const pg_sys::varlena) as u32;
         tuple.t_tableOid = pg_sys::InvalidOid;
         tuple.t_data = th;
+        self.read_tuple(&mut tuple)
+    }
+
+    /// # Safety
+    /// `tuple` must be a tuple of the reader's descriptor that outlives the event.
+    pub(crate) unsafe fn read_tuple<'a>(&self, tuple: *mut pg_sys::HeapTupleData) -> Event<'a> {
         // On the stack: this runs once per event of a fold.
         let mut values = [Datum::from(0usize); MAX_ATTS];
         let mut nulls = [false; MAX_ATTS];
-        pg_sys::heap_deform_tuple(
-            &mut tuple,
-            self.tupdesc,
-            values.as_mut_ptr(),
-            nulls.as_mut_ptr(),
-        );
+        pg_sys::heap_deform_tuple(tuple, self.tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
         // A row built by hand (es.fold(ROW(...))) may hold NULLs that the
         // table never does.
         if let Some(c) = (0..COLUMNS.len()).find(|c| nulls[self.idx[*c]]) {
