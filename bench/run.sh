@@ -690,6 +690,26 @@ sc_stock_notify() {
     stop_cluster
 }
 
+# ---------------------------------------------------------------- long folds
+# One stream of 200,000 events and no snapshot: es.load and es.fold against
+# the bare SQL aggregate over the same rows and the columns the reducers read.
+load_long_db() {
+    log "database es_long: one stream of 200,000 events, no snapshots"
+    new_db es_long
+    es_psql es_long -q >/dev/null <<'SQL'
+SELECT es.define_aggregate('long', reducers => '{"Deposited": [{"add": "balance", "from": "$.amount"}, {"inc": "n"}]}',
+                           snapshot_every => 0);
+SELECT es.append_events('long-1', (SELECT jsonb_agg(jsonb_build_object('type', 'Deposited',
+                        'data', jsonb_build_object('amount', 1.25, 'currency', 'EUR'))) FROM generate_series(1, 100000)));
+SELECT es.append_events('long-1', (SELECT jsonb_agg(jsonb_build_object('type', 'Deposited',
+                        'data', jsonb_build_object('amount', 1.25, 'currency', 'EUR'))) FROM generate_series(1, 100000)));
+VACUUM ANALYZE;
+SQL
+}
+sc_long_fold() {
+    alternate long_fold es_long 1 "folds/s" "load long_load.sql 1" "fold long_fold.sql 1" "sql long_sql.sql 1"
+}
+
 # ---------------------------------------------------------------- partitions
 # Routers (pg_eventsource_router, over PL/Proxy) with 16 logical partitions
 # in 1, 2 or 4 partition databases of this server (es_router1, es_router2,
@@ -735,7 +755,7 @@ sc_router_scaling() {
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
     schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
-    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling)
+    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling long_fold)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -769,7 +789,7 @@ COMMIT=$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --qui
 } >"$OUT/meta"
 
 wanted() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
-need_append=0 need_bank=0 need_load=0 need_evo=0 need_bankcmd=0 need_big=0 need_parts=0
+need_append=0 need_bank=0 need_load=0 need_evo=0 need_bankcmd=0 need_big=0 need_parts=0 need_long=0
 for s in "${SCENARIOS[@]}"; do
     wanted "$s" || continue
     case $s in
@@ -778,6 +798,7 @@ for s in "${SCENARIOS[@]}"; do
         bank_age) need_bankcmd=1 ;;
         big_state) need_big=1 ;;
         router_*) need_parts=1 ;;
+        long_fold) need_long=1 ;;
         stock_notify) ;;
         retention|redact|eventsourcing) ;;
         read_*|fold*) need_bank=1 ;;
@@ -793,6 +814,7 @@ load_append_db
 [ $need_bankcmd = 1 ] && load_bankcmd_db
 [ $need_big = 1 ] && load_big_db
 [ $need_parts = 1 ] && load_partitions_db
+[ $need_long = 1 ] && load_long_db
 
 set +e
 for s in "${SCENARIOS[@]}"; do

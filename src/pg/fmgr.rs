@@ -9,7 +9,19 @@ use pgrx::pg_sys::{self, Datum};
 /// # Safety
 /// `d` must be a valid, non-null text datum that outlives the returned slice.
 pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
-    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+    let p = d.cast_mut_ptr::<pg_sys::varlena>();
+    let first = *(p as *const u8);
+    // A short (1-byte header) or plain 4-byte-header value is read in place;
+    // only a compressed or external one needs detoasting (a call into
+    // PostgreSQL, which folds pay per event and per column). The header
+    // bits as PostgreSQL lays them out on little-endian machines.
+    let inline = cfg!(target_endian = "little")
+        && ((first & 0x01 == 0x01 && first != 0x01) || first & 0x03 == 0x00);
+    let v = if inline {
+        p
+    } else {
+        pg_sys::pg_detoast_datum_packed(p)
+    };
     let len = pgrx::varsize_any_exhdr(v);
     let ptr = pgrx::vardata_any(v) as *const u8;
     // The server encoding is checked on input; only UTF-8-compatible bytes reach us
