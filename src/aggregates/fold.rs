@@ -417,45 +417,31 @@ pub(crate) fn fold_stream(
         Some(Datum::from(target)),
     ];
     let from = folder.version;
-    let archived = crate::store::archive::in_use();
-    if !archived && matches!(folder.def.kind, Kind::Reducers(..)) {
-        EVENTS_AFTER_COLUMNS.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
-            // SAFETY: `batch_cxt` was created above and lives until the end of this function.
-            let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
-            folder.apply_tuples(desc, tuples);
-            // SAFETY: switches back to the saved context, then frees the batch's garbage.
-            unsafe {
-                pg_sys::MemoryContextSwitchTo(old);
-                pg_sys::MemoryContextReset(batch_cxt);
-            }
-        });
-        // SAFETY: the batch context was created above; nothing allocated in it is used after this.
-        unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
-        check_removed(stream_id, from, target, folder.first_seen.take());
-        return folder;
-    }
-    let plan = if archived {
-        &EVENTS_AFTER_ALL
+    // Native reducers read the events' columns; a fold function is handed
+    // whole rows (and so are archived events, read with the stored ones).
+    let (plan, columns) = if crate::store::archive::in_use() {
+        (&EVENTS_AFTER_ALL, false)
+    } else if matches!(folder.def.kind, Kind::Reducers(..)) {
+        (&EVENTS_AFTER_COLUMNS, true)
     } else {
-        &EVENTS_AFTER
+        (&EVENTS_AFTER, false)
     };
-    let apply = |rows: &[Datum]| {
+    // A few events after a snapshot (the usual case) are read in one go; a
+    // long stream with none is read through a cursor, a thousand at a time.
+    plan.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
         // SAFETY: `batch_cxt` was created above and lives until the end of this function.
         let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
-        folder.apply_rows(rows);
+        if columns {
+            folder.apply_tuples(desc, tuples);
+        } else {
+            folder.apply_rows(&spi::first_column(desc, tuples));
+        }
         // SAFETY: switches back to the saved context, then frees the batch's garbage.
         unsafe {
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(batch_cxt);
         }
-    };
-    // A few events after a snapshot (the usual case) are read in one go; a
-    // long stream with none is read through a cursor, a thousand at a time.
-    if target - from <= 1000 {
-        plan.all_rows(&args, read_only, apply);
-    } else {
-        plan.cursor(&args, read_only, apply);
-    }
+    });
     // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
     check_removed(stream_id, from, target, folder.first_seen.take());

@@ -77,60 +77,41 @@ impl KeptPlan {
 impl KeptPlan {
     /// Runs the plan through a cursor and hands `f` the first column of each
     /// batch of rows, so a long result never sits in memory whole.
-    /// As `cursor`, for a result of at most about a thousand rows: one
-    /// execution, every row at once (no portal to open, fetch and close).
-    pub(crate) fn all_rows(
-        &self,
-        args: &[Option<pg_sys::Datum>],
-        read_only: bool,
-        mut f: impl FnMut(&[pg_sys::Datum]),
-    ) {
-        let n = self.run(args, read_only) as usize;
-        if n > 0 {
-            let rows: Vec<pg_sys::Datum> = (0..n).filter_map(|r| value(r, 1)).collect();
-            f(&rows);
-        }
-    }
-
     pub(crate) fn cursor(
         &self,
         args: &[Option<pg_sys::Datum>],
         read_only: bool,
         mut f: impl FnMut(&[pg_sys::Datum]),
     ) {
-        let plan = self.get();
-        let (mut values, nulls) = pack(args);
-        // SAFETY: inside an SPI connection (the caller's contract); the portal is opened and
-        // closed here, each batch's table freed after use.
-        unsafe {
-            let portal = pg_sys::SPI_cursor_open(
-                std::ptr::null(),
-                plan,
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                read_only,
-            );
-            loop {
-                pg_sys::SPI_cursor_fetch(portal, true, 1000);
-                let n = pg_sys::SPI_processed as usize;
-                if n == 0 {
-                    break;
-                }
-                let table = pg_sys::SPI_tuptable;
-                let rows: Vec<pg_sys::Datum> = (0..n).filter_map(|r| value(r, 1)).collect();
-                f(&rows);
-                pg_sys::SPI_freetuptable(table);
-            }
-            pg_sys::SPI_cursor_close(portal);
-        }
+        self.tuples(args, read_only, true, |desc, tuples| {
+            f(&first_column(desc, tuples))
+        });
     }
 }
 
+/// The first column of each of `tuples` (of descriptor `desc`), NULLs left out.
+pub(crate) fn first_column(
+    desc: pg_sys::TupleDesc,
+    tuples: &[pg_sys::HeapTuple],
+) -> Vec<pg_sys::Datum> {
+    tuples
+        .iter()
+        .filter_map(|t| {
+            let mut isnull = false;
+            // SAFETY: `t` is a live tuple of descriptor `desc`, which has a first column.
+            let d = unsafe { pg_sys::SPI_getbinval(*t, desc, 1, &mut isnull) };
+            (!isnull).then_some(d)
+        })
+        .collect()
+}
+
 impl KeptPlan {
-    /// As `all_rows` and `cursor` (chosen by `batched`), but hands `f` whole
-    /// result tuples with the result's descriptor: a query of columns, read
-    /// without forming a composite row per tuple. The tuples live until `f`
-    /// returns.
+    /// Runs the plan and hands `f` whole result tuples with the result's
+    /// descriptor (a query of columns is read without forming a composite
+    /// row per tuple); the tuples live until `f` returns. `batched`: through
+    /// a cursor, a thousand at a time, so a long result never sits in memory
+    /// whole; otherwise one execution, every row at once (no portal to open,
+    /// fetch and close), for a result of at most about a thousand rows.
     pub(crate) fn tuples(
         &self,
         args: &[Option<pg_sys::Datum>],

@@ -594,3 +594,114 @@ impl Drop for ThrowawayCluster {
         }
     }
 }
+
+/// A hot standby of a running cluster: `pg_basebackup -R` from the primary at
+/// `primary_host`:`primary_port` into a temporary directory named after
+/// `name`, started on `port` (nothing preloaded: its settings come from the
+/// command line). Stopped (immediate) on drop, and removed unless the test
+/// failed (the next run removes a leftover).
+pub struct Standby {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl Standby {
+    pub fn start(name: &str, primary_host: &str, primary_port: u16, port: u16) -> Standby {
+        let dir = std::env::temp_dir().join(format!("es-it-{name}-{port}"));
+        let standby = Standby { dir, port };
+        if standby.dir.exists() {
+            standby.stop_immediately();
+            std::fs::remove_dir_all(&standby.dir)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", standby.dir.display()));
+        }
+        std::fs::create_dir_all(&standby.dir).unwrap();
+        run_command(Command::new("chown").arg("postgres:").arg(&standby.dir));
+        run_command(
+            as_postgres("pg_basebackup", &[])
+                .args([
+                    "-h",
+                    primary_host,
+                    "-p",
+                    &primary_port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .arg("-D")
+                .arg(standby.data())
+                .args(["-R", "-X", "stream", "-c", "fast"]),
+        );
+        run_command(
+            as_postgres("pg_ctl", &[])
+                .arg("-D")
+                .arg(standby.data())
+                .arg("-l")
+                .arg(standby.dir.join("log"))
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c hot_standby=on",
+                    standby.dir.display()
+                ))
+                .arg("start"),
+        );
+        standby
+    }
+
+    pub fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `pg_ctl promote -w`: the standby becomes a primary.
+    pub fn promote(&self) {
+        run_command(
+            as_postgres("pg_ctl", &[])
+                .arg("-D")
+                .arg(self.data())
+                .args(["-w", "promote"]),
+        );
+    }
+
+    pub fn connect(&self, db: &str) -> Client {
+        Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname(db)
+            .connect_timeout(Duration::from_secs(10))
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("standby, database {db}: {e}"))
+    }
+
+    fn stop_immediately(&self) {
+        let _ = as_postgres("pg_ctl", &[])
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        self.stop_immediately();
+        if !thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Drops `role` from the cluster if it exists (it must own nothing and hold
+/// no privileges any more).
+pub fn drop_role_if_exists(role: &str) {
+    let mut su = connect_admin();
+    let exists: bool = su
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+            &[&role],
+        )
+        .unwrap_or_else(|e| panic!("pg_roles: {}", describe(&e)))
+        .get(0);
+    if exists {
+        su.batch_execute(&format!("DROP ROLE {role}"))
+            .unwrap_or_else(|e| panic!("DROP ROLE {role}: {}", describe(&e)));
+    }
+}

@@ -4,89 +4,16 @@
 //! es.read_stream, es.read_all, es.load, es.load_at, es.fold, es.stats() and
 //! es.verify('quick'). Appends there fail with PostgreSQL's read-only error.
 
-use pg_eventsource_integration::{describe, host, port, run_command, wait_until, TestDb};
-use postgres::{Client, NoTls};
-use std::path::PathBuf;
-use std::process::Command;
+use pg_eventsource_integration::{describe, host, port, wait_until, Standby, TestDb};
+use postgres::Client;
 use std::time::Duration;
 
-struct Standby {
-    dir: PathBuf,
-    port: u16,
-}
-
-fn run(cmd: &mut Command) {
-    run_command(cmd);
-}
-
-fn as_postgres(bin: &str) -> Command {
-    pg_eventsource_integration::as_postgres(bin, &[])
-}
-
-impl Standby {
-    fn start() -> Standby {
-        let port: u16 = std::env::var("ES_STANDBY_PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(28817);
-        let dir = std::env::temp_dir().join(format!("es-it-standby-{port}"));
-        let data = dir.join("data");
-        if dir.exists() {
-            let _ = as_postgres("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "immediate", "stop"])
-                .output();
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("chown").arg("postgres:").arg(&dir));
-        run(as_postgres("pg_basebackup")
-            .args(["-h", &host(), "-p", &port_of_primary(), "-U", "postgres"])
-            .arg("-D")
-            .arg(&data)
-            .args(["-R", "-X", "stream", "-c", "fast"]));
-        // The primary may preload the library with a background worker;
-        // the standby runs without (its settings come from the command line).
-        run(as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c hot_standby=on",
-                dir.display()
-            ))
-            .arg("start"));
-        Standby { dir, port }
-    }
-
-    fn connect(&self, db: &str) -> Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname(db)
-            .connect_timeout(Duration::from_secs(10))
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("standby, database {db}: {e}"))
-    }
-}
-
-fn port_of_primary() -> String {
-    port().to_string()
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        let _ = as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The standby's port: `ES_STANDBY_PGPORT`, default 28817.
+fn standby_port() -> u16 {
+    std::env::var("ES_STANDBY_PGPORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(28817)
 }
 
 fn text(c: &mut Client, sql: &str) -> String {
@@ -131,7 +58,7 @@ fn reads_loads_and_checks_work_on_a_hot_standby() {
         "the primary should have snapshots for the standby to use"
     );
 
-    let standby = Standby::start();
+    let standby = Standby::start("standby", &host(), port(), standby_port());
     let mut replica = standby.connect(&db.name);
     // One more append after the base backup, so it must arrive by streaming.
     primary

@@ -11,13 +11,11 @@
 //! one above).
 
 use pg_eventsource_integration::{
-    as_postgres, code_of, connect, create_empty_database, describe, drop_database,
-    dump_and_restore, exec, host, one_i64, port, run_command, wait_until, TestDb, ThrowawayCluster,
+    code_of, connect, create_empty_database, describe, drop_database, dump_and_restore, exec, host,
+    one_i64, port, wait_until, Standby, TestDb, ThrowawayCluster,
 };
 use postgres::Client;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -638,91 +636,6 @@ fn definitions_reach_every_partition() {
     assert_eq!(code_of(&e), "25001", "{}", describe(&e));
 }
 
-/// A hot standby of a throwaway cluster, promoted later.
-struct Standby {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Standby {
-    fn start(primary: &ThrowawayCluster) -> Standby {
-        let port = primary.port + 1;
-        let dir = std::env::temp_dir().join(format!("es-it-split-standby-{port}"));
-        let data = dir.join("data");
-        if dir.exists() {
-            let _ = as_postgres("pg_ctl", &[])
-                .arg("-D")
-                .arg(&data)
-                .args(["-m", "immediate", "stop"])
-                .output();
-            std::fs::remove_dir_all(&dir).unwrap();
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        run_command(Command::new("chown").arg("postgres:").arg(&dir));
-        run_command(
-            as_postgres("pg_basebackup", &[])
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &primary.port.to_string(),
-                    "-U",
-                    "postgres",
-                ])
-                .arg("-D")
-                .arg(&data)
-                .args(["-R", "-X", "stream", "-c", "fast"]),
-        );
-        run_command(
-            as_postgres("pg_ctl", &[])
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("log"))
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c hot_standby=on",
-                    dir.display()
-                ))
-                .arg("start"),
-        );
-        Standby { dir, port }
-    }
-
-    fn promote(&self) {
-        run_command(
-            as_postgres("pg_ctl", &[])
-                .arg("-D")
-                .arg(self.dir.join("data"))
-                .args(["-w", "promote"]),
-        );
-    }
-
-    fn connect(&self, db: &str) -> Client {
-        let mut cfg = postgres::Config::new();
-        cfg.host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname(db)
-            .connect_timeout(Duration::from_secs(10));
-        cfg.connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("standby {db}: {e}"))
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        let _ = as_postgres("pg_ctl", &[])
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        if !thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// A consumer that follows every logical partition through the router with
 /// one checkpoint per partition, and records what it was handed.
 struct Consumer {
@@ -804,7 +717,7 @@ fn a_split_by_a_promoted_standby_loses_and_repeats_nothing() {
     write_round(&mut r, 1);
 
     // 1. a hot standby of the server that holds parts_a
-    let b = Standby::start(&a);
+    let b = Standby::start("split-standby", "127.0.0.1", a.port, a.port + 1);
     write_round(&mut r, 2); // streamed to it
                             // 2. the router sends partition 2 to the standby: reads work, writes
                             //    fail (read-only) until it is promoted

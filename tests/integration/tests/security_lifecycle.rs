@@ -13,7 +13,7 @@
 //!
 //! Roles are cluster-wide: every role of this file begins with `seclc_`.
 
-use pg_eventsource_integration::{code_of, connect_as, describe, TestDb};
+use pg_eventsource_integration::{code_of, connect_as, describe, drop_role_if_exists, TestDb};
 use postgres::Client;
 
 fn ok<T>(what: &str, r: Result<T, postgres::Error>) -> T {
@@ -77,22 +77,6 @@ struct Scene {
     b: String,
 }
 
-/// Drops `role` from the cluster, if it exists.
-fn drop_role(role: &str) {
-    let mut su = pg_eventsource_integration::connect("postgres");
-    let exists: bool = ok(
-        "pg_roles",
-        su.query_one(
-            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
-            &[&role],
-        ),
-    )
-    .get(0);
-    if exists {
-        ok("DROP ROLE", su.batch_execute(&format!("DROP ROLE {role}")));
-    }
-}
-
 const ESCALATE: &str = "
     CREATE FUNCTION @W@.escalate() RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
@@ -131,7 +115,7 @@ impl Scene {
             format!("seclc_{tag}_b"),
         );
         for role in [&b, &a, &w, &r] {
-            drop_role(role);
+            drop_role_if_exists(role);
         }
         let mut su = db.connect();
         ok(
@@ -215,7 +199,7 @@ impl Drop for Scene {
             let name = self.db.name.clone();
             pg_eventsource_integration::drop_database(&name);
             for role in [&self.b, &self.a, &self.w, &self.r] {
-                drop_role(role);
+                drop_role_if_exists(role);
             }
         }
     }

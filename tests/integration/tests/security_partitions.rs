@@ -8,26 +8,13 @@
 //! writer appends as itself.
 
 use pg_eventsource_integration::{
-    code_of, connect, connect_as, create_empty_database, describe, drop_database, exec, host,
-    one_i64, port, TestDb,
+    code_of, connect, connect_as, create_empty_database, describe, drop_database,
+    drop_role_if_exists, exec, host, one_i64, port, TestDb,
 };
 use postgres::Client;
 
 const NOBODY: &str = "secpart_nobody";
 const WRITER: &str = "secpart_w";
-
-fn drop_role(su: &mut Client, role: &str) {
-    let exists: bool = su
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
-            &[&role],
-        )
-        .unwrap()
-        .get(0);
-    if exists {
-        exec(su, &format!("DROP ROLE {role}"));
-    }
-}
 
 fn as_role(db: &str, role: &str) -> Client {
     let mut c = connect_as(db, role);
@@ -49,8 +36,8 @@ fn callers_reach_the_partitions_only_as_themselves() {
     let router = "es_it_secpart_router";
     create_empty_database(router);
     let mut su = connect("postgres");
-    drop_role(&mut su, NOBODY);
-    drop_role(&mut su, WRITER);
+    drop_role_if_exists(NOBODY);
+    drop_role_if_exists(WRITER);
     exec(
         &mut su,
         &format!("CREATE ROLE {NOBODY} LOGIN; CREATE ROLE {WRITER} LOGIN"),
@@ -188,6 +175,6 @@ fn callers_reach_the_partitions_only_as_themselves() {
     drop(w);
     drop_database(router);
     drop(parts);
-    drop_role(&mut su, NOBODY);
-    drop_role(&mut su, WRITER);
+    drop_role_if_exists(NOBODY);
+    drop_role_if_exists(WRITER);
 }
