@@ -707,7 +707,14 @@ VACUUM ANALYZE;
 SQL
 }
 sc_long_fold() {
-    alternate long_fold es_long 1 "folds/s" "load long_load.sql 1" "fold long_fold.sql 1" "sql long_sql.sql 1"
+    alternate long_fold es_long 1 "folds/s" "load long_load.sql 1" "fold long_fold.sql 1" \
+        "columns long_fold_columns.sql 1" "ordered long_fold_columns_ordered.sql 1" "sql long_sql.sql 1"
+}
+# Every stream's state in one query over the 1,000,000 events of es_bank:
+# es.fold by rows and by columns against the bare SQL aggregate.
+sc_grouped_fold() {
+    alternate grouped_fold es_bank 1 "$EV" "rows fold_sorted_es.sql $((STREAMS * 1000))" \
+        "columns fold_grouped_columns.sql $((STREAMS * 1000))" "sql fold_grouped_sql.sql $((STREAMS * 1000))"
 }
 
 # ---------------------------------------------------------------- partitions
@@ -755,7 +762,7 @@ sc_router_scaling() {
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
     schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
-    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling long_fold)
+    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling long_fold grouped_fold)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a
@@ -801,7 +808,7 @@ for s in "${SCENARIOS[@]}"; do
         long_fold) need_long=1 ;;
         stock_notify) ;;
         retention|redact|eventsourcing) ;;
-        read_*|fold*) need_bank=1 ;;
+        read_*|fold*|grouped_fold) need_bank=1 ;;
         load) need_load=1 ;;
         *) need_append=1 ;;
     esac

@@ -1341,6 +1341,22 @@ BEGIN ATOMIC
       FROM es._load(load_at.stream_id, es._version_at(load_at.stream_id, es._check_time('at_time', at_time))) l;
 END;
 
+-- es.fold's column form.
+CREATE FUNCTION es._fold_columns_transition(internal, text, text, bigint, text, jsonb, jsonb, integer)
+RETURNS internal
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'es_fold_columns_transition';
+
+CREATE AGGREGATE es.fold(stream_id text, stream_type text, version bigint, event_type text,
+                         data jsonb, metadata jsonb, schema_version integer) (
+    SFUNC = es._fold_columns_transition,
+    STYPE = internal,
+    FINALFUNC = es._fold_final
+);
+
+COMMENT ON AGGREGATE es.fold(text, text, bigint, text, jsonb, jsonb, integer) IS
+    'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version).';
+
 -- es.verify accepts exactly the holes es.audit explains.
 CREATE OR REPLACE FUNCTION es.verify(mode text DEFAULT 'full')
 RETURNS TABLE (check_name text, object text, detail text)

@@ -67,6 +67,18 @@ pub(crate) struct Reducers {
     every: Vec<Step>,
 }
 
+impl Source {
+    fn row_only(&self) -> Option<&'static str> {
+        match self {
+            Source::GlobalPosition => Some("$global_position"),
+            Source::RecordedAt => Some("$recorded_at"),
+            Source::EventId => Some("$event_id"),
+            Source::Object(fields) => fields.iter().find_map(|(_, s)| s.row_only()),
+            _ => None,
+        }
+    }
+}
+
 fn parse_path(p: &str, allow_whole: bool) -> Result<Vec<String>, String> {
     if p.is_empty() {
         return if allow_whole {
@@ -225,13 +237,23 @@ impl Reducers {
         Ok(r)
     }
 
-    /// Applies one event to the state.
     /// Whether the reducers name this event type (the store's own `$` types
     /// reach them only then).
     pub(crate) fn names(&self, event_type: &str) -> bool {
         self.by_type.contains_key(event_type)
     }
 
+    /// A source the steps read that only a whole `es.events` row carries
+    /// (not among the columns es.fold's column form is given), if any.
+    pub(crate) fn row_only_source(&self) -> Option<&'static str> {
+        self.by_type
+            .values()
+            .flatten()
+            .chain(&self.every)
+            .find_map(|s| s.src.as_ref()?.row_only())
+    }
+
+    /// Applies one event to the state.
     pub(crate) fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
         if let Some(steps) = self.by_type.get(ev.event_type) {
             for s in steps {

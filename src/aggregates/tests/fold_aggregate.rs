@@ -88,4 +88,114 @@ mod tests {
             "no aggregate is defined for stream type \"fnone_a20\"",
         );
     }
+
+    const COLUMNS: &str =
+        "stream_id, stream_type, version, event_type, data, metadata, schema_version";
+
+    #[pg_test]
+    fn fold_column_form_matches_the_row_form() {
+        define_reducers("fc_a21", BANK, "{}", 2);
+        for s in 1..=3 {
+            append(&format!("fc_a21-{s}"), "AccountOpened", r#"{"owner": "A"}"#);
+            for i in 0..(s * 3) {
+                append(
+                    &format!("fc_a21-{s}"),
+                    "MoneyDeposited",
+                    &format!(r#"{{"amount": {i}.25}}"#),
+                );
+            }
+            append(
+                &format!("fc_a21-{s}"),
+                "MoneyWithdrawn",
+                r#"{"amount": 0.5}"#,
+            );
+        }
+        // grouped, with and without ORDER BY (an ordered subquery), against
+        // the row form and es.load
+        assert!(one_bool(&format!(
+            "SELECT count(*) = 3 AND bool_and(c.state = r.state AND c.state = l.state AND u.state = l.state)
+               FROM (SELECT stream_id, es.fold({COLUMNS} ORDER BY version) state
+                       FROM es.events WHERE stream_type = 'fc_a21' GROUP BY stream_id) c
+               JOIN (SELECT stream_id, es.fold(e ORDER BY version) state
+                       FROM es.events e WHERE stream_type = 'fc_a21' GROUP BY stream_id) r USING (stream_id)
+               JOIN (SELECT stream_id, es.fold({COLUMNS}) state
+                       FROM (SELECT * FROM es.events WHERE stream_type = 'fc_a21'
+                              ORDER BY stream_id, version) o GROUP BY stream_id) u USING (stream_id),
+                    LATERAL es.load(c.stream_id) l"
+        )));
+        assert_eq!(
+            one_text(&format!(
+                "SELECT es.fold({COLUMNS})->>'balance' FROM es.events WHERE stream_id = 'fc_a21-1'"
+            )),
+            "3.25"
+        );
+        // no rows, or only a LEFT JOIN's missing side: NULL
+        assert!(one_bool(&format!(
+            "SELECT es.fold({COLUMNS}) IS NULL FROM es.events WHERE stream_id = 'fc_a21-none'"
+        )));
+        assert!(one_bool(
+            "SELECT es.fold(e.stream_id, e.stream_type, e.version, e.event_type, e.data, e.metadata, e.schema_version) IS NULL
+               FROM (VALUES (1)) v LEFT JOIN es.events e ON e.stream_id = 'fc_a21-none'"
+        ));
+        // rows out of version order fail rather than fold wrongly
+        assert_error(
+            &format!("PERFORM es.fold({COLUMNS} ORDER BY version DESC) FROM es.events WHERE stream_id = 'fc_a21-2'"),
+            "22000",
+            "not in version order",
+        );
+        // a NULL column of an event
+        assert_error(
+            "PERFORM es.fold(stream_id, stream_type, version, event_type, data, NULL, schema_version)
+               FROM es.events WHERE stream_id = 'fc_a21-2'",
+            "22004",
+            "an event's metadata must not be NULL",
+        );
+        // two stream types in one fold
+        define_reducers("fd_a21", BANK, "{}", 0);
+        append("fd_a21-1", "MoneyDeposited", r#"{"amount": 1}"#);
+        assert_error(
+            &format!(
+                "PERFORM es.fold({COLUMNS} ORDER BY global_position) FROM es.events
+                       WHERE stream_id IN ('fc_a21-1', 'fd_a21-1')"
+            ),
+            "22023",
+            "cannot fold events of stream types",
+        );
+    }
+
+    #[pg_test]
+    fn fold_column_form_refuses_what_needs_whole_rows() {
+        // reducers reading a column the form is not given
+        run(
+            r#"SELECT es.define_aggregate('fe_a21', reducers => '{"E": [{"set": "at", "from": "$recorded_at"}]}')"#,
+        );
+        run(
+            r#"SELECT es.define_aggregate('ff_a21', reducers => '{"E": [{"set": "x", "from": {"id": "$event_id"}}]}')"#,
+        );
+        append("fe_a21-1", "E", "{}");
+        append("ff_a21-1", "E", "{}");
+        for (stream, source) in [("fe_a21-1", "$recorded_at"), ("ff_a21-1", "$event_id")] {
+            assert_error(
+                &format!("PERFORM es.fold({COLUMNS}) FROM es.events WHERE stream_id = '{stream}'"),
+                "0A000",
+                &format!("its reducers read \"{source}\""),
+            );
+            // the row form folds it
+            assert!(one_bool(&format!(
+                "SELECT es.fold(e) IS NOT NULL FROM es.events e WHERE stream_id = '{stream}'"
+            )));
+        }
+        // a fold function is handed rows
+        run(
+            "CREATE FUNCTION public.es_a21_fold(s jsonb, e es.events) RETURNS jsonb
+             LANGUAGE sql AS $$ SELECT s || jsonb_build_object('v', e.version) $$",
+        );
+        run("SELECT es.define_aggregate('fg_a21', 'public.es_a21_fold(jsonb, es.events)')");
+        append("fg_a21-1", "E", "{}");
+        assert_error(
+            &format!("PERFORM es.fold({COLUMNS}) FROM es.events WHERE stream_id = 'fg_a21-1'"),
+            "0A000",
+            "fold function",
+        );
+    }
 }

@@ -311,6 +311,12 @@ mod tests {
                   WHERE e.stream_id = '{stream}' AND e.version <= {at}"
             ));
             assert_eq!(folded, want, "es.fold up to version {at}");
+            let columns = one_text(&format!(
+                "SELECT es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version
+                                ORDER BY version)::text
+                   FROM es.events e WHERE e.stream_id = '{stream}' AND e.version <= {at}"
+            ));
+            assert_eq!(columns, want, "es.fold's column form up to version {at}");
         }
         // every event reads as the hand-migrated one
         assert_eq!(

@@ -129,6 +129,14 @@ SELECT es.fold(e ORDER BY version) = (SELECT state FROM es.load('bankacct-1', 7)
 -- no events: NULL
 SELECT es.fold(e ORDER BY version) IS NULL AS no_events_is_null
   FROM es.events e WHERE stream_id = 'bankacct-999';
+-- the column form: no row per event; rows in version order need no ORDER BY
+SELECT stream_id, es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version) AS state
+  FROM (SELECT * FROM es.events WHERE stream_type = 'bankacct' AND stream_id <> 'bankacct-3'
+         ORDER BY stream_id, version) e
+ GROUP BY stream_id ORDER BY stream_id;
+-- out of order: refused, not folded wrongly
+SELECT es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version ORDER BY version DESC)
+  FROM es.events WHERE stream_id = 'bankacct-1';
 
 -- ---------------------------------------------------------------------
 -- es.load_at: the events recorded at or before a time. Each append above
