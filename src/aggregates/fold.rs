@@ -38,6 +38,9 @@ pub(crate) struct Folder {
     first_seen: Option<(i64, bool)>,
     state_cxt: pg_sys::MemoryContext,
     reader: Option<RowReader>,
+    /// The upcasters as the fold began: one fold reads every event with the
+    /// same ones (and does not look them up again per event).
+    registry: Rc<crate::evolution::registry::Registry>,
 }
 
 impl Folder {
@@ -92,6 +95,7 @@ impl Folder {
             first_seen: None,
             state_cxt,
             reader: None,
+            registry: crate::evolution::registry::get(),
         }
     }
 
@@ -175,7 +179,7 @@ impl Folder {
     /// The event read, upcast for reducers, applied. `row` is the event's
     /// composite datum for a fold function (unused by reducers).
     fn apply_read(&mut self, def: &Def, ev: Event, row: Datum, is_function: bool) {
-        let reg = crate::evolution::registry::get();
+        let reg = self.registry.clone();
         // a renamed type borrows from the registry: the event lives no longer than it
         let mut ev: Event<'_> = ev;
         // data the chain built for this event, freed once it is applied
@@ -619,10 +623,6 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
         "metadata",
         "schema_version",
     ];
-    let mut aggcxt: pg_sys::MemoryContext = std::ptr::null_mut();
-    if pg_sys::AggCheckCallContext(fcinfo, &mut aggcxt) == 0 {
-        pgrx::error!("es.fold's transition function called outside an aggregate");
-    }
     let mut state = if fcinfo::pg_arg_is_null(fcinfo, 0) {
         std::ptr::null_mut()
     } else {
@@ -665,6 +665,12 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
         schema_version: values[6].value() as i32,
     };
     if state.is_null() {
+        // Asked once per group, not per event (a call through pgrx's error
+        // boundary): an `internal` state exists only if this check passed.
+        let mut aggcxt: pg_sys::MemoryContext = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut aggcxt) == 0 {
+            pgrx::error!("es.fold's transition function called outside an aggregate");
+        }
         state = new_folder(aggcxt, ev.stream_type, true);
     }
     (*state).apply_columns(ev);
