@@ -297,6 +297,15 @@ sc_append_8c() {
         "esoff append_es.sql 1 -c es.notify=off" "esdirect@es_direct append_es.sql 1" \
         "barestream append_bare_stream.sql 1"
 }
+# What keeping a stream's version costs, by design: a stream row updated per
+# append (what es.streams does), or a per-stream lock and an index probe.
+sc_append_design() {
+    local c
+    for c in 1 8; do
+        alternate append_design_${c}c es_append $c "$EV" "bare append_bare.sql 1" \
+            "barestream append_bare_stream.sql 1" "barelock append_bare_lock.sql 1" "es append_es.sql 1"
+    done
+}
 sc_append_ev_1c() {
     alternate append_ev_1c es_append 1 "$EV" "es append_ev_es.sql 1" "bare append_bare.sql 1" "pl append_ev_pl.sql 1" \
         -- --max-tries=1000
@@ -714,7 +723,8 @@ sc_long_fold() {
 # es.fold by rows and by columns against the bare SQL aggregate.
 sc_grouped_fold() {
     alternate grouped_fold es_bank 1 "$EV" "rows fold_sorted_es.sql $((STREAMS * 1000))" \
-        "columns fold_grouped_columns.sql $((STREAMS * 1000))" "sql fold_grouped_sql.sql $((STREAMS * 1000))"
+        "columns fold_grouped_columns.sql $((STREAMS * 1000))" "sql fold_grouped_sql.sql $((STREAMS * 1000))" \
+        "sqlserial fold_grouped_sql.sql $((STREAMS * 1000)) -c max_parallel_workers_per_gather=0"
 }
 
 # ---------------------------------------------------------------- partitions
@@ -762,7 +772,7 @@ sc_router_scaling() {
 SCENARIOS=(append_1c append_8c append_ev_1c append_ev_8c append_batch hot_stream snapshot_trigger
     read_stream read_all fold fold_sorted fold_rss load proj_inline proj_materialize proj_async append_scaling
     schema_append read_all_noup read_all_upcast load_upcast retention redact eventsourcing message_db
-    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling long_fold grouped_fold)
+    bank_command_1c bank_command_8c bank_age big_state stock_notify router_1c router_8c router_scaling long_fold grouped_fold append_design)
 
 # ---------------------------------------------------------------- main
 # The copy needs the system's PostgreSQL, which setup_machine installs: on a

@@ -59,6 +59,11 @@ CREATE TABLE bare.streams (
     version   bigint NOT NULL
 ) WITH (fillfactor = 70);
 INSERT INTO bare.streams SELECT 'acct-' || i, 1000000000000 FROM generate_series(1, 1000) i;
+-- The other way to keep a stream's version (bench/pgbench/append_bare_lock.sql):
+-- no stream row; a per-stream advisory lock and a probe of the stream's last
+-- version in UNIQUE (stream_id, version). Its versions come from this
+-- sequence (far above the others) so the measurement never fails on a race.
+CREATE SEQUENCE bare.lock_version START 2000000000000;
 
 -- 2. A hand-written plpgsql append, as a careful user would write it without
 -- the extension: its own streams and events tables like ours, lock the

@@ -41,6 +41,9 @@ pub(crate) struct Folder {
     /// The upcasters as the fold began: one fold reads every event with the
     /// same ones (and does not look them up again per event).
     registry: Rc<crate::evolution::registry::Registry>,
+    /// es.fold's column form: where an event's short jsonb data is copied
+    /// to be read (reused for every event).
+    scratch: Vec<u64>,
 }
 
 impl Folder {
@@ -96,6 +99,7 @@ impl Folder {
             state_cxt,
             reader: None,
             registry: crate::evolution::registry::get(),
+            scratch: Vec::new(),
         }
     }
 
@@ -650,20 +654,7 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
             format!("an event's {} must not be NULL", NAMES[i]),
         );
     }
-    let ev = Event {
-        global_position: 0,
-        stream_id: crate::pg::fmgr::text_datum_str(values[0]),
-        stream_type: crate::pg::fmgr::text_datum_str(values[1]),
-        version: values[2].value() as i64,
-        event_type: crate::pg::fmgr::text_datum_str(values[3]),
-        data: crate::pg::jsonb::Container::from_datum(values[4]),
-        data_datum: values[4],
-        metadata_datum: values[5],
-        // Not given: reducers reading them are refused by `new_folder`.
-        event_id: Datum::from(0usize),
-        recorded_at: Datum::from(0usize),
-        schema_version: values[6].value() as i32,
-    };
+    let stream_type = crate::pg::fmgr::text_datum_str(values[1]);
     if state.is_null() {
         // Asked once per group, not per event (a call through pgrx's error
         // boundary): an `internal` state exists only if this check passed.
@@ -671,9 +662,26 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
         if pg_sys::AggCheckCallContext(fcinfo, &mut aggcxt) == 0 {
             pgrx::error!("es.fold's transition function called outside an aggregate");
         }
-        state = new_folder(aggcxt, ev.stream_type, true);
+        state = new_folder(aggcxt, stream_type, true);
     }
+    // the data is read from the folder's scratch space, given back below
+    let mut scratch = std::mem::take(&mut (*state).scratch);
+    let ev = Event {
+        global_position: 0,
+        stream_id: crate::pg::fmgr::text_datum_str(values[0]),
+        stream_type,
+        version: values[2].value() as i64,
+        event_type: crate::pg::fmgr::text_datum_str(values[3]),
+        data: crate::pg::jsonb::Container::from_datum_scratch(values[4], &mut scratch),
+        data_datum: values[4],
+        metadata_datum: values[5],
+        // Not given: reducers reading them are refused by `new_folder`.
+        event_id: Datum::from(0usize),
+        recorded_at: Datum::from(0usize),
+        schema_version: values[6].value() as i32,
+    };
     (*state).apply_columns(ev);
+    (*state).scratch = scratch;
     Datum::from(state)
 }
 
