@@ -54,7 +54,7 @@ SELECT es.append_event('account-42', 'MoneyDeposited', '{"amount": 0.2}') AS ver
 SELECT * FROM es.load('account-42');
 \echo '--- time travel: the state at version 2'
 SELECT version, state FROM es.load('account-42', 2);
-\echo '--- snapshots taken by the trigger'
+\echo '--- snapshots taken as the appends go'
 SELECT stream_id, version, revision, state->>'balance' AS balance FROM es.snapshots ORDER BY version;
 \echo '--- every account at once, with the es.fold aggregate'
 SELECT stream_id, es.fold(e ORDER BY version) AS state FROM es.events e WHERE stream_type = 'account' GROUP BY stream_id;

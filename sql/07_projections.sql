@@ -153,25 +153,10 @@ LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'es_create_materializer';
 
--- Inline projections and snapshots: one AFTER INSERT row trigger
--- (src/projections/trigger.rs). Its WHEN clause asks the cached registry and
--- definitions whether an inline projection wants the row or the stream is due
--- a snapshot, so appends that need neither queue no trigger event. One
--- clause, not one per feature: PostgreSQL compiles a WHEN clause for every
--- statement, i.e. for every append.
-CREATE FUNCTION es._after_insert_due(stream_type text, version bigint, event_type text) RETURNS boolean
-LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'es_after_insert_due';
-
-CREATE FUNCTION es._after_insert() RETURNS trigger
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'es_after_insert';
-
-CREATE TRIGGER events_after_insert
-    AFTER INSERT ON es.events
-    FOR EACH ROW WHEN (es._after_insert_due(NEW.stream_type, NEW.version, NEW.event_type))
-    EXECUTE FUNCTION es._after_insert();
-ALTER TABLE es.events ENABLE ALWAYS TRIGGER events_after_insert;
+-- Inline projections and snapshots run in the append path itself, after
+-- each append (src/projections/after_append.rs), not in a trigger:
+-- PostgreSQL compiled a trigger's WHEN clause for every statement, i.e. for
+-- every append, whether anything was due or not.
 
 -- Matching events after an async projection's position: a lag of 0 means caught up.
 CREATE VIEW es.projections AS

@@ -97,7 +97,6 @@ REVOKE ALL ON FUNCTION es.unarchive_stream(text) FROM PUBLIC;
 -- Trigger functions and internal entry points are the extension's own: no
 -- role may put them on a table of its own (a made-up row would reach other
 -- roles' projections) or call them directly.
-REVOKE ALL ON FUNCTION es._after_insert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._forbid_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._merge_position_base() FROM PUBLIC;
 REVOKE ALL ON FUNCTION es._evolution_changed() FROM PUBLIC;

@@ -1357,6 +1357,13 @@ CREATE AGGREGATE es.fold(stream_id text, stream_type text, version bigint, event
 COMMENT ON AGGREGATE es.fold(text, text, bigint, text, jsonb, jsonb, integer) IS
     'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version).';
 
+
+-- Inline projections and snapshots run in the append path (the library), no
+-- longer in an AFTER INSERT trigger.
+DROP TRIGGER events_after_insert ON es.events;
+DROP FUNCTION es._after_insert();
+DROP FUNCTION es._after_insert_due(text, bigint, text);
+
 -- es.verify accepts exactly the holes es.audit explains.
 CREATE OR REPLACE FUNCTION es.verify(mode text DEFAULT 'full')
 RETURNS TABLE (check_name text, object text, detail text)

@@ -1,8 +1,8 @@
-//! Snapshots: the `AFTER INSERT` row trigger on `es.events` (`after_insert.rs`)
-//! writes one, in the appending transaction, when a stream's version reaches
-//! a multiple of its type's `snapshot_every`. Whether one is due is answered
-//! from the cached definitions, in the trigger's `WHEN` clause, so appends
-//! that are not due cost one cheap function call and no trigger event.
+//! Snapshots: after each append, the append path
+//! (`projections::after_append`) writes one, in the appending transaction,
+//! when a stream's version reaches a multiple of its type's `snapshot_every`.
+//! Whether one is due is answered from the cached definitions, so appends
+//! that are not due read nothing back.
 //! Each snapshot is folded from the previous one, so its cost does not grow
 //! with the stream. Only appends made through the extension's functions take
 //! snapshots: rows that a restore copies in are left alone.
@@ -35,11 +35,19 @@ pub(crate) fn due(stream_type: &str, version: i64) -> bool {
         .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0)
 }
 
+/// Whether a snapshot is due at any version from `first` to `last`.
+pub(crate) fn due_between(stream_type: &str, first: i64, last: i64) -> bool {
+    definitions::get(stream_type).is_some_and(|d| {
+        let every = d.snapshot_every as i64;
+        every > 0 && last / every * every >= first
+    })
+}
+
 /// Writes the snapshot of the stream at the event just inserted (`row`, read
 /// as `ev`), folded from the previous snapshot.
 ///
 /// # Safety
-/// `ev` was read from the `es.events` row just inserted, inside the trigger's call.
+/// `ev` was read from the `es.events` row just appended, in the appending call.
 pub(crate) unsafe fn take(ev: &Event) {
     let def = definitions::require(ev.stream_type);
     let stream_id = ev.stream_id.into_datum().expect("stream id");

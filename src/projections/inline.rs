@@ -145,6 +145,16 @@ fn entries() -> Rc<Vec<Entry>> {
 }
 
 /// Whether any inline projection wants events of this stream type and event type.
+/// Whether any inline projection takes events of streams of this type
+/// (whatever their event type).
+pub(crate) fn any_for(stream_type: &str) -> bool {
+    entries().iter().any(|e| {
+        e.stream_types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == stream_type))
+    })
+}
+
 pub(crate) fn due(stream_type: &str, event_type: &str) -> bool {
     entries().iter().any(|e| e.wants(stream_type, event_type))
 }
@@ -154,7 +164,7 @@ pub(crate) fn due(stream_type: &str, event_type: &str) -> bool {
 /// projection's owner. An error fails the append.
 ///
 /// # Safety
-/// `row` is the `es.events` row just inserted and `ev` was read from it; inside the trigger's
+/// `row` is the `es.events` row just appended and `ev` was read from it; in the appending
 /// call.
 pub(crate) unsafe fn run(row: Datum, ev: &Event) {
     for e in entries().iter() {

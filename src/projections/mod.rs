@@ -1,17 +1,16 @@
 //! Projections: the registry, the SQL entry points, catch-up of async
 //! projections (and the background worker that drives it), inline
-//! projections run by the `AFTER INSERT` trigger, and the built-in
-//! materializer.
+//! projections run after each append, and the built-in materializer.
 //!
 //! May import: `pg`, `evolution` (handlers get upcast events), `store`, `aggregates`, `settings`. SQL:
 //! `sql/07_projections.sql`.
 
+pub(crate) mod after_append;
 pub(crate) mod api;
 pub(crate) mod catch_up;
 pub(crate) mod inline;
 pub(crate) mod materialize;
 pub(crate) mod registry;
-pub(crate) mod trigger;
 pub(crate) mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -577,7 +577,6 @@ pub(crate) unsafe fn append_one(
             (Some(0), true) => &[&ONE_NEW_V],
             (Some(_), true) => &[&ONE_EXACT_V],
         };
-        let _scope = AppendScope::enter();
         while !run_first(
             plans,
             &req.args(
@@ -598,13 +597,15 @@ pub(crate) unsafe fn append_one(
             pos = position::reserve_after_lock(1);
         }
         let version = spi::value_i64(0, 1).unwrap_or(0);
+        let stream_type = spi::value_string(0, 2).unwrap_or_default();
         appended::record(
             req.stream_id,
-            &spi::value_string(0, 2).unwrap_or_default(),
+            &stream_type,
             vec![type_str.to_owned()],
             pos,
             1,
         );
+        after_append(req.stream_id, &stream_type, version, 1);
         version
     })
 }
@@ -843,7 +844,6 @@ fn append_array(req: &Request, what: &str, events: Datum) -> Written {
             (Some(0), true) => &[&MANY_NEW_V],
             (Some(_), true) => &[&MANY_EXACT_V],
         };
-        let _scope = AppendScope::enter();
         let digests = |first: i64| {
             let mut all = Vec::with_capacity(parts.len() * 32);
             for (i, p) in parts.iter().enumerate() {
@@ -871,11 +871,12 @@ fn append_array(req: &Request, what: &str, events: Datum) -> Written {
             first = position::reserve_after_lock(n as u64);
         }
         let version = spi::value_i64(0, 1).unwrap_or(0);
-        appended::record(
+        let stream_type = spi::value_string(0, 2).unwrap_or_default();
+        appended::record(req.stream_id, &stream_type, types, first, n as i64);
+        after_append(
             req.stream_id,
-            &spi::value_string(0, 2).unwrap_or_default(),
-            types,
-            first,
+            &stream_type,
+            version - n as i64 + 1,
             n as i64,
         );
         Written {
@@ -1023,31 +1024,28 @@ pub unsafe extern "C-unwind" fn es_append_multi(fcinfo: pg_sys::FunctionCallInfo
     Datum::from(0usize)
 }
 
-// ---- the extent of an append -------------------------------------------
+// ---- after an append ------------------------------------------------------
 // Only appends made by these functions take snapshots and reach inline
-// projections: rows that a restore copies into es.events are left alone.
+// projections (the hook below): rows that a restore copies into es.events
+// are left alone.
 
 thread_local! {
-    static APPEND_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static AFTER_APPEND: Cell<Option<AfterAppend>> = const { Cell::new(None) };
 }
 
-/// Marks the extent of an append made by the extension's own functions.
-pub(crate) struct AppendScope;
+/// What runs after each append, in its transaction: (stream_id, stream_type,
+/// first version written, number of events). The layers above the store
+/// set it (inline projections and snapshots, `_PG_init`); the store does not
+/// import them.
+pub(crate) type AfterAppend = fn(&str, &str, i64, i64);
 
-impl AppendScope {
-    pub(crate) fn enter() -> AppendScope {
-        APPEND_DEPTH.with(|d| d.set(d.get() + 1));
-        AppendScope
-    }
+/// Sets the hook (from `_PG_init`).
+pub(crate) fn on_append(hook: AfterAppend) {
+    AFTER_APPEND.with(|h| h.set(Some(hook)));
 }
 
-/// Whether an append made by the extension's functions is under way.
-pub(crate) fn in_append() -> bool {
-    APPEND_DEPTH.with(|d| d.get()) > 0
-}
-
-impl Drop for AppendScope {
-    fn drop(&mut self) {
-        APPEND_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+fn after_append(stream_id: &str, stream_type: &str, first: i64, count: i64) {
+    if let Some(hook) = AFTER_APPEND.with(|h| h.get()) {
+        hook(stream_id, stream_type, first, count);
     }
 }

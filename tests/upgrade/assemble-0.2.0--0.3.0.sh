@@ -11,7 +11,7 @@
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
 # up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox;
-# es.partition_of and es.read_partition, for partitions behind a router; es.fold's column form.
+# es.partition_of and es.read_partition, for partitions behind a router; es.fold's column form; no AFTER INSERT trigger on es.events.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -99,6 +99,13 @@ stmt("06_aggregates.sql", "CREATE FUNCTION es.load_at(", "\nEND;", True), """
 -- es.fold's column form.
 """,
 stmt("06_aggregates.sql", "CREATE FUNCTION es._fold_columns_transition(", "schema_version).';"), """
+
+-- Inline projections and snapshots run in the append path (the library), no
+-- longer in an AFTER INSERT trigger.
+DROP TRIGGER events_after_insert ON es.events;
+DROP FUNCTION es._after_insert();
+DROP FUNCTION es._after_insert_due(text, bigint, text);
+
 -- es.verify accepts exactly the holes es.audit explains.
 """,
 stmt("10_verify.sql", "CREATE FUNCTION es.verify(", "\n$$;", True), "\n",
