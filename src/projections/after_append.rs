@@ -31,10 +31,23 @@ kept_plan!(
 );
 
 /// The hook `store::append` calls after writing versions
-/// `first..first + count` of `stream_id` (a stream of `stream_type`).
-pub(crate) fn after_append(stream_id: &str, stream_type: &str, first: i64, count: i64) {
+/// `first..first + count` of `stream_id` (a stream of `stream_type`); `row`
+/// is the `es.events` row when it wrote one event (a composite datum alive
+/// for the call), which is then not read back.
+pub(crate) fn after_append(
+    stream_id: &str,
+    stream_type: &str,
+    first: i64,
+    count: i64,
+    row: Option<Datum>,
+) {
     let last = first + count - 1;
     if !inline::any_for(stream_type) && !snapshot::due_between(stream_type, first, last) {
+        return;
+    }
+    if let (1, Some(row)) = (count, row) {
+        // SAFETY: the row the append's statement returned, alive for this call.
+        unsafe { after_insert(row) };
         return;
     }
     let args = [
@@ -68,6 +81,8 @@ pub(crate) fn after_append(stream_id: &str, stream_type: &str, first: i64, count
 /// # Safety
 /// `row` is a composite datum of an `es.events` row just appended.
 unsafe fn after_insert(row: Datum) {
+    // a plain 4-byte-header copy if the result tuple packed it, as handlers expect
+    let row = Datum::from(pg_sys::pg_detoast_datum(row.cast_mut_ptr()));
     // an event appended under a type that an upcaster renames is handed
     // out renamed, as every reader sees it
     let row = crate::evolution::upcast::row(row);

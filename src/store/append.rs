@@ -97,13 +97,15 @@ macro_rules! stream_exact {
     };
 }
 /// Inserts one event. The INSERT is the main statement (not a second CTE
-/// read by a final SELECT): one CTE scan less to set up per append.
+/// read by a final SELECT): one CTE scan less to set up per append. It
+/// returns the row written too (for inline projections and snapshots, which
+/// would otherwise read it back).
 macro_rules! insert_one {
     () => {
         " INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                  event_type, data, metadata, event_id)
           SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s
-          RETURNING version, stream_type"
+          RETURNING version, stream_type, events"
     };
 }
 /// Inserts every element of the (already validated) events array. Returns
@@ -127,7 +129,7 @@ macro_rules! insert_one_v {
         " INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                  event_type, data, metadata, event_id, schema_version)
           SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7, $13[1] FROM s
-          RETURNING version, stream_type"
+          RETURNING version, stream_type, events"
     };
 }
 /// As `insert_many!`, storing each event's schema version ($13).
@@ -605,7 +607,7 @@ pub(crate) unsafe fn append_one(
             pos,
             1,
         );
-        after_append(req.stream_id, &stream_type, version, 1);
+        after_append(req.stream_id, &stream_type, version, 1, spi::value(0, 3));
         version
     })
 }
@@ -878,6 +880,7 @@ fn append_array(req: &Request, what: &str, events: Datum) -> Written {
             &stream_type,
             version - n as i64 + 1,
             n as i64,
+            None,
         );
         Written {
             version,
@@ -1034,18 +1037,18 @@ thread_local! {
 }
 
 /// What runs after each append, in its transaction: (stream_id, stream_type,
-/// first version written, number of events). The layers above the store
-/// set it (inline projections and snapshots, `_PG_init`); the store does not
-/// import them.
-pub(crate) type AfterAppend = fn(&str, &str, i64, i64);
+/// first version written, number of events, the `es.events` row when one
+/// event was written). The layers above the store set it (inline projections
+/// and snapshots, `_PG_init`); the store does not import them.
+pub(crate) type AfterAppend = fn(&str, &str, i64, i64, Option<Datum>);
 
 /// Sets the hook (from `_PG_init`).
 pub(crate) fn on_append(hook: AfterAppend) {
     AFTER_APPEND.with(|h| h.set(Some(hook)));
 }
 
-fn after_append(stream_id: &str, stream_type: &str, first: i64, count: i64) {
+fn after_append(stream_id: &str, stream_type: &str, first: i64, count: i64, row: Option<Datum>) {
     if let Some(hook) = AFTER_APPEND.with(|h| h.get()) {
-        hook(stream_id, stream_type, first, count);
+        hook(stream_id, stream_type, first, count, row);
     }
 }
