@@ -117,7 +117,10 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     settings::init();
     store::appended::init();
-    store::append::on_append(projections::after_append::after_append);
+    store::append::on_append(store::append::AfterAppend {
+        wants_row: projections::after_append::wants_row,
+        run: projections::after_append::after_append,
+    });
     store::horizon::init();
     notifications::notify::init();
     projections::worker::register();

@@ -35,6 +35,11 @@ pub(crate) fn due(stream_type: &str, version: i64) -> bool {
         .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0)
 }
 
+/// Whether streams of this type take snapshots at all.
+pub(crate) fn defined(stream_type: &str) -> bool {
+    definitions::get(stream_type).is_some_and(|d| d.snapshot_every > 0)
+}
+
 /// Whether a snapshot is due at any version from `first` to `last`.
 pub(crate) fn due_between(stream_type: &str, first: i64, last: i64) -> bool {
     definitions::get(stream_type).is_some_and(|d| {

@@ -30,6 +30,12 @@ kept_plan!(
     [pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::INT8OID]
 );
 
+/// Whether an append to a stream of `stream_type` may be due an inline
+/// projection or a snapshot (then a single event's statement returns its row).
+pub(crate) fn wants_row(stream_type: &str) -> bool {
+    inline::any_for(stream_type) || snapshot::defined(stream_type)
+}
+
 /// The hook `store::append` calls after writing versions
 /// `first..first + count` of `stream_id` (a stream of `stream_type`); `row`
 /// is the `es.events` row when it wrote one event (a composite datum alive

@@ -37,6 +37,27 @@ mod tests {
         .unwrap_or_else(|| "none".into())
     }
 
+    /// A stream whose recorded type is not the one its id names: appends
+    /// that do not name the type still reach its inline projections and
+    /// snapshots (the row is read back rather than returned).
+    #[pg_test]
+    fn inline_projection_and_snapshot_follow_the_recorded_stream_type() {
+        balance_model("pj30");
+        lock_out_appends();
+        run("SELECT es.create_projection('pj30', 'pj30_h(es.events)', 'inline', stream_types => ARRAY['pj30buy'])");
+        run(
+            r#"SELECT es.define_aggregate('pj30buy', reducers => '{"Deposited": [{"inc": "n"}]}', snapshot_every => 2)"#,
+        );
+        run("SELECT es.append_event('pj30ord-1', 'Deposited', '{\"amount\": 1}', stream_type => 'pj30buy')");
+        run("SELECT es.append_event('pj30ord-1', 'Deposited', '{\"amount\": 2}')");
+        run("SELECT es.append_event('pj30ord-1', 'Deposited', '{\"amount\": 4}', expected_version => 2)");
+        assert_eq!(total("pj30", "pj30ord-1"), "7/3");
+        assert_eq!(
+            one_text("SELECT string_agg(version || '=' || state::text, ',' ORDER BY version) FROM es.snapshots WHERE stream_id = 'pj30ord-1'"),
+            r#"2={"n": 2}"#
+        );
+    }
+
     #[pg_test]
     fn inline_projection_replays_history_then_follows_appends() {
         balance_model("pj1");

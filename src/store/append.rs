@@ -97,15 +97,21 @@ macro_rules! stream_exact {
     };
 }
 /// Inserts one event. The INSERT is the main statement (not a second CTE
-/// read by a final SELECT): one CTE scan less to set up per append. It
-/// returns the row written too (for inline projections and snapshots, which
-/// would otherwise read it back).
+/// read by a final SELECT): one CTE scan less to set up per append.
 macro_rules! insert_one {
     () => {
         " INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                  event_type, data, metadata, event_id)
           SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7 FROM s
-          RETURNING version, stream_type, events"
+          RETURNING version, stream_type"
+    };
+}
+/// What `insert_one!` returns, and the row written: for an append that may
+/// be due an inline projection or a snapshot, which would otherwise read it
+/// back (forming the row costs the others about 1%).
+macro_rules! with_row {
+    () => {
+        ", events"
     };
 }
 /// Inserts every element of the (already validated) events array. Returns
@@ -129,7 +135,7 @@ macro_rules! insert_one_v {
         " INSERT INTO es.events (global_position, stream_id, stream_type, version,
                                  event_type, data, metadata, event_id, schema_version)
           SELECT $8, $1, s.stream_type, s.version, $4, $5, COALESCE($6, '{}'::jsonb), $7, $13[1] FROM s
-          RETURNING version, stream_type, events"
+          RETURNING version, stream_type"
     };
 }
 /// As `insert_many!`, storing each event's schema version ($13).
@@ -214,6 +220,46 @@ kept_plan!(
 kept_plan!(
     ONE_EXACT_V,
     cstr!(concat!(stream_exact!(), insert_one_v!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXISTING_R,
+    cstr!(concat!(stream_existing!(), insert_one!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_ANY_R,
+    cstr!(concat!(stream_any!(), insert_one!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_NEW_R,
+    cstr!(concat!(stream_new!(), insert_one!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXACT_R,
+    cstr!(concat!(stream_exact!(), insert_one!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXISTING_V_R,
+    cstr!(concat!(stream_existing!(), insert_one_v!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_ANY_V_R,
+    cstr!(concat!(stream_any!(), insert_one_v!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_NEW_V_R,
+    cstr!(concat!(stream_new!(), insert_one_v!(), with_row!())),
+    types = ARGS
+);
+kept_plan!(
+    ONE_EXACT_V_R,
+    cstr!(concat!(stream_exact!(), insert_one_v!(), with_row!())),
     types = ARGS
 );
 kept_plan!(
@@ -571,13 +617,26 @@ pub(crate) unsafe fn append_one(
             }),
         });
         let mut pos = position::reserve(1);
-        let plans: &[&KeptPlan] = match (req.expected, versions.is_some()) {
-            (None, false) => &[&ONE_EXISTING, &ONE_ANY],
-            (Some(0), false) => &[&ONE_NEW],
-            (Some(_), false) => &[&ONE_EXACT],
-            (None, true) => &[&ONE_EXISTING_V, &ONE_ANY_V],
-            (Some(0), true) => &[&ONE_NEW_V],
-            (Some(_), true) => &[&ONE_EXACT_V],
+        // the row comes back when something may be due for the stream's type
+        // (as given, or as its id says: the recorded one, if it differs, is
+        // read back)
+        let with_row = after_append_wants_row(
+            req.stream_type
+                .unwrap_or_else(|| args::default_stream_type(req.stream_id)),
+        );
+        let plans: &[&KeptPlan] = match (req.expected, versions.is_some(), with_row) {
+            (None, false, false) => &[&ONE_EXISTING, &ONE_ANY],
+            (Some(0), false, false) => &[&ONE_NEW],
+            (Some(_), false, false) => &[&ONE_EXACT],
+            (None, true, false) => &[&ONE_EXISTING_V, &ONE_ANY_V],
+            (Some(0), true, false) => &[&ONE_NEW_V],
+            (Some(_), true, false) => &[&ONE_EXACT_V],
+            (None, false, true) => &[&ONE_EXISTING_R, &ONE_ANY_R],
+            (Some(0), false, true) => &[&ONE_NEW_R],
+            (Some(_), false, true) => &[&ONE_EXACT_R],
+            (None, true, true) => &[&ONE_EXISTING_V_R, &ONE_ANY_V_R],
+            (Some(0), true, true) => &[&ONE_NEW_V_R],
+            (Some(_), true, true) => &[&ONE_EXACT_V_R],
         };
         while !run_first(
             plans,
@@ -607,7 +666,8 @@ pub(crate) unsafe fn append_one(
             pos,
             1,
         );
-        after_append(req.stream_id, &stream_type, version, 1, spi::value(0, 3));
+        let row = if with_row { spi::value(0, 3) } else { None };
+        after_append(req.stream_id, &stream_type, version, 1, row);
         version
     })
 }
@@ -1036,19 +1096,31 @@ thread_local! {
     static AFTER_APPEND: Cell<Option<AfterAppend>> = const { Cell::new(None) };
 }
 
-/// What runs after each append, in its transaction: (stream_id, stream_type,
-/// first version written, number of events, the `es.events` row when one
-/// event was written). The layers above the store set it (inline projections
-/// and snapshots, `_PG_init`); the store does not import them.
-pub(crate) type AfterAppend = fn(&str, &str, i64, i64, Option<Datum>);
+/// What runs after each append, in its transaction. The layers above the
+/// store set it (inline projections and snapshots, `_PG_init`); the store
+/// does not import them.
+#[derive(Clone, Copy)]
+pub(crate) struct AfterAppend {
+    /// Whether an append to a stream of this type may need its rows.
+    pub(crate) wants_row: fn(&str) -> bool,
+    /// (stream_id, stream_type, first version written, number of events,
+    /// the `es.events` row when one event was written and asked for).
+    pub(crate) run: fn(&str, &str, i64, i64, Option<Datum>),
+}
 
 /// Sets the hook (from `_PG_init`).
 pub(crate) fn on_append(hook: AfterAppend) {
     AFTER_APPEND.with(|h| h.set(Some(hook)));
 }
 
+fn after_append_wants_row(stream_type: &str) -> bool {
+    AFTER_APPEND
+        .with(|h| h.get())
+        .is_some_and(|h| (h.wants_row)(stream_type))
+}
+
 fn after_append(stream_id: &str, stream_type: &str, first: i64, count: i64, row: Option<Datum>) {
     if let Some(hook) = AFTER_APPEND.with(|h| h.get()) {
-        hook(stream_id, stream_type, first, count, row);
+        (hook.run)(stream_id, stream_type, first, count, row);
     }
 }
