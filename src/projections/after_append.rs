@@ -7,7 +7,8 @@
 //! whose `WHEN` clause PostgreSQL read back from its stored form and compiled
 //! for every statement: about 21,000 instructions, 6.6% of an append, paid
 //! even when nothing was due. Now an append that needs neither costs two
-//! look-ups in per-backend caches; one that needs either reads its rows back.
+//! look-ups in per-backend caches; a single event that may need them comes
+//! back from the append's own statement, and a batch reads its rows back.
 //! Rows not written by the extension's append functions (a restore's COPY,
 //! the lifecycle functions, logical replication) are left alone, as before.
 

@@ -106,7 +106,7 @@ macro_rules! insert_one {
           RETURNING version, stream_type"
     };
 }
-/// What `insert_one!` returns, and the row written: for an append that may
+/// Added to `insert_one!`'s RETURNING: the row written, for an append that may
 /// be due an inline projection or a snapshot, which would otherwise read it
 /// back (forming the row costs the others about 1%).
 macro_rules! with_row {
