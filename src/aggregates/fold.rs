@@ -632,28 +632,23 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
     } else {
         fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>()
     };
-    let mut values = [Datum::from(0usize); 7];
-    let mut nulls = 0;
-    for (i, v) in values.iter_mut().enumerate() {
-        match crate::pg::fmgr::arg_datum(fcinfo, i + 1) {
-            Some(d) => *v = d,
-            None => nulls += 1,
-        }
-    }
+    let args: [Option<Datum>; 7] =
+        std::array::from_fn(|i| crate::pg::fmgr::arg_datum(fcinfo, i + 1));
     // An event that is all NULLs (a LEFT JOIN's missing side) is skipped,
     // like a strict aggregate skips NULL input.
-    if nulls == values.len() {
+    if args.iter().all(Option::is_none) {
         if state.is_null() {
             return fcinfo::pg_return_null(fcinfo);
         }
         return Datum::from(state);
     }
-    if let Some(i) = (0..values.len()).find(|i| fcinfo::pg_arg_is_null(fcinfo, i + 1)) {
+    if let Some(i) = args.iter().position(Option::is_none) {
         fail(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             format!("an event's {} must not be NULL", NAMES[i]),
         );
     }
+    let values = args.map(|a| a.expect("checked above"));
     let stream_type = crate::pg::fmgr::text_datum_str(values[1]);
     if state.is_null() {
         // Asked once per group, not per event (a call through pgrx's error

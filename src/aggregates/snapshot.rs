@@ -31,8 +31,7 @@ kept_plan!(
 /// Whether appending version `version` of a stream of this type is due a
 /// snapshot (its version reached a multiple of the type's `snapshot_every`).
 pub(crate) fn due(stream_type: &str, version: i64) -> bool {
-    definitions::get(stream_type)
-        .is_some_and(|d| d.snapshot_every > 0 && version % d.snapshot_every as i64 == 0)
+    due_between(stream_type, version, version)
 }
 
 /// Whether streams of this type take snapshots at all.

@@ -4,23 +4,45 @@
 
 use pgrx::pg_sys::{self, Datum};
 
+/// How a varlena is stored, read from its first byte (the header bits as
+/// PostgreSQL lays them out on little-endian machines; elsewhere always
+/// `Other`, which callers hand to PostgreSQL to detoast).
+pub(crate) enum Stored {
+    /// A plain 4-byte header, uncompressed.
+    Plain,
+    /// A short 1-byte header; the total length, header included.
+    Short(usize),
+    /// Compressed, external, or not known here.
+    Other,
+}
+
+/// # Safety
+/// `p` points to a varlena.
+pub(crate) unsafe fn stored(p: *const u8) -> Stored {
+    let first = *p;
+    if !cfg!(target_endian = "little") {
+        Stored::Other
+    } else if first & 0x03 == 0x00 {
+        Stored::Plain
+    } else if first & 0x01 == 0x01 && first != 0x01 {
+        Stored::Short((first >> 1) as usize)
+    } else {
+        Stored::Other
+    }
+}
+
 /// The bytes of a text datum as `&str` (detoasting if needed).
 ///
 /// # Safety
 /// `d` must be a valid, non-null text datum that outlives the returned slice.
 pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
     let p = d.cast_mut_ptr::<pg_sys::varlena>();
-    let first = *(p as *const u8);
     // A short (1-byte header) or plain 4-byte-header value is read in place;
     // only a compressed or external one needs detoasting (a call into
-    // PostgreSQL, which folds pay per event and per column). The header
-    // bits as PostgreSQL lays them out on little-endian machines.
-    let inline = cfg!(target_endian = "little")
-        && ((first & 0x01 == 0x01 && first != 0x01) || first & 0x03 == 0x00);
-    let v = if inline {
-        p
-    } else {
-        pg_sys::pg_detoast_datum_packed(p)
+    // PostgreSQL, which folds pay per event and per column).
+    let v = match stored(p as *const u8) {
+        Stored::Plain | Stored::Short(_) => p,
+        Stored::Other => pg_sys::pg_detoast_datum_packed(p),
     };
     let len = pgrx::varsize_any_exhdr(v);
     let ptr = pgrx::vardata_any(v) as *const u8;

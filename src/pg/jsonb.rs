@@ -28,27 +28,23 @@ impl Container {
     /// `d` must be a non-null jsonb datum. The container points into the
     /// datum or into `scratch`, and is valid until either changes.
     pub(crate) unsafe fn from_datum_scratch(d: pg_sys::Datum, scratch: &mut Vec<u64>) -> Container {
+        use crate::pg::fmgr::{stored, Stored};
         let p = d.cast_mut_ptr::<u8>();
-        let first = *p;
-        if !cfg!(target_endian = "little") {
-            return Self::from_datum(d);
-        }
-        if first & 0x03 == 0x00 {
-            // a plain 4-byte header: stored int-aligned (jsonb's typalign)
-            return Container(p.add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer);
-        }
-        if first & 0x01 == 0x01 && first != 0x01 {
-            // a short header: the byte holds the total length (header included)
-            let len = (first >> 1) as usize - 1;
-            let words = (pg_sys::VARHDRSZ + len).div_ceil(8);
-            if scratch.len() < words {
-                scratch.resize(words, 0);
+        match stored(p) {
+            // stored int-aligned (jsonb's typalign)
+            Stored::Plain => Container(p.add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer),
+            Stored::Short(total) => {
+                let len = total - 1;
+                let words = (pg_sys::VARHDRSZ + len).div_ceil(8);
+                if scratch.len() < words {
+                    scratch.resize(words, 0);
+                }
+                let dst = (scratch.as_mut_ptr() as *mut u8).add(pg_sys::VARHDRSZ);
+                std::ptr::copy_nonoverlapping(p.add(1), dst, len);
+                Container(dst as *mut pg_sys::JsonbContainer)
             }
-            let dst = (scratch.as_mut_ptr() as *mut u8).add(pg_sys::VARHDRSZ);
-            std::ptr::copy_nonoverlapping(p.add(1), dst, len);
-            return Container(dst as *mut pg_sys::JsonbContainer);
+            Stored::Other => Self::from_datum(d),
         }
-        Self::from_datum(d)
     }
 
     /// A container pointer taken from a `JsonbValue` of type jbvBinary.

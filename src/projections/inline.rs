@@ -39,14 +39,17 @@ struct Entry {
 }
 
 impl Entry {
+    fn takes_stream_type(&self, stream_type: &str) -> bool {
+        self.stream_types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == stream_type))
+    }
+
     fn wants(&self, stream_type: &str, event_type: &str) -> bool {
         self.event_types
             .as_ref()
             .is_none_or(|t| t.iter().any(|x| x == event_type))
-            && self
-                .stream_types
-                .as_ref()
-                .is_none_or(|t| t.iter().any(|x| x == stream_type))
+            && self.takes_stream_type(stream_type)
     }
 }
 
@@ -148,11 +151,7 @@ fn entries() -> Rc<Vec<Entry>> {
 /// Whether any inline projection takes events of streams of this type
 /// (whatever their event type).
 pub(crate) fn any_for(stream_type: &str) -> bool {
-    entries().iter().any(|e| {
-        e.stream_types
-            .as_ref()
-            .is_none_or(|t| t.iter().any(|x| x == stream_type))
-    })
+    entries().iter().any(|e| e.takes_stream_type(stream_type))
 }
 
 pub(crate) fn due(stream_type: &str, event_type: &str) -> bool {

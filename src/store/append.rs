@@ -262,6 +262,25 @@ kept_plan!(
     cstr!(concat!(stream_exact!(), insert_one_v!(), with_row!())),
     types = ARGS
 );
+/// The single-event plans, by whether they store schema versions and
+/// whether they return the row: existing, any, new, exact (by expected
+/// version: none tries existing then any).
+static ONE_PLANS: [[[&KeptPlan; 4]; 2]; 2] = [
+    [
+        [&ONE_EXISTING, &ONE_ANY, &ONE_NEW, &ONE_EXACT],
+        [&ONE_EXISTING_R, &ONE_ANY_R, &ONE_NEW_R, &ONE_EXACT_R],
+    ],
+    [
+        [&ONE_EXISTING_V, &ONE_ANY_V, &ONE_NEW_V, &ONE_EXACT_V],
+        [
+            &ONE_EXISTING_V_R,
+            &ONE_ANY_V_R,
+            &ONE_NEW_V_R,
+            &ONE_EXACT_V_R,
+        ],
+    ],
+];
+
 kept_plan!(
     MANY_EXISTING_V,
     cstr!(concat!(stream_existing!(), insert_many_v!())),
@@ -624,19 +643,11 @@ pub(crate) unsafe fn append_one(
             req.stream_type
                 .unwrap_or_else(|| args::default_stream_type(req.stream_id)),
         );
-        let plans: &[&KeptPlan] = match (req.expected, versions.is_some(), with_row) {
-            (None, false, false) => &[&ONE_EXISTING, &ONE_ANY],
-            (Some(0), false, false) => &[&ONE_NEW],
-            (Some(_), false, false) => &[&ONE_EXACT],
-            (None, true, false) => &[&ONE_EXISTING_V, &ONE_ANY_V],
-            (Some(0), true, false) => &[&ONE_NEW_V],
-            (Some(_), true, false) => &[&ONE_EXACT_V],
-            (None, false, true) => &[&ONE_EXISTING_R, &ONE_ANY_R],
-            (Some(0), false, true) => &[&ONE_NEW_R],
-            (Some(_), false, true) => &[&ONE_EXACT_R],
-            (None, true, true) => &[&ONE_EXISTING_V_R, &ONE_ANY_V_R],
-            (Some(0), true, true) => &[&ONE_NEW_V_R],
-            (Some(_), true, true) => &[&ONE_EXACT_V_R],
+        let family = &ONE_PLANS[usize::from(versions.is_some())][usize::from(with_row)];
+        let plans: &[&KeptPlan] = match req.expected {
+            None => &family[0..2],
+            Some(0) => &family[2..3],
+            Some(_) => &family[3..4],
         };
         while !run_first(
             plans,
