@@ -6,8 +6,9 @@
 //! where the library is not preloaded, a relay started on demand that takes
 //! the payloads from a table (`outbox`).
 //!
-//! May import: `pg`, `settings`, `store` (what the transaction appended, the
-//! horizon registry). Inside: `notify` uses `channel`, `relay`, `outbox`
+//! May import: `pg` (also to wake the projection worker at commit),
+//! `settings`, `store` (what the transaction appended, the horizon
+//! registry). Inside: `notify` uses `channel`, `relay`, `outbox`
 //! and `announcer`; `relay`, `outbox` and `announcer` use `channel`.
 
 pub(crate) mod announcer;

@@ -26,6 +26,7 @@
 //! notifies itself: cheaper than waking the relay, and no wait.
 
 use super::{announcer, channel, outbox, relay};
+use crate::pg::wakeup;
 use crate::store::appended::{self, Record};
 use crate::store::horizon;
 use pgrx::pg_sys;
@@ -111,6 +112,10 @@ unsafe extern "C-unwind" fn xact_event(
             }
             outbox::committed();
             appended::take();
+            if ANNOUNCED.with(|a| a.get()) {
+                // The projection worker, if it watches this database (it does not LISTEN).
+                wakeup::wake();
+            }
             ended(true);
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
@@ -148,6 +153,7 @@ fn ended(committed: bool) {
         return;
     }
     let p = horizon_payload(e.position);
+    wakeup::wake();
     match relay::serving() {
         Some(slot) => relay::hand_over(slot, &p.text, p.events, p.first, p.last),
         None => {

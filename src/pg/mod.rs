@@ -2,7 +2,8 @@
 //! V1 function arguments and results, errors with a SQLSTATE,
 //! subtransactions and memory contexts, jsonb in its binary form, roles and
 //! the sandbox for user code, calling user functions, background-worker
-//! registration, shared memory for the preloaded library, JSON text.
+//! registration, shared memory for the preloaded library, waking a
+//! background process through its latch, JSON text.
 //!
 //! May import: pgrx and std only. Everything else builds on it; nothing
 //! here imports the domain (`store`, `aggregates`, `projections`,
@@ -21,6 +22,7 @@ pub(crate) mod roles;
 pub(crate) mod shmem;
 pub(crate) mod spi;
 pub(crate) mod tables;
+pub(crate) mod wakeup;
 pub(crate) mod xact;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,10 +1,15 @@
 //! The background worker: keeps async projections caught up without a
 //! client loop, when the library is in `shared_preload_libraries`.
 //!
-//! One worker per database named in `es.worker_databases`. It `LISTEN`s on
-//! `es_events`, so a committed append wakes it at once; it also wakes every
-//! `es.worker_interval` milliseconds (the fallback: notifications are not
-//! sent for restored events, for instance). Each wake runs every async
+//! One worker per database named in `es.worker_databases`. While an async
+//! projection is running, a committed append sets its latch (`pg::wakeup`,
+//! from the commit callback in `notifications::notify`), so it wakes at
+//! once; it also wakes every `es.worker_interval` milliseconds (the
+//! fallback: restored events wake nobody, for instance). It does not
+//! `LISTEN`: PostgreSQL signals a listener with `kill()` for every notifying
+//! commit of its database (and every listener of the server now and then),
+//! and under 8 writers those signals and the wake-ups that read them cost
+//! about 8% of the machine (`bench/results/`). Each wake runs every async
 //! projection whose status is running, one `es.run_projection` call per
 //! transaction, until a call returns less than a full batch. Failed
 //! projections wait for `es.run_projection` after the fix.
@@ -15,18 +20,19 @@
 //!
 //! While appends keep coming, a catch-up that found events is followed by
 //! a pause of `GATHER` before the next: what commits meanwhile goes into one
-//! batch. A catch-up costs a few transactions, a commit flush and queries of
+//! batch (a sleep, not a wait on the latch: commits meanwhile find the latch
+//! set and signal nothing). A catch-up costs a few transactions, a commit flush and queries of
 //! its own whatever its size; taken once per notifying commit, that was
 //! about a third of the worker's time under 8 writers (a fifth of the
 //! machine's on 2 cores). Read models lag by at most `GATHER` more.
 //!
 //! A database with no running async projection costs the worker one look
-//! per `es.worker_interval`, not one per notification: with every append
-//! notifying, two queries per commit were a fifth of a single-client
-//! append's time. So a new async projection is picked up within that
-//! interval (or at once by `es.run_projection`).
+//! per `es.worker_interval`, not one per commit (it disarms its wake-up):
+//! two queries per commit were a fifth of a single-client append's time. So
+//! a new async projection is picked up within that interval (or at once by
+//! `es.run_projection`).
 
-use crate::pg::spi;
+use crate::pg::{spi, wakeup};
 use crate::settings::{worker_databases, RETENTION_INTERVAL, WORKER_BATCH_SIZE, WORKER_INTERVAL};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -36,27 +42,15 @@ use std::time::{Duration, Instant};
 /// The pause after a catch-up that found events (see the module's comment).
 const GATHER: Duration = Duration::from_millis(10);
 
-unsafe extern "C-unwind" {
-    /// commands/async.c: reads notifications that arrived (outside a
-    /// transaction), so the shared queue can move on past them.
-    fn ProcessNotifyInterrupt(flush: bool);
-    /// commands/async.c: what LISTEN does. The LISTEN command itself is
-    /// refused in background processes only because they do not usually
-    /// read their notifications; this one does (ProcessNotifyInterrupt).
-    fn Async_Listen(channel: *const std::ffi::c_char);
-}
-
 /// Registers one worker per database in `es.worker_databases` (from `_PG_init`).
 pub(crate) fn register() {
     // SAFETY: a plain read of a backend-global flag.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
-    crate::pg::bgworker::register_each(
-        "pg_eventsource projections",
-        "es_worker_main",
-        &worker_databases(),
-    );
+    let dbs = worker_databases();
+    wakeup::reserve(dbs.len());
+    crate::pg::bgworker::register_each("pg_eventsource projections", "es_worker_main", &dbs);
 }
 
 fn interval() -> Duration {
@@ -65,11 +59,13 @@ fn interval() -> Duration {
 
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
+pub extern "C-unwind" fn es_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = BackgroundWorker::get_extra().to_owned();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
-    let mut listening = false;
+    let slot = arg.value();
+    wakeup::publish(slot);
+    let mut ready = false;
     // Until when to skip catch-ups because the last look found nothing to run.
     let mut idle_until: Option<Instant> = None;
     let mut last_retention: Option<Instant> = None;
@@ -79,50 +75,37 @@ pub extern "C-unwind" fn es_worker_main(_arg: pg_sys::Datum) {
             // own processes do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        // Start listening once the extension is there; catch up.
-        if !listening {
-            listening = BackgroundWorker::transaction(|| {
-                installed() && {
-                    // SAFETY: inside a transaction, what LISTEN does; `es_events` is
-                    // NUL-terminated; errors become Rust panics.
-                    unsafe {
-                        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Listen(c"es_events".as_ptr()))
-                    };
-                    true
-                }
-            });
+        if !ready {
+            ready = BackgroundWorker::transaction(installed);
         }
         let mut handled = 0;
-        if listening && idle_until.is_none_or(|t| Instant::now() >= t) {
+        if ready && idle_until.is_none_or(|t| Instant::now() >= t) {
+            // Armed before the look: what commits after it wakes the worker.
+            wakeup::arm(slot, true);
             let (any, n) = catch_up();
+            if !any {
+                wakeup::arm(slot, false);
+            }
             idle_until = (!any).then(|| Instant::now() + interval());
             handled = n;
         }
         // (the interval is read each time: a reload that changes it applies
         // to the run after the last one, not after the one planned before)
         let every = Duration::from_secs(RETENTION_INTERVAL.get().max(0) as u64);
-        if listening && !every.is_zero() && last_retention.is_none_or(|t| t.elapsed() >= every) {
+        if ready && !every.is_zero() && last_retention.is_none_or(|t| t.elapsed() >= every) {
             apply_retention();
             last_retention = Some(Instant::now());
         }
-        // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
-        // do.
-        unsafe { ProcessNotifyInterrupt(false) };
         if handled > 0 {
             // events may have committed during the pause: look again at once
             if !gather() {
                 break;
             }
-            // SAFETY: as above.
-            unsafe { ProcessNotifyInterrupt(false) };
             continue;
         }
         if !BackgroundWorker::wait_latch(Some(interval())) {
             break;
         }
-        // SAFETY: reads notifications outside a transaction, where PostgreSQL's own backends
-        // do.
-        unsafe { ProcessNotifyInterrupt(false) };
     }
     // Asked to stop (pg_terminate_backend, DROP DATABASE ... FORCE, or
     // shutdown). A worker that returns exits with 0, which the postmaster
@@ -144,19 +127,11 @@ fn installed() -> bool {
     .unwrap_or(false)
 }
 
-/// Waits `GATHER`, whatever wakes the worker meanwhile (notifications set
-/// its latch); false when it must stop.
+/// Sleeps `GATHER` without resetting the latch (commits meanwhile set it
+/// without a signal; the next wait returns at once); false when it must stop.
 fn gather() -> bool {
-    let until = Instant::now() + GATHER;
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            return true;
-        }
-        if !BackgroundWorker::wait_latch(Some(until - now)) {
-            return false;
-        }
-    }
+    std::thread::sleep(GATHER);
+    !BackgroundWorker::sigterm_received()
 }
 
 /// Runs every running async projection until it has no full batch left;
