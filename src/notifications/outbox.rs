@@ -317,6 +317,10 @@ pub extern "C-unwind" fn es_notify_outbox_main(arg: pg_sys::Datum) {
         if stop || last_sent.elapsed() >= IDLE_EXIT {
             break;
         }
+        // Woken (or timed out): gather what else commits meanwhile into the
+        // same transaction; appenders find the latch set and signal nothing
+        // (as the preloaded relay does, `relay::GATHER`).
+        std::thread::sleep(super::relay::GATHER);
     }
     // Once every appender that left a payload for this process has ended
     // (and none can start to), unregistered, and what they left is sent.

@@ -29,7 +29,7 @@ use std::time::Duration;
 const NAME: &CStr = c"pg_eventsource notify relay";
 /// How long a woken relay waits for more payloads before sending: the delay
 /// it adds to a notification that an appender could not send itself.
-const GATHER: Duration = Duration::from_millis(2);
+pub(crate) const GATHER: Duration = Duration::from_millis(2);
 /// Each FIFO entry: payload length (u32, native order), payload, NUL.
 const ENTRY_OVERHEAD: usize = 5;
 
