@@ -247,4 +247,44 @@ mod tests {
         assert_load(s, None, 12, r#"{"deposits": -1}"#);
         assert_load(s, Some(11), 11, r#"{"deposits": 100}"#);
     }
+
+    #[pg_test]
+    fn load_of_a_stream_recorded_under_another_type_uses_that_types_snapshots() {
+        // es.load reads the stream's row and a snapshot in one statement,
+        // guessing the type from the id: here the guess (idtype_a31, also
+        // defined, at the same revision) is wrong.
+        define_reducers("idtype_a31", BANK, "{}", 2);
+        define_reducers("rectype_a31", BANK, "{}", 2);
+        let s = "idtype_a31-1";
+        run(&format!(
+            "SELECT es.append_event('{s}', 'AccountOpened', '{{\"owner\": \"R\"}}', stream_type => 'rectype_a31')"
+        ));
+        for _ in 2..=5 {
+            run(&format!(
+                "SELECT es.append_event('{s}', 'MoneyDeposited', '{{\"amount\": 1}}')"
+            ));
+        }
+        assert_eq!(snapshots_of(s), "2,4");
+        assert_eq!(
+            one_text(&format!(
+                "SELECT string_agg(DISTINCT stream_type, ',') FROM es.snapshots WHERE stream_id = '{s}'"
+            )),
+            "rectype_a31"
+        );
+        run(&format!(
+            "UPDATE es.snapshots SET state = state || '{{\"tampered\": true}}' WHERE stream_id = '{s}' AND version = 4"
+        ));
+        assert!(one_bool(&format!(
+            "SELECT stream_type = 'rectype_a31' AND version = 5 AND (state->>'tampered')::boolean
+                    AND (state->>'balance') = '4' FROM es.load('{s}')"
+        )));
+        assert!(one_bool(&format!(
+            "SELECT state->>'tampered' IS NULL AND (state->>'balance') = '2' FROM es.load('{s}', 3)"
+        )));
+        // the id's own type gets a new revision: the guess now matches no snapshot
+        define_reducers("idtype_a31", BANK, "{}", 2);
+        assert!(one_bool(&format!(
+            "SELECT (state->>'tampered')::boolean AND version = 5 FROM es.load('{s}')"
+        )));
+    }
 }
