@@ -21,10 +21,11 @@
 //! While appends keep coming, a catch-up that found events is followed by
 //! a pause of `GATHER` before the next: what commits meanwhile goes into one
 //! batch (a sleep, not a wait on the latch: commits meanwhile find the latch
-//! set and signal nothing). A catch-up costs a few transactions, a commit flush and queries of
-//! its own whatever its size; taken once per notifying commit, that was
-//! about a third of the worker's time under 8 writers (a fifth of the
-//! machine's on 2 cores). Read models lag by at most `GATHER` more.
+//! set and signal nothing). A catch-up costs a few transactions, a commit
+//! flush and queries of its own whatever its size; taken once per notifying
+//! commit, that was about a third of the worker's time under 8 writers (a
+//! fifth of the machine's on 2 cores). Read models lag by at most `GATHER`
+//! more.
 //!
 //! A database with no running async projection costs the worker one look
 //! per `es.worker_interval`, not one per commit (it disarms its wake-up):
