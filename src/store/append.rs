@@ -606,11 +606,11 @@ pub(crate) unsafe fn append_one(
         .flatten();
 
     spi::connected(|| {
-        if let Some(id) = given_id {
+        // A retry is told apart from a clash by reading the event the id
+        // names; an API that refuses every taken id needs no read: the
+        // unique index refuses it (`refusing_taken_id`, below).
+        if let (Some(id), TakenId::Retry) = (given_id, taken) {
             if FIND_EVENT_ID.run(&[Some(id), Some(event_type), Some(data)], false) == 1 {
-                if let TakenId::Refuse(refuse) = taken {
-                    refuse(id);
-                }
                 let same = spi::value_string(0, 1).as_deref() == Some(req.stream_id)
                     && spi::value_bool(0, 3) == Some(true);
                 if same {
@@ -635,7 +635,7 @@ pub(crate) unsafe fn append_one(
                 chain::varlena_bytes(m)
             }),
         });
-        let mut pos = position::reserve(1);
+        let first = position::reserve(1);
         // the row comes back when something may be due for the stream's type
         // (as given, or as its id says: the recorded one, if it differs, is
         // read back)
@@ -649,25 +649,33 @@ pub(crate) unsafe fn append_one(
             Some(0) => &family[2..3],
             Some(_) => &family[3..4],
         };
-        while !run_first(
-            plans,
-            &req.args(
-                &Events {
-                    event_type: Some(event_type),
-                    data,
-                    metadata,
-                    event_id: id,
-                    ids: None,
-                    versions,
-                },
-                pos,
-                1,
-                chain::bytea(&chain::finish(parts.clone(), pos)),
-            ),
-        ) {
-            req.explain_refusal(pos);
-            pos = position::reserve_after_lock(1);
-        }
+        let write = || {
+            let mut pos = first;
+            while !run_first(
+                plans,
+                &req.args(
+                    &Events {
+                        event_type: Some(event_type),
+                        data,
+                        metadata,
+                        event_id: id,
+                        ids: None,
+                        versions,
+                    },
+                    pos,
+                    1,
+                    chain::bytea(&chain::finish(parts.clone(), pos)),
+                ),
+            ) {
+                req.explain_refusal(pos);
+                pos = position::reserve_after_lock(1);
+            }
+            pos
+        };
+        let pos = match (given_id, taken) {
+            (Some(id), TakenId::Refuse(refuse)) => refusing_taken_id(id, refuse, write),
+            _ => write(),
+        };
         let version = spi::value_i64(0, 1).unwrap_or(0);
         let stream_type = spi::value_string(0, 2).unwrap_or_default();
         appended::record(
@@ -681,6 +689,29 @@ pub(crate) unsafe fn append_one(
         after_append(req.stream_id, &stream_type, version, 1, row);
         version
     })
+}
+
+/// Runs `write`; an event id it stores that is already taken (the unique
+/// index on `es.events.event_id` raises 23505, also for an id a concurrent
+/// transaction committed meanwhile) is reported by `refuse`. Any other error
+/// goes on as it was. Nothing needs undoing: `refuse` raises an error too,
+/// and the (sub)transaction's abort takes back what `write` did.
+fn refusing_taken_id<R>(id: Datum, refuse: fn(Datum) -> !, write: impl FnOnce() -> R) -> R {
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(write))
+        .catch_when(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION, |e| {
+            let names_id_key = match &e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r) => {
+                    r.message().contains("\"events_event_id_key\"")
+                }
+                pg_sys::panic::CaughtError::RustPanic { .. } => false,
+            };
+            if names_id_key {
+                refuse(id)
+            }
+            e.rethrow()
+        })
+        .execute()
 }
 
 /// An events array, checked: how many, whether any carries an id, the

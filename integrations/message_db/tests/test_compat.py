@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 import unittest
 import uuid
 from typing import Any, Callable
@@ -121,6 +123,41 @@ class SameCalls(unittest.TestCase):
         self.same("SELECT message_store.write_message(%s, %s, NULL, '{}')", (str(uuid.uuid4()), s))
         self.same("SELECT message_store.write_message(%s, NULL, 'T', '{}')", (str(uuid.uuid4()),))
         self.same("SELECT * FROM message_store.get_stream_messages(%s)", (s,))
+
+    def test_an_id_taken_by_a_concurrent_writer(self) -> None:
+        """A writer whose id another transaction holds waits for it; once that
+        one commits it gets the unique index's error, as in Message DB (ours
+        reads nothing first: the index decides, also for this race)."""
+        results = {}
+        for db in (REAL, OURS):
+            dup = str(uuid.uuid4())
+            holder = connect(db)
+            waiter = connect(db)
+            try:
+                holder.execute("BEGIN")
+                holder.execute("SELECT message_store.write_message(%s, %s, 'T', '{}')", (dup, self.stream(1)))
+                outcome: dict[str, Any] = {}
+
+                def write() -> None:
+                    outcome["r"] = Both.run(waiter, "SELECT message_store.write_message(%s, %s, 'T', '{}')",
+                                            (dup, self.stream(2)))
+
+                t = threading.Thread(target=write)
+                t.start()
+                time.sleep(0.5)
+                self.assertTrue(t.is_alive(), f"{db}: the second writer did not wait for the first")
+                holder.execute("COMMIT")
+                t.join(10)
+                results[db] = outcome["r"]
+                # the loser wrote nothing
+                self.assertEqual(Both.run(waiter, "SELECT count(*) FROM message_store.get_stream_messages(%s)",
+                                          (self.stream(2),)), ("rows", [{"count": 0}]))
+            finally:
+                holder.close()
+                waiter.close()
+        self.assertEqual(results[OURS], results[REAL])
+        self.assertEqual(results[OURS][0], "error")
+        self.assertEqual(results[OURS][1][0], "23505")
 
     def test_get_stream_messages(self) -> None:
         s = self.stream(1)
