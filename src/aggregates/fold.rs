@@ -151,26 +151,23 @@ impl Folder {
         self.apply_read(def, ev, row, is_function);
     }
 
-    /// Applies result tuples of a query of `es.events`' columns (`e.*`), in
-    /// order: no composite row is formed per event. Native reducers only (a
-    /// fold function is handed whole rows).
-    pub(crate) fn apply_tuples(&mut self, desc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple]) {
+    /// Applies the row in `slot`, a result of a query of `es.events`'
+    /// columns (`e.*`), read in place. Native reducers only.
+    pub(crate) fn apply_slot(&mut self, slot: *mut pg_sys::TupleTableSlot) {
         let def = self.def.clone();
         debug_assert!(matches!(def.kind, Kind::Reducers(..)));
         if self.reader.is_none() {
-            // SAFETY: the folder's own context, alive while the folder is; `desc` is the
-            // result's descriptor of es.events' columns (the caller's query), copied there.
+            // SAFETY: the folder's own context, alive while the folder is; the slot's
+            // descriptor is the query's (es.events' columns), copied there.
             unsafe {
                 let old = pg_sys::MemoryContextSwitchTo(self.state_cxt);
-                self.reader = Some(RowReader::for_desc(desc));
+                self.reader = Some(RowReader::for_desc((*slot).tts_tupleDescriptor));
                 pg_sys::MemoryContextSwitchTo(old);
             }
         }
-        for t in tuples {
-            // SAFETY: `t` is a result tuple of that query, alive for this call.
-            let ev = unsafe { self.reader.as_ref().expect("reader").read_tuple(*t) };
-            self.apply_read(&def, ev, Datum::from(0usize), false);
-        }
+        // SAFETY: the slot holds a row of that query until this call returns.
+        let ev = unsafe { self.reader.as_ref().expect("reader").read_slot(slot) };
+        self.apply_read(&def, ev, Datum::from(0usize), false);
     }
 
     /// Applies an event given as columns (es.fold's column form; native
@@ -475,22 +472,37 @@ fn fold_from(
     } else {
         (&EVENTS_AFTER, false)
     };
-    // A few events after a snapshot (the usual case) are read in one go; a
-    // long stream with none is read through a cursor, a thousand at a time.
-    plan.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
-        // SAFETY: `batch_cxt` was created above and lives until the end of this function.
-        let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
-        if columns {
-            folder.apply_tuples(desc, tuples);
-        } else {
+    if columns {
+        // Reducers read each row where the executor left it (no copy, no
+        // cursor, however long the stream); garbage is freed every thousand.
+        let mut n = 0u32;
+        plan.slots(&args, read_only, |slot| {
+            // SAFETY: `batch_cxt` was created above and lives until the end of this
+            // function; the saved context is restored before the reset.
+            unsafe {
+                let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
+                folder.apply_slot(slot);
+                pg_sys::MemoryContextSwitchTo(old);
+                n += 1;
+                if n.is_multiple_of(1000) {
+                    pg_sys::MemoryContextReset(batch_cxt);
+                }
+            }
+        });
+    } else {
+        // A few events after a snapshot (the usual case) are read in one go; a
+        // long stream with none is read through a cursor, a thousand at a time.
+        plan.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
+            // SAFETY: `batch_cxt` was created above and lives until the end of this function.
+            let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
             folder.apply_rows(&spi::first_column(desc, tuples));
-        }
-        // SAFETY: switches back to the saved context, then frees the batch's garbage.
-        unsafe {
-            pg_sys::MemoryContextSwitchTo(old);
-            pg_sys::MemoryContextReset(batch_cxt);
-        }
-    });
+            // SAFETY: switches back to the saved context, then frees the batch's garbage.
+            unsafe {
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(batch_cxt);
+            }
+        });
+    }
     // SAFETY: the batch context was created above; nothing allocated in it is used after this.
     unsafe { pg_sys::MemoryContextDelete(batch_cxt) };
     check_removed(stream_id, from, target, folder.first_seen.take());

@@ -159,6 +159,94 @@ impl KeptPlan {
     }
 }
 
+/// A receiver of result rows that hands each row's slot to a closure: the
+/// executor's own slot, read in place (SPI's result table would copy every
+/// row first).
+#[repr(C)]
+struct SlotReceiver<'f> {
+    /// First, so that a pointer to the receiver is a pointer to this.
+    dest: pg_sys::DestReceiver,
+    f: &'f mut dyn FnMut(*mut pg_sys::TupleTableSlot),
+}
+
+/// # Safety
+/// Called by the executor with a receiver made by `KeptPlan::slots`.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn receive_slot(
+    slot: *mut pg_sys::TupleTableSlot,
+    this: *mut pg_sys::DestReceiver,
+) -> bool {
+    // SAFETY: `this` points to the `dest` field of a live `SlotReceiver` (the first field
+    // of a repr(C) struct), made by `KeptPlan::slots` for this execution only.
+    let receiver = unsafe { &mut *this.cast::<SlotReceiver>() };
+    (receiver.f)(slot);
+    true
+}
+
+unsafe extern "C-unwind" fn receiver_startup(
+    _this: *mut pg_sys::DestReceiver,
+    _operation: std::ffi::c_int,
+    _desc: pg_sys::TupleDesc,
+) {
+}
+
+unsafe extern "C-unwind" fn receiver_done(_this: *mut pg_sys::DestReceiver) {}
+
+impl KeptPlan {
+    /// Runs the plan and hands `f` each result row as the executor's slot,
+    /// valid until `f` returns: nothing is copied or kept, so a result of
+    /// any length streams through. What `f` allocates goes into the current
+    /// memory context.
+    pub(crate) fn slots(
+        &self,
+        args: &[Option<pg_sys::Datum>],
+        read_only: bool,
+        mut f: impl FnMut(*mut pg_sys::TupleTableSlot),
+    ) {
+        debug_assert_eq!(args.len(), self.types.len());
+        let plan = self.get();
+        let mut receiver = SlotReceiver {
+            dest: pg_sys::DestReceiver {
+                receiveSlot: Some(receive_slot),
+                rStartup: Some(receiver_startup),
+                rShutdown: Some(receiver_done),
+                rDestroy: Some(receiver_done),
+                // as PL/pgSQL's RETURN QUERY hands SPI its own receiver
+                mydest: pg_sys::CommandDest::DestTuplestore,
+            },
+            f: &mut f,
+        };
+        // SAFETY: the parameter list has room for `args.len()` entries, each set below; the
+        // receiver outlives the execution, which is the only user of its pointer.
+        let rc = unsafe {
+            let params = pg_sys::makeParamList(args.len() as i32);
+            let slots = (*params).params.as_mut_slice(args.len());
+            for ((p, a), ty) in slots.iter_mut().zip(args).zip(self.types) {
+                p.value = a.unwrap_or(pg_sys::Datum::from(0usize));
+                p.isnull = a.is_none();
+                p.pflags = pg_sys::PARAM_FLAG_CONST as u16;
+                p.ptype = *ty;
+            }
+            let options = pg_sys::SPIExecuteOptions {
+                params,
+                read_only,
+                allow_nonatomic: false,
+                must_return_tuples: false,
+                tcount: 0,
+                dest: &mut receiver.dest,
+                owner: std::ptr::null_mut(),
+            };
+            pg_sys::SPI_execute_plan_extended(plan, &options)
+        };
+        if rc < 0 {
+            pgrx::error!(
+                "SPI_execute_plan_extended failed ({rc}) for: {}",
+                self.sql.to_string_lossy()
+            );
+        }
+    }
+}
+
 /// Runs a prepared plan with the given arguments (`None` is SQL NULL);
 /// returns the number of rows processed, or SPI's error code.
 pub(crate) fn execute(

@@ -151,6 +151,28 @@ impl RowReader {
         let mut values = [Datum::from(0usize); MAX_ATTS];
         let mut nulls = [false; MAX_ATTS];
         pg_sys::heap_deform_tuple(tuple, self.tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        self.read_values(&values, &nulls)
+    }
+
+    /// # Safety
+    /// `slot` must hold a row of the reader's descriptor (a query of
+    /// `es.events`' columns), left unchanged while the event is used.
+    pub(crate) unsafe fn read_slot<'a>(&self, slot: *mut pg_sys::TupleTableSlot) -> Event<'a> {
+        let natts = (*self.tupdesc).natts;
+        if i32::from((*slot).tts_nvalid) < natts {
+            pg_sys::slot_getsomeattrs_int(slot, natts);
+        }
+        let n = natts as usize;
+        self.read_values(
+            std::slice::from_raw_parts((*slot).tts_values, n),
+            std::slice::from_raw_parts((*slot).tts_isnull, n),
+        )
+    }
+
+    /// # Safety
+    /// `values` and `nulls` are a row of the reader's descriptor whose
+    /// by-reference values outlive the event.
+    unsafe fn read_values<'a>(&self, values: &[Datum], nulls: &[bool]) -> Event<'a> {
         // A row built by hand (es.fold(ROW(...))) may hold NULLs that the
         // table never does.
         if let Some(c) = (0..COLUMNS.len()).find(|c| nulls[self.idx[*c]]) {

@@ -67,6 +67,46 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_long_stream_loads_whole_across_batches() {
+        // es.load reads reducers' events where the executor leaves them and
+        // frees per-event garbage every thousand: what the state keeps (the
+        // last name, a list) must survive those resets; no snapshot here
+        define_reducers(
+            "long_a20",
+            r#"{"Named": [{"set": "name", "from": "$.name"}, {"add": "total", "from": "$.n"},
+                          {"append": "last", "from": "$.name"}]}"#,
+            "{}",
+            0,
+        );
+        run(r#"SELECT es.append_events('long_a20-1',
+                 (SELECT jsonb_agg(jsonb_build_object('type', 'Named',
+                          'data', jsonb_build_object('name', 'n' || i, 'n', 0.5)) ORDER BY i)
+                    FROM generate_series(1, 2500) i))"#);
+        assert_eq!(
+            one_text(
+                "SELECT version || ' ' || (state->>'name') || ' ' || (state->>'total')
+                        || ' ' || pg_catalog.jsonb_array_length(state->'last')
+                        || ' ' || (state->'last'->>1234)
+                   FROM es.load('long_a20-1')"
+            ),
+            "2500 n2500 1250.0 2500 n1235"
+        );
+        assert_eq!(
+            one_text("SELECT state->>'name' FROM es.load('long_a20-1', 1001)"),
+            "n1001"
+        );
+        // the same state as the fold over the rows
+        assert_eq!(
+            one_text(
+                "SELECT ((SELECT state FROM es.load('long_a20-1'))
+                         = es.fold(e ORDER BY version))::text
+                   FROM es.events e WHERE stream_id = 'long_a20-1'"
+            ),
+            "true"
+        );
+    }
+
+    #[pg_test]
     fn decimals_are_exact() {
         define_reducers(
             "dec_a02",
