@@ -255,6 +255,14 @@ SELECT es.define_aggregate('snap', reducers => '{"MoneyDeposited": [{"add": "bal
 SELECT count(es.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
 SELECT count(es.append_event('snap-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
 SELECT count(pl.append_event('acct-' || i, 'Opened', '{}')) FROM generate_series(1, 1000) i;
+-- the bare table holds the rows es.events holds: with only MoneyDeposited
+-- rows of type acct, its appends would always go to the right edge of the
+-- (event_type, global_position) and (stream_type, global_position) indexes,
+-- which is cheaper (a cached rightmost page, no descent; 90/10 page splits)
+-- than landing before Opened and snap as es.events' appends do
+INSERT INTO bare.events (global_position, stream_id, stream_type, version, event_type, data, event_id)
+SELECT nextval('bare.position'), t || '-' || i, t, nextval('bare.version'), 'Opened', '{}', bl.uuid_v7()
+  FROM unnest(ARRAY['acct', 'snap']) t, generate_series(1, 1000) i;
 VACUUM ANALYZE;
 SQL
 }
