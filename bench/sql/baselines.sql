@@ -28,7 +28,8 @@ END
 $$;
 
 -- 1. Bare INSERT: the physical limit of an append. A table shaped like
--- es.events with the same constraints and indexes. The position and the
+-- es.events with the same constraints and indexes (and, bench/run.sh's
+-- load_append_data, the same rows before the runs). The position and the
 -- version come from two sequences (no stream row, no version check; a
 -- version unique in the table keeps UNIQUE (stream_id, version) satisfied
 -- for any stream), the id from bl.uuid_v7().
