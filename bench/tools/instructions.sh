@@ -33,7 +33,8 @@ if ! up; then
     runuser -u postgres -- bash -c "cd '$OUTD' && nohup valgrind --tool=callgrind --trace-children=yes \
         --callgrind-out-file='$OUTD/cg.%p' '$BIN/postgres' -D '$DATA' -p $PORT -k '$SOCK' \
         -c listen_addresses= -c synchronous_commit=off -c autovacuum=off \
-        -c shared_preload_libraries=pg_eventsource -c es.worker_databases=es_append >'$OUTD/server.log' 2>&1 &"
+        -c shared_preload_libraries=pg_eventsource -c es.worker_databases=es_append >'$OUTD/server.log' 2>&1 &" \
+        </dev/null >/dev/null 2>&1 # the server outlives this script: it must not hold its output open
     for _ in $(seq 1 120); do up && break; sleep 1; done
     up || { echo "the server under valgrind did not start; see $OUTD/server.log" >&2; exit 1; }
 fi
