@@ -107,8 +107,8 @@ pub(crate) fn first_column(
 
 impl KeptPlan {
     /// Runs the plan and hands `f` whole result tuples with the result's
-    /// descriptor (a query of columns is read without forming a composite
-    /// row per tuple); the tuples live until `f` returns. `batched`: through
+    /// descriptor (copies in SPI's result table: `slots` reads rows in
+    /// place); the tuples live until `f` returns. `batched`: through
     /// a cursor, a thousand at a time, so a long result never sits in memory
     /// whole; otherwise one execution, every row at once (no portal to open,
     /// fetch and close), for a result of at most about a thousand rows.

@@ -146,7 +146,7 @@ impl RowReader {
 
     /// # Safety
     /// `tuple` must be a tuple of the reader's descriptor that outlives the event.
-    pub(crate) unsafe fn read_tuple<'a>(&self, tuple: *mut pg_sys::HeapTupleData) -> Event<'a> {
+    unsafe fn read_tuple<'a>(&self, tuple: *mut pg_sys::HeapTupleData) -> Event<'a> {
         // On the stack: this runs once per event of a fold.
         let mut values = [Datum::from(0usize); MAX_ATTS];
         let mut nulls = [false; MAX_ATTS];
