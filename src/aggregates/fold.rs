@@ -6,6 +6,7 @@
 //! form) or by calling the type's fold function once per event.
 
 use crate::aggregates::definitions::{self, Def, Kind};
+use crate::aggregates::index_reads;
 use crate::kept_plan;
 use crate::pg::error::fail;
 use crate::pg::fmgr::composite_result;
@@ -463,16 +464,40 @@ fn fold_from(
         Some(Datum::from(target)),
     ];
     let from = folder.version;
-    // Native reducers read the events' columns; a fold function is handed
-    // whole rows (and so are archived events, read with the stored ones).
-    let (plan, columns) = if crate::store::archive::in_use() {
+    // es.load (read_only) hands native reducers the events straight from the
+    // index where that gives what the query would (index_reads.rs).
+    let direct = if read_only && matches!(folder.def.kind, Kind::Reducers(..)) {
+        index_reads::events_after(stream_id, from, target)
+    } else {
+        None
+    };
+    // Otherwise native reducers read the events' columns; a fold function is
+    // handed whole rows (and so are archived events, read with the stored ones).
+    let (plan, columns) = if direct.is_some() {
+        (&EVENTS_AFTER_COLUMNS, true)
+    } else if crate::store::archive::in_use() {
         (&EVENTS_AFTER_ALL, false)
     } else if matches!(folder.def.kind, Kind::Reducers(..)) {
         (&EVENTS_AFTER_COLUMNS, true)
     } else {
         (&EVENTS_AFTER, false)
     };
-    if columns {
+    if let Some(mut scan) = direct {
+        let mut n = 0u32;
+        while let Some(slot) = scan.next() {
+            // SAFETY: as below; the slot holds the row until the next call.
+            unsafe {
+                let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
+                folder.apply_slot(slot);
+                pg_sys::MemoryContextSwitchTo(old);
+                n += 1;
+                if n.is_multiple_of(1000) {
+                    pg_sys::MemoryContextReset(batch_cxt);
+                }
+            }
+        }
+        scan.close();
+    } else if columns {
         // Reducers read each row where the executor left it (no copy, no
         // cursor, however long the stream); garbage is freed every thousand.
         let mut n = 0u32;
@@ -537,10 +562,29 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
         let named = args::default_stream_type(stream_id);
         let guess = definitions::get(named);
         let upto = at_version.unwrap_or(i64::MAX);
+        let revision = guess.as_ref().map_or(0, |d| d.revision);
+        if let Some(look) = index_reads::stream_and_snapshot(stream_id_datum, revision, upto) {
+            let (stream_type, current) = look.as_ref().map_or((named.to_owned(), 0), |l| {
+                (l.stream_type.clone(), l.version)
+            });
+            let target = upto.min(current);
+            let def = definitions::require(&stream_type);
+            let start = match (&guess, &look) {
+                (Some(g), Some(l)) if stream_type == named && g.revision == def.revision => {
+                    l.snapshot
+                }
+                _ => latest_snapshot(stream_id_datum, &def, target, true),
+            };
+            let folder = fold_from(outer, stream_id_datum, def, start, target, true);
+            if let Some(l) = look {
+                l.release();
+            }
+            return (stream_type, folder);
+        }
         let found = STREAM_AND_SNAPSHOT.run(
             &[
                 Some(stream_id_datum),
-                Some(Datum::from(guess.as_ref().map_or(0, |d| d.revision))),
+                Some(Datum::from(revision)),
                 Some(Datum::from(upto)),
             ],
             true,

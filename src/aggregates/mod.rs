@@ -6,6 +6,7 @@
 
 pub(crate) mod definitions;
 pub(crate) mod fold;
+pub(crate) mod index_reads;
 pub(crate) mod reducer;
 pub(crate) mod snapshot;
 

@@ -1,4 +1,5 @@
 //! PostgreSQL glue that knows nothing about events: SPI with kept plans,
+//! planless reads through a btree index,
 //! V1 function arguments and results, errors with a SQLSTATE,
 //! subtransactions and memory contexts, jsonb in its binary form, roles and
 //! the sandbox for user code, calling user functions, background-worker
@@ -14,6 +15,7 @@ pub(crate) mod call;
 pub(crate) mod decimal;
 pub(crate) mod error;
 pub(crate) mod fmgr;
+pub(crate) mod index_scan;
 pub(crate) mod json_text;
 pub(crate) mod json_value;
 pub(crate) mod jsonb;

@@ -1,0 +1,123 @@
+//! es.load's reads straight from the indexes (src/pg/index_scan.rs): the
+//! stream's row, its latest snapshot, the events after it. Each gives exactly
+//! the rows of the query it stands for in fold.rs (`STREAM_AND_SNAPSHOT`,
+//! `EVENTS_AFTER_COLUMNS`), read with the caller's snapshot; where it cannot
+//! (no table-level SELECT, row level security, archived events) it says so
+//! and the query runs. A command loads its aggregate once: planless reads cut
+//! es.load of a stream a few events past its snapshot to about half.
+
+use crate::pg::index_scan::{IndexScan, Key};
+use crate::pg::tables::relation;
+use pgrx::pg_sys::Datum;
+
+/// What `STREAM_AND_SNAPSHOT` returns: the stream's type and version and the
+/// latest snapshot of a revision at or below a version. The snapshot's state
+/// points into the scan's buffer: `release` after the folder copied it.
+pub(crate) struct FirstLook {
+    pub(crate) stream_type: String,
+    pub(crate) version: i64,
+    pub(crate) snapshot: Option<(i64, Datum)>,
+    scan: Option<IndexScan>,
+}
+
+impl FirstLook {
+    pub(crate) fn release(self) {
+        if let Some(s) = self.scan {
+            s.close();
+        }
+    }
+}
+
+/// The stream's row and, for `revision`, its latest snapshot at or below
+/// `min(version, upto)`. None: read with the query instead; Some(None): no
+/// such stream.
+pub(crate) fn stream_and_snapshot(
+    stream_id: Datum,
+    revision: i64,
+    upto: i64,
+) -> Option<Option<FirstLook>> {
+    let snapshots = relation(c"snapshots");
+    if !crate::pg::index_scan::readable(snapshots) {
+        return None;
+    }
+    let mut s = IndexScan::open(
+        relation(c"streams"),
+        relation(c"streams_pkey"),
+        &[Key::TextEq(1, stream_id)],
+        false,
+    )?;
+    let row = s.next().map(|_| {
+        let (t, v) = (s.column("stream_type"), s.column("version"));
+        // SAFETY: stream_type is the row's non-null text, copied out before the scan ends.
+        let stream_type =
+            unsafe { crate::pg::fmgr::text_datum_str(s.value(t).expect("stream_type")) };
+        (
+            stream_type.to_owned(),
+            s.value(v).expect("version").value() as i64,
+        )
+    });
+    s.close();
+    let Some((stream_type, version)) = row else {
+        return Some(None);
+    };
+    let upper = version.min(upto);
+    let mut snapshot = None;
+    let mut scan = None;
+    if upper > 0 {
+        let mut n = IndexScan::open(
+            snapshots,
+            relation(c"snapshots_pkey"),
+            &[
+                Key::TextEq(1, stream_id),
+                Key::Int8Eq(2, Datum::from(revision)),
+                Key::Int8Le(3, Datum::from(upper)),
+            ],
+            true,
+        )?;
+        if n.next().is_some() {
+            let (v, st) = (n.column("version"), n.column("state"));
+            snapshot = Some((
+                n.value(v).expect("version").value() as i64,
+                n.value(st).expect("state"),
+            ));
+            scan = Some(n);
+        } else {
+            n.close();
+        }
+    }
+    Some(Some(FirstLook {
+        stream_type,
+        version,
+        snapshot,
+        scan,
+    }))
+}
+
+/// The scan of the stream's events with `from < version <= target`, in
+/// version order; None when the query must read them (some of the stream's
+/// events are archived, or the tables are not plainly readable).
+pub(crate) fn events_after(stream_id: Datum, from: i64, target: i64) -> Option<IndexScan> {
+    if crate::store::archive::in_use() {
+        let mut a = IndexScan::open(
+            relation(c"archived_events"),
+            relation(c"archived_events_stream_version_key"),
+            &[Key::TextEq(1, stream_id)],
+            false,
+        )?;
+        let archived = a.next().is_some();
+        a.close();
+        if archived {
+            return None;
+        }
+    }
+    IndexScan::open(
+        relation(c"events"),
+        relation(c"events_stream_version_key"),
+        &[
+            Key::TextEq(1, stream_id),
+            Key::Int8Gt(2, Datum::from(from)),
+            Key::Int8Le(2, Datum::from(target)),
+        ],
+        false,
+    )
+}

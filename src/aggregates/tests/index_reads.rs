@@ -1,0 +1,102 @@
+//! In-backend tests of aggregates: es.load's reads straight from the indexes
+//! (aggregates/index_reads.rs) give what its queries give: the same states,
+//! and no more than the caller may read (privileges, row level security).
+
+// pgrx-tests calls every test as "tests".<name>(): the module is the SQL schema `tests`.
+#[pgrx::pg_schema]
+mod tests {
+    // The helpers of aggregates::tests, and through them the harness's.
+    use super::super::*;
+    use pgrx::prelude::*;
+
+    /// An account of `n` events: opened, then deposits of 1..n-1.
+    fn account(stream: &str, n: i64) {
+        append(stream, "AccountOpened", r#"{"owner": "A"}"#);
+        for i in 1..n {
+            append(stream, "MoneyDeposited", &format!(r#"{{"amount": {i}}}"#));
+        }
+    }
+
+    #[pg_test]
+    fn a_load_reads_the_snapshot_and_events_after_it_as_its_query_does() {
+        define_reducers("ir_a40", BANK, "{}", 3);
+        account("ir_a40-a", 8);
+        // snapshots at 3 and 6; at every version the load equals the fold
+        for v in 1..=8 {
+            let folded = fold_upto("ir_a40-a", v).expect("fold");
+            assert_eq!(load("ir_a40-a", Some(v)), format!("{v} {folded}"), "at {v}");
+        }
+        assert_eq!(load("ir_a40-a", None), load("ir_a40-a", Some(8)));
+        // a snapshot taken by another revision is not used; an unknown stream is empty
+        run("DELETE FROM es.snapshots WHERE stream_id = 'ir_a40-a' AND version = 6");
+        assert_eq!(
+            load("ir_a40-a", Some(7)),
+            format!("7 {}", fold_upto("ir_a40-a", 7).unwrap())
+        );
+        assert_eq!(load("ir_a40-none", None), "0 {}");
+        // read with the statement's snapshot, as the query reads
+        assert_eq!(
+            one_text(
+                "WITH a AS (SELECT es.append_event('ir_a40-a', 'MoneyDeposited', '{\"amount\": 100}'))
+                 SELECT (SELECT count(*) FROM a)::text || ' ' || version FROM es.load('ir_a40-a')"
+            ),
+            "1 8",
+            "a load does not see an append made by its own statement"
+        );
+        assert_eq!(load_state("ir_a40-a"), fold_upto("ir_a40-a", 9).unwrap());
+    }
+
+    #[pg_test]
+    fn a_load_needs_the_rights_its_query_needs() {
+        define_reducers("ir_a41", BANK, "{}", 2);
+        account("ir_a41-a", 5);
+        let full = load("ir_a41-a", None);
+        run("CREATE ROLE ir_a41_reader; SELECT es.grant_reader('ir_a41_reader')");
+        run("SET ROLE ir_a41_reader");
+        assert_eq!(load("ir_a41-a", None), full);
+        run("RESET ROLE");
+        // SELECT on only some columns of es.events: the load fails, as its query does
+        run("CREATE ROLE ir_a41_cols;
+             GRANT USAGE ON SCHEMA es TO ir_a41_cols;
+             GRANT SELECT ON es.streams, es.snapshots, es.archived_events TO ir_a41_cols;
+             GRANT SELECT (global_position, stream_id, version) ON es.events TO ir_a41_cols");
+        run("SET ROLE ir_a41_cols");
+        assert_error(
+            "PERFORM es.load('ir_a41-a')",
+            "42501",
+            "permission denied for table events",
+        );
+        run("RESET ROLE");
+        // and without SELECT on es.snapshots
+        run("CREATE ROLE ir_a41_nosnap;
+             GRANT USAGE ON SCHEMA es TO ir_a41_nosnap;
+             GRANT SELECT ON es.streams, es.events, es.archived_events TO ir_a41_nosnap");
+        run("SET ROLE ir_a41_nosnap");
+        assert_error(
+            "PERFORM es.load('ir_a41-a')",
+            "42501",
+            "permission denied for table snapshots",
+        );
+        run("RESET ROLE");
+    }
+
+    #[pg_test]
+    fn a_load_sees_only_the_events_row_level_security_lets_it_see() {
+        define_reducers("ir_a42", BANK, "{}", 0);
+        account("ir_a42-a", 5);
+        let all = load("ir_a42-a", None);
+        assert!(all.starts_with("5 "), "{all}");
+        run(
+            "CREATE ROLE ir_a42_reader; SELECT es.grant_reader('ir_a42_reader');
+             ALTER TABLE es.events ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY ir_a42_first_three ON es.events FOR SELECT TO ir_a42_reader
+                 USING (stream_id <> 'ir_a42-a' OR version <= 3)",
+        );
+        run("SET ROLE ir_a42_reader");
+        // the policy hides versions 4 and 5 from this role: the state is the first three's
+        let seen = load("ir_a42-a", None);
+        run("RESET ROLE");
+        assert_eq!(seen, format!("3 {}", fold_upto("ir_a42-a", 3).unwrap()));
+        assert_ne!(seen, all);
+    }
+}

@@ -1,0 +1,183 @@
+//! Reading a table through one of its btree indexes without the executor.
+//!
+//! Starting a plan (executor start, a scan node, a projection) costs tens of
+//! thousands of instructions, more than reading the one row or the few rows
+//! a command's hottest reads return. These reads go to the index and the heap
+//! directly, with the caller's snapshot, as PostgreSQL's own catalog look-ups
+//! do. A scan is begun only where it gives exactly what the query would: the
+//! current user may SELECT the whole table and no row level security applies;
+//! otherwise `open` says no and the caller runs its query, which checks column
+//! privileges and applies policies (and raises the error a user expects).
+
+use pgrx::pg_sys::{self, Datum, Oid};
+
+/// A condition on one index column (1-based), compared as the index compares.
+#[derive(Clone, Copy)]
+pub(crate) enum Key {
+    /// `column = text`
+    TextEq(i16, Datum),
+    /// `column = bigint`
+    Int8Eq(i16, Datum),
+    /// `column <= bigint`
+    Int8Le(i16, Datum),
+    /// `column > bigint`
+    Int8Gt(i16, Datum),
+}
+
+/// An open scan. Rows come out in index order (or its reverse); each stays in
+/// the slot until the next call. Close it with `close`; an error in between
+/// leaves the pins and references to the (sub)transaction's abort, which
+/// releases them.
+pub(crate) struct IndexScan {
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    direction: pg_sys::ScanDirection::Type,
+}
+
+/// Whether the current user reads every row of `table` with a plain SELECT:
+/// table-level SELECT, and row level security off for them.
+pub(crate) fn readable(table: Oid) -> bool {
+    // SAFETY: privilege and policy look-ups by oid; with noError they do not raise.
+    unsafe {
+        let user = pg_sys::GetUserId();
+        pg_sys::pg_class_aclcheck(table, user, pg_sys::ACL_SELECT as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+            && pg_sys::check_enable_rls(table, Oid::INVALID, true)
+                != pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
+impl IndexScan {
+    /// Begins a scan of `table` through its btree index `index` for the rows
+    /// matching every key (keys in column order), with the active snapshot.
+    /// None when the table is not `readable`, or no snapshot is active: the
+    /// caller then runs its query instead.
+    pub(crate) fn open(table: Oid, index: Oid, keys: &[Key], backward: bool) -> Option<IndexScan> {
+        if table == Oid::INVALID || index == Oid::INVALID || !readable(table) {
+            return None;
+        }
+        // SAFETY: relations are opened with the lock a query takes, kept to the end of the
+        // transaction as a query keeps it; the keys are built for the index's own column
+        // types and collations and live in `skeys` until `index_rescan` copies them into the
+        // scan; the slot is made for the heap's row type.
+        unsafe {
+            if !pg_sys::ActiveSnapshotSet() {
+                return None;
+            }
+            let heap = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let index = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let mut skeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
+            for k in keys {
+                let (col, proc_, strategy, value) = match *k {
+                    Key::TextEq(c, v) => (c, pg_sys::F_TEXTEQ, pg_sys::BTEqualStrategyNumber, v),
+                    Key::Int8Eq(c, v) => (c, pg_sys::F_INT8EQ, pg_sys::BTEqualStrategyNumber, v),
+                    Key::Int8Le(c, v) => {
+                        (c, pg_sys::F_INT8LE, pg_sys::BTLessEqualStrategyNumber, v)
+                    }
+                    Key::Int8Gt(c, v) => (c, pg_sys::F_INT8GT, pg_sys::BTGreaterStrategyNumber, v),
+                };
+                let i = (col - 1) as usize;
+                let expected = if proc_ == pg_sys::F_TEXTEQ {
+                    pg_sys::TEXTOID
+                } else {
+                    pg_sys::INT8OID
+                };
+                assert!(
+                    i < (*(*index).rd_index).indnkeyatts as usize
+                        && *(*index).rd_opcintype.add(i) == expected,
+                    "index column {col} is not of the key's type"
+                );
+                let mut sk: pg_sys::ScanKeyData = std::mem::zeroed();
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut sk,
+                    0,
+                    col,
+                    strategy as pg_sys::StrategyNumber,
+                    Oid::INVALID,
+                    // compared under the index's collation, as the index is ordered
+                    *(*index).rd_indcollation.add(i),
+                    Oid::from(proc_),
+                    value,
+                );
+                skeys.push(sk);
+            }
+            let scan = pg_sys::index_beginscan(
+                heap,
+                index,
+                pg_sys::GetActiveSnapshot(),
+                skeys.len() as i32,
+                0,
+            );
+            pg_sys::index_rescan(
+                scan,
+                skeys.as_mut_ptr(),
+                skeys.len() as i32,
+                std::ptr::null_mut(),
+                0,
+            );
+            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            Some(IndexScan {
+                heap,
+                index,
+                scan,
+                slot,
+                direction: if backward {
+                    pg_sys::ScanDirection::BackwardScanDirection
+                } else {
+                    pg_sys::ScanDirection::ForwardScanDirection
+                },
+            })
+        }
+    }
+
+    /// The next visible row, in the slot (valid until the next call or `close`).
+    pub(crate) fn next(&mut self) -> Option<*mut pg_sys::TupleTableSlot> {
+        // SAFETY: the scan and slot were made by `open` and are not closed yet.
+        unsafe {
+            pg_sys::index_getnext_slot(self.scan, self.direction, self.slot).then_some(self.slot)
+        }
+    }
+
+    /// Attribute number (0-based) of the heap's column `name`.
+    pub(crate) fn column(&self, name: &str) -> usize {
+        // SAFETY: the heap relation is open; its descriptor has `natts` attributes.
+        unsafe {
+            let desc = (*self.heap).rd_att;
+            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+            attrs
+                .iter()
+                .position(|a| {
+                    !a.attisdropped
+                        && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes()
+                            == name.as_bytes()
+                })
+                .unwrap_or_else(|| panic!("column \"{name}\" is missing"))
+        }
+    }
+
+    /// Column `att` (0-based, from `column`) of the row in the slot.
+    pub(crate) fn value(&self, att: usize) -> Option<Datum> {
+        // SAFETY: the slot holds a row of the heap (`next` returned it); attributes up to
+        // `att` are deformed before they are read.
+        unsafe {
+            let slot = self.slot;
+            if usize::from((*slot).tts_nvalid as u16) <= att {
+                pg_sys::slot_getsomeattrs_int(slot, att as i32 + 1);
+            }
+            (!*(*slot).tts_isnull.add(att)).then(|| *(*slot).tts_values.add(att))
+        }
+    }
+
+    /// Ends the scan; the locks stay to the end of the transaction.
+    pub(crate) fn close(self) {
+        // SAFETY: everything was opened by `open` and is released once, here.
+        unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::index_endscan(self.scan);
+            pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+    }
+}
