@@ -80,7 +80,10 @@ BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION '% id must not be NULL', kind USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF id !~ '^[A-Za-z0-9_.-]{1,100}$' THEN
+    -- A length test and a character class rather than '^[...]{1,100}$': the
+    -- regex engine builds a state per repetition of a bounded repeat, on every
+    -- call (about 40% of this function's cost in the bank benchmark).
+    IF length(id) NOT BETWEEN 1 AND 100 OR id ~ '[^A-Za-z0-9_.-]' THEN
         RAISE EXCEPTION 'invalid % id "%"', kind, id
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'An id is 1 to 100 letters, digits, "_", "." or "-".';

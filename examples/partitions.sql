@@ -97,7 +97,11 @@ BEGIN
     IF account_id IS NULL THEN
         RAISE EXCEPTION 'account_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT pg_catalog.regexp_like(account_id, '^[A-Za-z0-9_.-]{1,100}$') THEN
+    -- A length test and a character class rather than '^[...]{1,100}$': the
+    -- regex engine builds a state per repetition of a bounded repeat, on every
+    -- call (about 40% of this function's cost in the bank benchmark).
+    IF pg_catalog.length(account_id) NOT BETWEEN 1 AND 100
+       OR pg_catalog.regexp_like(account_id, '[^A-Za-z0-9_.-]') THEN
         RAISE EXCEPTION 'invalid account id "%"', account_id
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'An account id is 1 to 100 letters, digits, "_", "." or "-".';
