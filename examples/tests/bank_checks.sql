@@ -78,6 +78,11 @@ SELECT pg_temp.rejects('open an existing account', $$SELECT bank.open_account('a
 SELECT pg_temp.rejects('reopen a closed account', $$SELECT bank.open_account('bob', 'Bob')$$, '23505');
 SELECT pg_temp.rejects('open with a negative balance', $$SELECT bank.open_account('dave', 'Dave', -1)$$, '22023');
 SELECT pg_temp.rejects('open with an empty owner', $$SELECT bank.open_account('dave', ' ')$$, '22023');
+SELECT pg_temp.rejects('an empty account id', $$SELECT bank.deposit('', 1)$$, '22023');
+SELECT pg_temp.rejects('an account id of 101 characters', $$SELECT bank.deposit(repeat('a', 101), 1)$$, '22023');
+SELECT pg_temp.rejects('an account id with a space', $$SELECT bank.deposit('al ice', 1)$$, '22023');
+SELECT pg_temp.rejects('an account id with a letter outside A-Z', $$SELECT bank.deposit('alicé', 1)$$, '22023');
+SELECT pg_temp.rejects('an account id of 100 characters that does not exist', $$SELECT bank.deposit(repeat('a', 100), 1)$$, 'P0002');
 SELECT pg_temp.rejects('open with a malformed id', $$SELECT bank.open_account('da ve', 'Dave')$$, '22023');
 SELECT pg_temp.rejects('an overdraft appended around the commands fails in the inline read model',
                        $$SELECT es.append_event('account-alice', 'MoneyWithdrawn', '{"amount": 1000}', 14)$$, '23514');
