@@ -396,7 +396,8 @@ kept_plan!(
 /// it. Must run inside an SPI connection; the folder's memory lives in the
 /// memory context `outer`. `read_only` reads with the caller's snapshot (a
 /// STABLE function, possibly on a standby); otherwise with a fresh one that
-/// sees the current command's own writes (the snapshot trigger).
+/// sees the current command's own writes (the snapshot trigger, the
+/// materializer).
 pub(crate) fn fold_stream(
     outer: pg_sys::MemoryContext,
     stream_id: Datum,
@@ -404,8 +405,32 @@ pub(crate) fn fold_stream(
     target: i64,
     read_only: bool,
 ) -> Folder {
-    let start = latest_snapshot(stream_id, &def, target, read_only);
-    fold_from(outer, stream_id, def, start, target, read_only)
+    if !read_only {
+        // What SPI does for a statement that must see this command's writes
+        // (the snapshot trigger's fold): the command counter advanced and a
+        // fresh snapshot active. Then every read below, straight from the
+        // indexes or by query, is made with it.
+        // SAFETY: the snapshot pushed here is popped below; an error in between
+        // leaves it to the (sub)transaction's abort, which pops it.
+        unsafe {
+            pg_sys::CommandCounterIncrement();
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            pg_sys::UpdateActiveSnapshotCommandId();
+        }
+        let folder = fold_stream(outer, stream_id, def, target, true);
+        // SAFETY: pops the snapshot pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+        return folder;
+    }
+    if matches!(def.kind, Kind::Reducers(..)) {
+        if let Some(read) = index_reads::latest_snapshot(stream_id, def.revision, target) {
+            let folder = fold_from(outer, stream_id, def, read.snapshot, target, true);
+            read.release();
+            return folder;
+        }
+    }
+    let start = latest_snapshot(stream_id, &def, target, true);
+    fold_from(outer, stream_id, def, start, target, true)
 }
 
 /// The latest snapshot of `def`'s revision at or below `target`: (version, state).
@@ -571,13 +596,13 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
             let def = definitions::require(&stream_type);
             let start = match (&guess, &look) {
                 (Some(g), Some(l)) if stream_type == named && g.revision == def.revision => {
-                    l.snapshot
+                    l.snapshot.snapshot
                 }
                 _ => latest_snapshot(stream_id_datum, &def, target, true),
             };
             let folder = fold_from(outer, stream_id_datum, def, start, target, true);
             if let Some(l) = look {
-                l.release();
+                l.snapshot.release();
             }
             return (stream_type, folder);
         }

@@ -1,7 +1,7 @@
 //! es.load's reads straight from the indexes (src/pg/index_scan.rs): the
 //! stream's row, its latest snapshot, the events after it. Each gives exactly
 //! the rows of the query it stands for in fold.rs (`STREAM_AND_SNAPSHOT`,
-//! `EVENTS_AFTER_COLUMNS`), read with the caller's snapshot; where it cannot
+//! `LATEST_SNAPSHOT`, `EVENTS_AFTER_COLUMNS`), read with the active snapshot; where it cannot
 //! (no table-level SELECT, row level security, archived events) it says so
 //! and the query runs. A command loads its aggregate once: planless reads cut
 //! es.load of a stream a few events past its snapshot to about half.
@@ -10,22 +10,64 @@ use crate::pg::index_scan::{IndexScan, Key};
 use crate::pg::tables::relation;
 use pgrx::pg_sys::Datum;
 
-/// What `STREAM_AND_SNAPSHOT` returns: the stream's type and version and the
-/// latest snapshot of a revision at or below a version. The snapshot's state
-/// points into the scan's buffer: `release` after the folder copied it.
-pub(crate) struct FirstLook {
-    pub(crate) stream_type: String,
-    pub(crate) version: i64,
+/// A stream's latest snapshot of a revision at or below a version, as
+/// `LATEST_SNAPSHOT` reads it. The state points into the scan's buffer:
+/// `release` after the folder copied it.
+pub(crate) struct SnapshotRead {
     pub(crate) snapshot: Option<(i64, Datum)>,
     scan: Option<IndexScan>,
 }
 
-impl FirstLook {
+impl SnapshotRead {
     pub(crate) fn release(self) {
         if let Some(s) = self.scan {
             s.close();
         }
     }
+}
+
+/// The latest snapshot of `revision` at or below `upper`; None: read with
+/// the query instead.
+pub(crate) fn latest_snapshot(stream_id: Datum, revision: i64, upper: i64) -> Option<SnapshotRead> {
+    if upper < 1 {
+        return Some(SnapshotRead {
+            snapshot: None,
+            scan: None,
+        });
+    }
+    let mut n = IndexScan::open(
+        relation(c"snapshots"),
+        relation(c"snapshots_pkey"),
+        &[
+            Key::TextEq(1, stream_id),
+            Key::Int8Eq(2, Datum::from(revision)),
+            Key::Int8Le(3, Datum::from(upper)),
+        ],
+        true,
+    )?;
+    if n.next().is_none() {
+        n.close();
+        return Some(SnapshotRead {
+            snapshot: None,
+            scan: None,
+        });
+    }
+    let (v, st) = (n.column("version"), n.column("state"));
+    Some(SnapshotRead {
+        snapshot: Some((
+            n.value(v).expect("version").value() as i64,
+            n.value(st).expect("state"),
+        )),
+        scan: Some(n),
+    })
+}
+
+/// What `STREAM_AND_SNAPSHOT` returns: the stream's type and version and its
+/// latest snapshot of a revision at or below a version.
+pub(crate) struct FirstLook {
+    pub(crate) stream_type: String,
+    pub(crate) version: i64,
+    pub(crate) snapshot: SnapshotRead,
 }
 
 /// The stream's row and, for `revision`, its latest snapshot at or below
@@ -36,8 +78,7 @@ pub(crate) fn stream_and_snapshot(
     revision: i64,
     upto: i64,
 ) -> Option<Option<FirstLook>> {
-    let snapshots = relation(c"snapshots");
-    if !crate::pg::index_scan::readable(snapshots) {
+    if !crate::pg::index_scan::readable(relation(c"snapshots")) {
         return None;
     }
     let mut s = IndexScan::open(
@@ -60,36 +101,11 @@ pub(crate) fn stream_and_snapshot(
     let Some((stream_type, version)) = row else {
         return Some(None);
     };
-    let upper = version.min(upto);
-    let mut snapshot = None;
-    let mut scan = None;
-    if upper > 0 {
-        let mut n = IndexScan::open(
-            snapshots,
-            relation(c"snapshots_pkey"),
-            &[
-                Key::TextEq(1, stream_id),
-                Key::Int8Eq(2, Datum::from(revision)),
-                Key::Int8Le(3, Datum::from(upper)),
-            ],
-            true,
-        )?;
-        if n.next().is_some() {
-            let (v, st) = (n.column("version"), n.column("state"));
-            snapshot = Some((
-                n.value(v).expect("version").value() as i64,
-                n.value(st).expect("state"),
-            ));
-            scan = Some(n);
-        } else {
-            n.close();
-        }
-    }
+    let snapshot = latest_snapshot(stream_id, revision, version.min(upto))?;
     Some(Some(FirstLook {
         stream_type,
         version,
         snapshot,
-        scan,
     }))
 }
 
