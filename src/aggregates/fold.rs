@@ -424,13 +424,13 @@ pub(crate) fn fold_stream(
     }
     if matches!(def.kind, Kind::Reducers(..)) {
         if let Some(read) = index_reads::latest_snapshot(stream_id, def.revision, target) {
-            let folder = fold_from(outer, stream_id, def, read.snapshot, target, true);
+            let folder = fold_from(outer, stream_id, def, read.snapshot, target, false);
             read.release();
             return folder;
         }
     }
     let start = latest_snapshot(stream_id, &def, target, true);
-    fold_from(outer, stream_id, def, start, target, true)
+    fold_from(outer, stream_id, def, start, target, false)
 }
 
 /// The latest snapshot of `def`'s revision at or below `target`: (version, state).
@@ -460,14 +460,18 @@ fn latest_snapshot(
     }
 }
 
-/// Folds the stream's events after `start` (a snapshot, or none) up to `target`.
+/// Folds the stream's events after `start` (a snapshot, or none) up to
+/// `target`, read with the active snapshot. `live`: the stream's row, read
+/// with it, says the stream is neither archived nor deleted, so none of its
+/// events are in es.archived_events (es.archive_stream moves them all, and
+/// marks the row).
 fn fold_from(
     outer: pg_sys::MemoryContext,
     stream_id: Datum,
     def: Rc<Def>,
     start: Option<(i64, Datum)>,
     target: i64,
-    read_only: bool,
+    live: bool,
 ) -> Folder {
     let sid = Some(stream_id);
     // SAFETY: switches to the caller's context `outer` for the folder and back.
@@ -489,10 +493,10 @@ fn fold_from(
         Some(Datum::from(target)),
     ];
     let from = folder.version;
-    // es.load (read_only) hands native reducers the events straight from the
-    // index where that gives what the query would (index_reads.rs).
-    let direct = if read_only && matches!(folder.def.kind, Kind::Reducers(..)) {
-        index_reads::events_after(stream_id, from, target)
+    // Native reducers are handed the events straight from the index where
+    // that gives what the query would (index_reads.rs).
+    let direct = if matches!(folder.def.kind, Kind::Reducers(..)) {
+        index_reads::events_after(stream_id, from, target, live)
     } else {
         None
     };
@@ -526,7 +530,7 @@ fn fold_from(
         // Reducers read each row where the executor left it (no copy, no
         // cursor, however long the stream); garbage is freed every thousand.
         let mut n = 0u32;
-        plan.slots(&args, read_only, |slot| {
+        plan.slots(&args, true, |slot| {
             // SAFETY: `batch_cxt` was created above and lives until the end of this
             // function; the saved context is restored before the reset.
             unsafe {
@@ -542,7 +546,7 @@ fn fold_from(
     } else {
         // A few events after a snapshot (the usual case) are read in one go; a
         // long stream with none is read through a cursor, a thousand at a time.
-        plan.tuples(&args, read_only, target - from > 1000, |desc, tuples| {
+        plan.tuples(&args, true, target - from > 1000, |desc, tuples| {
             // SAFETY: `batch_cxt` was created above and lives until the end of this function.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
             folder.apply_rows(&spi::first_column(desc, tuples));
@@ -600,7 +604,8 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
                 }
                 _ => latest_snapshot(stream_id_datum, &def, target, true),
             };
-            let folder = fold_from(outer, stream_id_datum, def, start, target, true);
+            let live = look.as_ref().is_some_and(|l| l.live);
+            let folder = fold_from(outer, stream_id_datum, def, start, target, live);
             if let Some(l) = look {
                 l.snapshot.release();
             }
@@ -632,7 +637,7 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
         };
         (
             stream_type,
-            fold_from(outer, stream_id_datum, def, start, target, true),
+            fold_from(outer, stream_id_datum, def, start, target, false),
         )
     });
     let values = [

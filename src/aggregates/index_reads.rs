@@ -67,6 +67,9 @@ pub(crate) fn latest_snapshot(stream_id: Datum, revision: i64, upper: i64) -> Op
 pub(crate) struct FirstLook {
     pub(crate) stream_type: String,
     pub(crate) version: i64,
+    /// Neither archived nor deleted: the row's last_position is not the
+    /// mark es.archive_stream and es.delete_stream leave (i64::MAX).
+    pub(crate) live: bool,
     pub(crate) snapshot: SnapshotRead,
 }
 
@@ -88,32 +91,45 @@ pub(crate) fn stream_and_snapshot(
         false,
     )?;
     let row = s.next().map(|_| {
-        let (t, v) = (s.column("stream_type"), s.column("version"));
+        let (t, v, p) = (
+            s.column("stream_type"),
+            s.column("version"),
+            s.column("last_position"),
+        );
         // SAFETY: stream_type is the row's non-null text, copied out before the scan ends.
         let stream_type =
             unsafe { crate::pg::fmgr::text_datum_str(s.value(t).expect("stream_type")) };
         (
             stream_type.to_owned(),
             s.value(v).expect("version").value() as i64,
+            s.value(p).expect("last_position").value() as i64 != i64::MAX,
         )
     });
     s.close();
-    let Some((stream_type, version)) = row else {
+    let Some((stream_type, version, live)) = row else {
         return Some(None);
     };
     let snapshot = latest_snapshot(stream_id, revision, version.min(upto))?;
     Some(Some(FirstLook {
         stream_type,
         version,
+        live,
         snapshot,
     }))
 }
 
 /// The scan of the stream's events with `from < version <= target`, in
 /// version order; None when the query must read them (some of the stream's
-/// events are archived, or the tables are not plainly readable).
-pub(crate) fn events_after(stream_id: Datum, from: i64, target: i64) -> Option<IndexScan> {
-    if crate::store::archive::in_use() {
+/// events are archived, or the tables are not plainly readable). `live`: the
+/// stream's row says it is neither archived nor deleted (`FirstLook`), so
+/// es.archived_events need not be looked at.
+pub(crate) fn events_after(
+    stream_id: Datum,
+    from: i64,
+    target: i64,
+    live: bool,
+) -> Option<IndexScan> {
+    if !live && crate::store::archive::in_use() {
         let mut a = IndexScan::open(
             relation(c"archived_events"),
             relation(c"archived_events_stream_version_key"),

@@ -47,6 +47,25 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_load_of_an_archived_stream_reads_the_archive() {
+        define_reducers("ir_a43", BANK, "{}", 0);
+        account("ir_a43-a", 4);
+        account("ir_a43-b", 3);
+        let (a, b) = (load("ir_a43-a", None), load("ir_a43-b", None));
+        run("SELECT es.archive_stream('ir_a43-a')");
+        // the stream's row marks it archived: its events are read from es.archived_events
+        assert_eq!(load("ir_a43-a", None), a);
+        assert_eq!(
+            load("ir_a43-a", Some(2)),
+            format!("2 {}", fold_upto("ir_a43-b", 2).unwrap())
+        );
+        // the other stream is read from es.events as before
+        assert_eq!(load("ir_a43-b", None), b);
+        run("SELECT es.unarchive_stream('ir_a43-a')");
+        assert_eq!(load("ir_a43-a", None), a);
+    }
+
+    #[pg_test]
     fn a_load_needs_the_rights_its_query_needs() {
         define_reducers("ir_a41", BANK, "{}", 2);
         account("ir_a41-a", 5);
