@@ -419,6 +419,30 @@ mod tests {
     }
 
     #[pg_test]
+    fn stream_version_reads_with_the_callers_rights() {
+        run("SELECT es.append_event('sv-t27', 'A', '{}'), es.append_event('sv-t27', 'A', '{}')");
+        run("CREATE ROLE sv_t27_reader; SELECT es.grant_reader('sv_t27_reader')");
+        run("SET ROLE sv_t27_reader");
+        assert_eq!(one_i64("SELECT es.stream_version('sv-t27')"), 2);
+        assert_eq!(one_i64("SELECT es.stream_version('sv-t27-none')"), 0);
+        run("RESET ROLE");
+        // SELECT on columns of es.streams that do not include version: refused, as its
+        // query is
+        run(
+            "CREATE ROLE sv_t27_cols; GRANT USAGE ON SCHEMA es TO sv_t27_cols;
+             GRANT SELECT (stream_id, stream_type) ON es.streams TO sv_t27_cols",
+        );
+        run("SET ROLE sv_t27_cols");
+        assert_error(
+            "PERFORM es.stream_version('sv-t27')",
+            "42501",
+            "permission denied for table streams",
+        );
+        run("RESET ROLE");
+        // (row level security: tests/integration/tests/security_reads.rs)
+    }
+
+    #[pg_test]
     fn positions_follow_transaction_ids() {
         Spi::run("SELECT es.append_event('pos-t13', 'A', '{}')").unwrap();
         Spi::run("SELECT es.append_event('pos-t13b', 'A', '{}')").unwrap();

@@ -1,6 +1,8 @@
 //! In-backend tests of aggregates: es.load's reads straight from the indexes
 //! (aggregates/index_reads.rs) give what its queries give: the same states,
-//! and no more than the caller may read (privileges, row level security).
+//! and no more than the caller may read. (Row level security on the
+//! extension's tables is tested in a database of its own:
+//! tests/integration/tests/security_reads.rs.)
 
 // pgrx-tests calls every test as "tests".<name>(): the module is the SQL schema `tests`.
 #[pgrx::pg_schema]
@@ -97,25 +99,5 @@ mod tests {
             "permission denied for table snapshots",
         );
         run("RESET ROLE");
-    }
-
-    #[pg_test]
-    fn a_load_sees_only_the_events_row_level_security_lets_it_see() {
-        define_reducers("ir_a42", BANK, "{}", 0);
-        account("ir_a42-a", 5);
-        let all = load("ir_a42-a", None);
-        assert!(all.starts_with("5 "), "{all}");
-        run(
-            "CREATE ROLE ir_a42_reader; SELECT es.grant_reader('ir_a42_reader');
-             ALTER TABLE es.events ENABLE ROW LEVEL SECURITY;
-             CREATE POLICY ir_a42_first_three ON es.events FOR SELECT TO ir_a42_reader
-                 USING (stream_id <> 'ir_a42-a' OR version <= 3)",
-        );
-        run("SET ROLE ir_a42_reader");
-        // the policy hides versions 4 and 5 from this role: the state is the first three's
-        let seen = load("ir_a42-a", None);
-        run("RESET ROLE");
-        assert_eq!(seen, format!("3 {}", fold_upto("ir_a42-a", 3).unwrap()));
-        assert_ne!(seen, all);
     }
 }
