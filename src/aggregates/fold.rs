@@ -511,38 +511,30 @@ fn fold_from(
     } else {
         (&EVENTS_AFTER, false)
     };
-    if let Some(mut scan) = direct {
-        let mut n = 0u32;
-        while let Some(slot) = scan.next() {
-            // SAFETY: as below; the slot holds the row until the next call.
-            unsafe {
-                let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
-                folder.apply_slot(slot);
-                pg_sys::MemoryContextSwitchTo(old);
-                n += 1;
-                if n.is_multiple_of(1000) {
-                    pg_sys::MemoryContextReset(batch_cxt);
-                }
+    // Reducers read each row where the index scan or the executor left it (no
+    // copy, no cursor, however long the stream); garbage is freed every thousand.
+    let mut n = 0u32;
+    let mut apply = |slot: *mut pg_sys::TupleTableSlot| {
+        // SAFETY: `batch_cxt` was created above and lives until the end of this
+        // function; the saved context is restored before the reset. The slot holds
+        // its row until this returns.
+        unsafe {
+            let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
+            folder.apply_slot(slot);
+            pg_sys::MemoryContextSwitchTo(old);
+            n += 1;
+            if n.is_multiple_of(1000) {
+                pg_sys::MemoryContextReset(batch_cxt);
             }
+        }
+    };
+    if let Some(mut scan) = direct {
+        while let Some(slot) = scan.next() {
+            apply(slot);
         }
         scan.close();
     } else if columns {
-        // Reducers read each row where the executor left it (no copy, no
-        // cursor, however long the stream); garbage is freed every thousand.
-        let mut n = 0u32;
-        plan.slots(&args, true, |slot| {
-            // SAFETY: `batch_cxt` was created above and lives until the end of this
-            // function; the saved context is restored before the reset.
-            unsafe {
-                let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
-                folder.apply_slot(slot);
-                pg_sys::MemoryContextSwitchTo(old);
-                n += 1;
-                if n.is_multiple_of(1000) {
-                    pg_sys::MemoryContextReset(batch_cxt);
-                }
-            }
-        });
+        plan.slots(&args, true, apply);
     } else {
         // A few events after a snapshot (the usual case) are read in one go; a
         // long stream with none is read through a cursor, a thousand at a time.
