@@ -39,9 +39,9 @@ pub(crate) fn latest_snapshot(stream_id: Datum, revision: i64, upper: i64) -> Op
         relation(c"snapshots"),
         relation(c"snapshots_pkey"),
         &[
-            Key::TextEq(1, stream_id),
-            Key::Int8Eq(2, Datum::from(revision)),
-            Key::Int8Le(3, Datum::from(upper)),
+            Key::TextEq("stream_id", stream_id),
+            Key::Int8Eq("revision", Datum::from(revision)),
+            Key::Int8Le("version", Datum::from(upper)),
         ],
         true,
     )?;
@@ -87,7 +87,7 @@ pub(crate) fn stream_and_snapshot(
     let mut s = IndexScan::open(
         relation(c"streams"),
         relation(c"streams_pkey"),
-        &[Key::TextEq(1, stream_id)],
+        &[Key::TextEq("stream_id", stream_id)],
         false,
     )?;
     let row = s.next().map(|_| {
@@ -133,7 +133,7 @@ pub(crate) fn events_after(
         let mut a = IndexScan::open(
             relation(c"archived_events"),
             relation(c"archived_events_stream_version_key"),
-            &[Key::TextEq(1, stream_id)],
+            &[Key::TextEq("stream_id", stream_id)],
             false,
         )?;
         let archived = a.next().is_some();
@@ -146,9 +146,9 @@ pub(crate) fn events_after(
         relation(c"events"),
         relation(c"events_stream_version_key"),
         &[
-            Key::TextEq(1, stream_id),
-            Key::Int8Gt(2, Datum::from(from)),
-            Key::Int8Le(2, Datum::from(target)),
+            Key::TextEq("stream_id", stream_id),
+            Key::Int8Gt("version", Datum::from(from)),
+            Key::Int8Le("version", Datum::from(target)),
         ],
         false,
     )

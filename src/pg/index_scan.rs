@@ -11,17 +11,18 @@
 
 use pgrx::pg_sys::{self, Datum, Oid};
 
-/// A condition on one index column (1-based), compared as the index compares.
+/// A condition on one column of the table, compared as the index compares.
+/// The column is named; `IndexScan::open` finds it among the index's.
 #[derive(Clone, Copy)]
 pub(crate) enum Key {
     /// `column = text`
-    TextEq(i16, Datum),
+    TextEq(&'static str, Datum),
     /// `column = bigint`
-    Int8Eq(i16, Datum),
+    Int8Eq(&'static str, Datum),
     /// `column <= bigint`
-    Int8Le(i16, Datum),
+    Int8Le(&'static str, Datum),
     /// `column > bigint`
-    Int8Gt(i16, Datum),
+    Int8Gt(&'static str, Datum),
 }
 
 /// An open scan. Rows come out in index order (or its reverse); each stays in
@@ -49,11 +50,28 @@ pub(crate) fn readable(table: Oid) -> bool {
     }
 }
 
+/// The attribute number (1-based) of the table's column `name`.
+///
+/// # Safety
+/// `heap` is an open relation.
+unsafe fn heap_attnum(heap: pg_sys::Relation, name: &str) -> Option<i16> {
+    let desc = (*heap).rd_att;
+    let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+    attrs
+        .iter()
+        .position(|a| {
+            !a.attisdropped
+                && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == name.as_bytes()
+        })
+        .map(|p| (p + 1) as i16)
+}
+
 impl IndexScan {
     /// Begins a scan of `table` through its btree index `index` for the rows
     /// matching every key (keys in column order), with the active snapshot.
-    /// None when the table is not `readable`, or no snapshot is active: the
-    /// caller then runs its query instead.
+    /// None when the table is not `readable`, no snapshot is active, or the
+    /// index is not a btree over the keys' columns, of their types: the caller
+    /// then runs its query instead.
     pub(crate) fn open(table: Oid, index: Oid, keys: &[Key], backward: bool) -> Option<IndexScan> {
         if table == Oid::INVALID || index == Oid::INVALID || !readable(table) {
             return None;
@@ -70,7 +88,7 @@ impl IndexScan {
             let index = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let mut skeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
             for k in keys {
-                let (col, proc_, strategy, value) = match *k {
+                let (name, proc_, strategy, value) = match *k {
                     Key::TextEq(c, v) => (c, pg_sys::F_TEXTEQ, pg_sys::BTEqualStrategyNumber, v),
                     Key::Int8Eq(c, v) => (c, pg_sys::F_INT8EQ, pg_sys::BTEqualStrategyNumber, v),
                     Key::Int8Le(c, v) => {
@@ -78,17 +96,33 @@ impl IndexScan {
                     }
                     Key::Int8Gt(c, v) => (c, pg_sys::F_INT8GT, pg_sys::BTGreaterStrategyNumber, v),
                 };
-                let i = (col - 1) as usize;
                 let expected = if proc_ == pg_sys::F_TEXTEQ {
                     pg_sys::TEXTOID
                 } else {
                     pg_sys::INT8OID
                 };
-                assert!(
-                    i < (*(*index).rd_index).indnkeyatts as usize
-                        && *(*index).rd_opcintype.add(i) == expected,
-                    "index column {col} is not of the key's type"
-                );
+                // The index column that holds the named table column, of the key's
+                // type, in a btree, and not before the previous key's (btree wants
+                // the keys in column order). Anything else is not the index this
+                // read was written for (changed by hand): the caller's query reads.
+                let nkeys = (*(*index).rd_index).indnkeyatts as usize;
+                let indkey = (*(*index).rd_index).indkey.values.as_slice(nkeys);
+                let attnum = heap_attnum(heap, name);
+                let found = indkey.iter().position(|a| Some(*a) == attnum);
+                let usable = (*index)
+                    .rd_rel
+                    .as_ref()
+                    .is_some_and(|r| r.relam == pg_sys::BTREE_AM_OID)
+                    && found.is_some_and(|i| {
+                        *(*index).rd_opcintype.add(i) == expected
+                            && skeys.last().is_none_or(|p| p.sk_attno as usize <= i + 1)
+                    });
+                let Some(i) = found.filter(|_| usable) else {
+                    pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+                    pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+                    return None;
+                };
+                let col = (i + 1) as i16;
                 let mut sk: pg_sys::ScanKeyData = std::mem::zeroed();
                 pg_sys::ScanKeyEntryInitialize(
                     &mut sk,
@@ -142,19 +176,9 @@ impl IndexScan {
 
     /// Attribute number (0-based) of the heap's column `name`.
     pub(crate) fn column(&self, name: &str) -> usize {
-        // SAFETY: the heap relation is open; its descriptor has `natts` attributes.
-        unsafe {
-            let desc = (*self.heap).rd_att;
-            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-            attrs
-                .iter()
-                .position(|a| {
-                    !a.attisdropped
-                        && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes()
-                            == name.as_bytes()
-                })
-                .unwrap_or_else(|| panic!("column \"{name}\" is missing"))
-        }
+        // SAFETY: the heap relation is open.
+        let attnum = unsafe { heap_attnum(self.heap, name) };
+        attnum.unwrap_or_else(|| panic!("column \"{name}\" is missing")) as usize - 1
     }
 
     /// Column `att` (0-based, from `column`) of the row in the slot.

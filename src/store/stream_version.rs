@@ -36,7 +36,10 @@ pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallIn
     if let Some(mut s) = IndexScan::open(
         relation(c"streams"),
         relation(c"streams_pkey"),
-        &[Key::TextEq(1, given.expect("stream_id is checked above"))],
+        &[Key::TextEq(
+            "stream_id",
+            given.expect("stream_id is checked above"),
+        )],
         false,
     ) {
         let version = s.next().map_or(0, |_| {
