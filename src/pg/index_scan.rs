@@ -81,7 +81,9 @@ impl IndexScan {
         // types and collations and live in `skeys` until `index_rescan` copies them into the
         // scan; the slot is made for the heap's row type.
         unsafe {
-            if !pg_sys::ActiveSnapshotSet() {
+            if !pg_sys::ActiveSnapshotSet()
+                || pg_sys::get_rel_relkind(index) != pg_sys::RELKIND_INDEX as std::ffi::c_char
+            {
                 return None;
             }
             let heap = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -101,18 +103,23 @@ impl IndexScan {
                 } else {
                     pg_sys::INT8OID
                 };
-                // The index column that holds the named table column, of the key's
-                // type, in a btree, and not before the previous key's (btree wants
-                // the keys in column order). Anything else is not the index this
-                // read was written for (changed by hand): the caller's query reads.
+                // A valid btree of this table, the index column that holds the named
+                // table column, of the key's type, and not before the previous key's
+                // (btree wants the keys in column order). Anything else is not the
+                // index this read was written for (changed by hand, or being built):
+                // the caller's query reads.
                 let nkeys = (*(*index).rd_index).indnkeyatts as usize;
                 let indkey = (*(*index).rd_index).indkey.values.as_slice(nkeys);
                 let attnum = heap_attnum(heap, name);
                 let found = indkey.iter().position(|a| Some(*a) == attnum);
+                let form = (*index).rd_index;
                 let usable = (*index)
                     .rd_rel
                     .as_ref()
                     .is_some_and(|r| r.relam == pg_sys::BTREE_AM_OID)
+                    && (*form).indrelid == table
+                    && (*form).indisvalid
+                    && (*form).indisready
                     && found.is_some_and(|i| {
                         *(*index).rd_opcintype.add(i) == expected
                             && skeys.last().is_none_or(|p| p.sk_attno as usize <= i + 1)
