@@ -422,42 +422,55 @@ pub(crate) fn fold_stream(
         unsafe { pg_sys::PopActiveSnapshot() };
         return folder;
     }
-    if matches!(def.kind, Kind::Reducers(..)) {
-        if let Some(read) = index_reads::latest_snapshot(stream_id, def.revision, target) {
-            let folder = fold_from(outer, stream_id, def, read.snapshot, target, false);
-            read.release();
-            return folder;
-        }
-    }
-    let start = latest_snapshot(stream_id, &def, target, true);
-    fold_from(outer, stream_id, def, start, target, false)
+    let read = snapshot_at(stream_id, &def, target);
+    let folder = fold_from(outer, stream_id, def, read.snapshot, target, false);
+    read.release();
+    folder
 }
 
-/// The latest snapshot of `def`'s revision at or below `target`: (version, state).
-fn latest_snapshot(
-    stream_id: Datum,
-    def: &Def,
-    target: i64,
-    read_only: bool,
-) -> Option<(i64, Datum)> {
-    let sid = Some(stream_id);
-    if target > 0
+/// The latest snapshot of `def`'s revision at or below `target`, from the
+/// index where it may be read so, else by query; with the active snapshot.
+fn snapshot_at(stream_id: Datum, def: &Def, target: i64) -> index_reads::SnapshotRead {
+    if let Some(read) = index_reads::latest_snapshot(stream_id, def.revision, target) {
+        return read;
+    }
+    let found = target > 0
         && LATEST_SNAPSHOT.run(
             &[
-                sid,
+                Some(stream_id),
                 Some(Datum::from(def.revision)),
                 Some(Datum::from(target)),
             ],
-            read_only,
-        ) == 1
-    {
-        Some((
+            true,
+        ) == 1;
+    index_reads::SnapshotRead::held(found.then(|| {
+        (
             spi::value_i64(0, 1).unwrap_or(0),
             spi::value(0, 2).expect("snapshot state"),
-        ))
-    } else {
-        None
-    }
+        )
+    }))
+}
+
+/// `STREAM_AND_SNAPSHOT`: what `index_reads::stream_and_snapshot` reads, by
+/// query (the stream's liveness not asked).
+fn first_look_by_query(
+    stream_id: Datum,
+    revision: i64,
+    upto: i64,
+) -> Option<index_reads::FirstLook> {
+    let args = [
+        Some(stream_id),
+        Some(Datum::from(revision)),
+        Some(Datum::from(upto)),
+    ];
+    (STREAM_AND_SNAPSHOT.run(&args, true) == 1).then(|| index_reads::FirstLook {
+        stream_type: spi::value_string(0, 1).unwrap_or_default(),
+        version: spi::value_i64(0, 2).unwrap_or(0),
+        live: false,
+        snapshot: index_reads::SnapshotRead::held(
+            spi::value_i64(0, 3).map(|v| (v, spi::value(0, 4).expect("snapshot state"))),
+        ),
+    })
 }
 
 /// Folds the stream's events after `start` (a snapshot, or none) up to
@@ -495,21 +508,11 @@ fn fold_from(
     let from = folder.version;
     // Native reducers are handed the events straight from the index where
     // that gives what the query would (index_reads.rs).
-    let direct = if matches!(folder.def.kind, Kind::Reducers(..)) {
+    let reducers = matches!(folder.def.kind, Kind::Reducers(..));
+    let direct = if reducers {
         index_reads::events_after(stream_id, from, target, live)
     } else {
         None
-    };
-    // Otherwise native reducers read the events' columns; a fold function is
-    // handed whole rows (and so are archived events, read with the stored ones).
-    let (plan, columns) = if direct.is_some() {
-        (&EVENTS_AFTER_COLUMNS, true)
-    } else if crate::store::archive::in_use() {
-        (&EVENTS_AFTER_ALL, false)
-    } else if matches!(folder.def.kind, Kind::Reducers(..)) {
-        (&EVENTS_AFTER_COLUMNS, true)
-    } else {
-        (&EVENTS_AFTER, false)
     };
     // Reducers read each row where the index scan or the executor left it (no
     // copy, no cursor, however long the stream); garbage is freed every thousand.
@@ -528,16 +531,24 @@ fn fold_from(
             }
         }
     };
+    let archive = direct.is_none() && crate::store::archive::in_use();
     if let Some(mut scan) = direct {
         while let Some(slot) = scan.next() {
             apply(slot);
         }
         scan.close();
-    } else if columns {
-        plan.slots(&args, true, apply);
+    } else if reducers && !archive {
+        EVENTS_AFTER_COLUMNS.slots(&args, true, apply);
     } else {
-        // A few events after a snapshot (the usual case) are read in one go; a
-        // long stream with none is read through a cursor, a thousand at a time.
+        // A fold function is handed whole rows, and so are archived events (read
+        // with the stored ones). A few events after a snapshot (the usual case)
+        // are read in one go; a long stream with none through a cursor, a
+        // thousand at a time.
+        let plan = if archive {
+            &EVENTS_AFTER_ALL
+        } else {
+            &EVENTS_AFTER
+        };
         plan.tuples(&args, true, target - from > 1000, |desc, tuples| {
             // SAFETY: `batch_cxt` was created above and lives until the end of this function.
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
@@ -584,53 +595,27 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
         let guess = definitions::get(named);
         let upto = at_version.unwrap_or(i64::MAX);
         let revision = guess.as_ref().map_or(0, |d| d.revision);
-        if let Some(look) = index_reads::stream_and_snapshot(stream_id_datum, revision, upto) {
-            let (stream_type, current) = look.as_ref().map_or((named.to_owned(), 0), |l| {
-                (l.stream_type.clone(), l.version)
-            });
-            let target = upto.min(current);
-            let def = definitions::require(&stream_type);
-            let start = match (&guess, &look) {
-                (Some(g), Some(l)) if stream_type == named && g.revision == def.revision => {
-                    l.snapshot.snapshot
-                }
-                _ => latest_snapshot(stream_id_datum, &def, target, true),
-            };
-            let live = look.as_ref().is_some_and(|l| l.live);
-            let folder = fold_from(outer, stream_id_datum, def, start, target, live);
-            if let Some(l) = look {
-                l.snapshot.release();
-            }
-            return (stream_type, folder);
-        }
-        let found = STREAM_AND_SNAPSHOT.run(
-            &[
-                Some(stream_id_datum),
-                Some(Datum::from(revision)),
-                Some(Datum::from(upto)),
-            ],
-            true,
-        ) == 1;
-        let (stream_type, current) = if found {
-            (
-                spi::value_string(0, 1).unwrap_or_default(),
-                spi::value_i64(0, 2).unwrap_or(0),
-            )
-        } else {
-            (named.to_owned(), 0)
+        let look = index_reads::stream_and_snapshot(stream_id_datum, revision, upto)
+            .unwrap_or_else(|| first_look_by_query(stream_id_datum, revision, upto));
+        let (stream_type, current, live, first) = match look {
+            Some(l) => (l.stream_type, l.version, l.live, Some(l.snapshot)),
+            None => (named.to_owned(), 0, false, None),
         };
         let target = upto.min(current);
         let def = definitions::require(&stream_type);
-        let start = match guess {
-            Some(g) if found && stream_type == named && g.revision == def.revision => {
-                spi::value_i64(0, 3).map(|v| (v, spi::value(0, 4).expect("snapshot state")))
+        let guessed = guess.is_some_and(|g| stream_type == named && g.revision == def.revision);
+        let read = match first {
+            Some(read) if guessed => read,
+            other => {
+                if let Some(r) = other {
+                    r.release();
+                }
+                snapshot_at(stream_id_datum, &def, target)
             }
-            _ => latest_snapshot(stream_id_datum, &def, target, true),
         };
-        (
-            stream_type,
-            fold_from(outer, stream_id_datum, def, start, target, false),
-        )
+        let folder = fold_from(outer, stream_id_datum, def, read.snapshot, target, live);
+        read.release();
+        (stream_type, folder)
     });
     let values = [
         stream_id.into_datum(),

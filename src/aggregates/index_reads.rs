@@ -7,18 +7,25 @@
 //! es.load of a stream a few events past its snapshot to about half.
 
 use crate::pg::index_scan::{IndexScan, Key};
-use crate::pg::tables::relation;
 use pgrx::pg_sys::Datum;
 
-/// A stream's latest snapshot of a revision at or below a version, as
-/// `LATEST_SNAPSHOT` reads it. The state points into the scan's buffer:
-/// `release` after the folder copied it.
+/// A stream's latest snapshot of a revision at or below a version:
+/// (version, state). The state points into the scan's buffer, or into the
+/// SPI result that read it: `release` after the folder copied it.
 pub(crate) struct SnapshotRead {
     pub(crate) snapshot: Option<(i64, Datum)>,
     scan: Option<IndexScan>,
 }
 
 impl SnapshotRead {
+    /// A snapshot read by query (or none), held by the SPI result.
+    pub(crate) fn held(snapshot: Option<(i64, Datum)>) -> SnapshotRead {
+        SnapshotRead {
+            snapshot,
+            scan: None,
+        }
+    }
+
     pub(crate) fn release(self) {
         if let Some(s) = self.scan {
             s.close();
@@ -26,18 +33,15 @@ impl SnapshotRead {
     }
 }
 
-/// The latest snapshot of `revision` at or below `upper`; None: read with
-/// the query instead.
+/// The latest snapshot of `revision` at or below `upper`, as
+/// `LATEST_SNAPSHOT` reads it; None: read with the query instead.
 pub(crate) fn latest_snapshot(stream_id: Datum, revision: i64, upper: i64) -> Option<SnapshotRead> {
     if upper < 1 {
-        return Some(SnapshotRead {
-            snapshot: None,
-            scan: None,
-        });
+        return Some(SnapshotRead::held(None));
     }
     let mut n = IndexScan::open(
-        relation(c"snapshots"),
-        relation(c"snapshots_pkey"),
+        c"snapshots",
+        c"snapshots_pkey",
         &[
             Key::TextEq("stream_id", stream_id),
             Key::Int8Eq("revision", Datum::from(revision)),
@@ -47,16 +51,12 @@ pub(crate) fn latest_snapshot(stream_id: Datum, revision: i64, upper: i64) -> Op
     )?;
     if n.next().is_none() {
         n.close();
-        return Some(SnapshotRead {
-            snapshot: None,
-            scan: None,
-        });
+        return Some(SnapshotRead::held(None));
     }
-    let (v, st) = (n.column("version"), n.column("state"));
     Some(SnapshotRead {
         snapshot: Some((
-            n.value(v).expect("version").value() as i64,
-            n.value(st).expect("state"),
+            n.value("version").expect("version").value() as i64,
+            n.value("state").expect("state"),
         )),
         scan: Some(n),
     })
@@ -68,7 +68,8 @@ pub(crate) struct FirstLook {
     pub(crate) stream_type: String,
     pub(crate) version: i64,
     /// Neither archived nor deleted: the row's last_position is not the
-    /// mark es.archive_stream and es.delete_stream leave (i64::MAX).
+    /// mark es.archive_stream and es.delete_stream leave (i64::MAX). False
+    /// where not known (read by query).
     pub(crate) live: bool,
     pub(crate) snapshot: SnapshotRead,
 }
@@ -81,28 +82,21 @@ pub(crate) fn stream_and_snapshot(
     revision: i64,
     upto: i64,
 ) -> Option<Option<FirstLook>> {
-    if !crate::pg::index_scan::readable(relation(c"snapshots")) {
-        return None;
-    }
     let mut s = IndexScan::open(
-        relation(c"streams"),
-        relation(c"streams_pkey"),
+        c"streams",
+        c"streams_pkey",
         &[Key::TextEq("stream_id", stream_id)],
         false,
     )?;
     let row = s.next().map(|_| {
-        let (t, v, p) = (
-            s.column("stream_type"),
-            s.column("version"),
-            s.column("last_position"),
-        );
         // SAFETY: stream_type is the row's non-null text, copied out before the scan ends.
-        let stream_type =
-            unsafe { crate::pg::fmgr::text_datum_str(s.value(t).expect("stream_type")) };
+        let stream_type = unsafe {
+            crate::pg::fmgr::text_datum_str(s.value("stream_type").expect("stream_type"))
+        };
         (
             stream_type.to_owned(),
-            s.value(v).expect("version").value() as i64,
-            s.value(p).expect("last_position").value() as i64 != i64::MAX,
+            s.value("version").expect("version").value() as i64,
+            s.value("last_position").expect("last_position").value() as i64 != i64::MAX,
         )
     });
     s.close();
@@ -131,8 +125,8 @@ pub(crate) fn events_after(
 ) -> Option<IndexScan> {
     if !live && crate::store::archive::in_use() {
         let mut a = IndexScan::open(
-            relation(c"archived_events"),
-            relation(c"archived_events_stream_version_key"),
+            c"archived_events",
+            c"archived_events_stream_version_key",
             &[Key::TextEq("stream_id", stream_id)],
             false,
         )?;
@@ -143,8 +137,8 @@ pub(crate) fn events_after(
         }
     }
     IndexScan::open(
-        relation(c"events"),
-        relation(c"events_stream_version_key"),
+        c"events",
+        c"events_stream_version_key",
         &[
             Key::TextEq("stream_id", stream_id),
             Key::Int8Gt("version", Datum::from(from)),

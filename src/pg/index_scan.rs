@@ -9,7 +9,9 @@
 //! otherwise `open` says no and the caller runs its query, which checks column
 //! privileges and applies policies (and raises the error a user expects).
 
+use crate::pg::tables::relation;
 use pgrx::pg_sys::{self, Datum, Oid};
+use std::ffi::CStr;
 
 /// A condition on one column of the table, compared as the index compares.
 /// The column is named; `IndexScan::open` finds it among the index's.
@@ -39,7 +41,7 @@ pub(crate) struct IndexScan {
 
 /// Whether the current user reads every row of `table` with a plain SELECT:
 /// table-level SELECT, and row level security off for them.
-pub(crate) fn readable(table: Oid) -> bool {
+fn readable(table: Oid) -> bool {
     // SAFETY: privilege and policy look-ups by oid; with noError they do not raise.
     unsafe {
         let user = pg_sys::GetUserId();
@@ -60,19 +62,24 @@ unsafe fn heap_attnum(heap: pg_sys::Relation, name: &str) -> Option<i16> {
     attrs
         .iter()
         .position(|a| {
-            !a.attisdropped
-                && std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == name.as_bytes()
+            !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == name.as_bytes()
         })
         .map(|p| (p + 1) as i16)
 }
 
 impl IndexScan {
-    /// Begins a scan of `table` through its btree index `index` for the rows
-    /// matching every key (keys in column order), with the active snapshot.
-    /// None when the table is not `readable`, no snapshot is active, or the
-    /// index is not a btree over the keys' columns, of their types: the caller
-    /// then runs its query instead.
-    pub(crate) fn open(table: Oid, index: Oid, keys: &[Key], backward: bool) -> Option<IndexScan> {
+    /// Begins a scan of the extension's table `es.<table>` through its btree
+    /// index `es.<index>` for the rows matching every key (keys in column
+    /// order), with the active snapshot. None when the table is not
+    /// `readable`, no snapshot is active, or the index is not a btree over the
+    /// keys' columns, of their types: the caller then runs its query instead.
+    pub(crate) fn open(
+        table: &CStr,
+        index: &CStr,
+        keys: &[Key],
+        backward: bool,
+    ) -> Option<IndexScan> {
+        let (table, index) = (relation(table), relation(index));
         if table == Oid::INVALID || index == Oid::INVALID || !readable(table) {
             return None;
         }
@@ -181,18 +188,15 @@ impl IndexScan {
         }
     }
 
-    /// Attribute number (0-based) of the heap's column `name`.
-    pub(crate) fn column(&self, name: &str) -> usize {
-        // SAFETY: the heap relation is open.
-        let attnum = unsafe { heap_attnum(self.heap, name) };
-        attnum.unwrap_or_else(|| panic!("column \"{name}\" is missing")) as usize - 1
-    }
-
-    /// Column `att` (0-based, from `column`) of the row in the slot.
-    pub(crate) fn value(&self, att: usize) -> Option<Datum> {
-        // SAFETY: the slot holds a row of the heap (`next` returned it); attributes up to
-        // `att` are deformed before they are read.
+    /// Column `name` of the row in the slot (None: SQL NULL).
+    pub(crate) fn value(&self, name: &str) -> Option<Datum> {
+        // SAFETY: the heap relation is open; the slot holds a row of it (`next` returned
+        // it), whose attributes up to the one read are deformed before it is read.
         unsafe {
+            let att = heap_attnum(self.heap, name)
+                .unwrap_or_else(|| panic!("column \"{name}\" is missing"))
+                as usize
+                - 1;
             let slot = self.slot;
             if usize::from((*slot).tts_nvalid as u16) <= att {
                 pg_sys::slot_getsomeattrs_int(slot, att as i32 + 1);

@@ -11,7 +11,6 @@
 use crate::kept_plan;
 use crate::pg::index_scan::{IndexScan, Key};
 use crate::pg::spi;
-use crate::pg::tables::relation;
 use crate::store::args;
 use pgrx::pg_sys::{self, Datum};
 
@@ -34,17 +33,17 @@ pub unsafe extern "C-unwind" fn es_stream_version(fcinfo: pg_sys::FunctionCallIn
     let given = crate::pg::fmgr::arg_datum(fcinfo, 0);
     args::identifier("stream_id", crate::pg::fmgr::arg_str(fcinfo, 0));
     if let Some(mut s) = IndexScan::open(
-        relation(c"streams"),
-        relation(c"streams_pkey"),
+        c"streams",
+        c"streams_pkey",
         &[Key::TextEq(
             "stream_id",
             given.expect("stream_id is checked above"),
         )],
         false,
     ) {
-        let version = s.next().map_or(0, |_| {
-            s.value(s.column("version")).expect("version").value() as i64
-        });
+        let version = s
+            .next()
+            .map_or(0, |_| s.value("version").expect("version").value() as i64);
         s.close();
         return Datum::from(version);
     }

@@ -42,17 +42,23 @@ fn wrong_snapshots(c: &mut Client) -> i64 {
     .get(0)
 }
 
+/// Streams of type `acct` fold `Deposited` amounts into a balance, with a
+/// snapshot every 2 events.
+fn define_accounts(c: &mut Client) {
+    exec(
+        c,
+        r#"SELECT es.define_aggregate('acct',
+               reducers => '{"Deposited": [{"add": "balance", "from": "$.amount"}]}',
+               initial_state => '{"balance": 0}', snapshot_every => 2)"#,
+    );
+}
+
 #[test]
 fn loads_and_snapshots_read_what_the_transaction_sees() {
     let db = TestDb::create_warm("load_isolation");
     let mut a = db.connect();
     let mut b = db.connect();
-    exec(
-        &mut a,
-        r#"SELECT es.define_aggregate('acct',
-               reducers => '{"Deposited": [{"add": "balance", "from": "$.amount"}]}',
-               initial_state => '{"balance": 0}', snapshot_every => 2)"#,
-    );
+    define_accounts(&mut a);
     deposit(&mut a, "acct-1", 1);
     assert_eq!(load(&mut a, "acct-1"), "1 1");
 
@@ -125,12 +131,7 @@ fn loads_and_snapshots_read_what_the_transaction_sees() {
 fn loads_stay_right_when_an_index_was_rebuilt_by_hand() {
     let db = TestDb::create_warm("load_index_changed");
     let mut a = db.connect();
-    exec(
-        &mut a,
-        r#"SELECT es.define_aggregate('acct',
-               reducers => '{"Deposited": [{"add": "balance", "from": "$.amount"}]}',
-               initial_state => '{"balance": 0}', snapshot_every => 2)"#,
-    );
+    define_accounts(&mut a);
     for amount in [1, 2, 4, 8, 16] {
         deposit(&mut a, "acct-1", amount);
     }
