@@ -1,5 +1,5 @@
 //! PostgreSQL glue that knows nothing about events: SPI with kept plans,
-//! planless reads through a btree index,
+//! planless reads through a btree index and one-row writes without a plan,
 //! V1 function arguments and results, errors with a SQLSTATE,
 //! subtransactions and memory contexts, jsonb in its binary form, roles and
 //! the sandbox for user code, calling user functions, background-worker
@@ -23,6 +23,7 @@ pub(crate) mod jsonb_build;
 pub(crate) mod roles;
 pub(crate) mod shmem;
 pub(crate) mod spi;
+pub(crate) mod table_write;
 pub(crate) mod tables;
 pub(crate) mod wakeup;
 pub(crate) mod xact;

@@ -22,6 +22,7 @@ use crate::pg::jsonb::{self, Container};
 use crate::pg::spi;
 use crate::pg::spi::KeptPlan;
 use crate::settings::MAX_EVENT_SIZE;
+use crate::store::append_direct::{self, Done, Outcome};
 use crate::store::args;
 use crate::store::ids;
 use crate::store::position;
@@ -649,11 +650,38 @@ pub(crate) unsafe fn append_one(
             Some(0) => &family[2..3],
             Some(_) => &family[3..4],
         };
+        let event = append_direct::Event {
+            event_type,
+            data,
+            metadata,
+            event_id: id.expect("an id"),
+            schema_version,
+        };
         let write = || {
             let mut pos = first;
-            while !run_first(
-                plans,
-                &req.args(
+            loop {
+                let digest = chain::finish(parts.clone(), pos);
+                // An existing stream's append without a plan; the statement when
+                // that cannot be done, or (no expected version) for a stream that
+                // may not exist yet.
+                let mut statement = plans;
+                if req.expected != Some(0) {
+                    match append_direct::append_existing(
+                        req.stream_id_datum,
+                        req.stream_type,
+                        req.expected,
+                        pos,
+                        &digest,
+                        &event,
+                        with_row,
+                    ) {
+                        Outcome::Done(w) => return (pos, w),
+                        Outcome::NoRow if req.expected.is_some() => statement = &[],
+                        Outcome::NoRow => statement = &plans[1..],
+                        Outcome::Unavailable => {}
+                    }
+                }
+                let args = req.args(
                     &Events {
                         event_type: Some(event_type),
                         data,
@@ -664,20 +692,33 @@ pub(crate) unsafe fn append_one(
                     },
                     pos,
                     1,
-                    chain::bytea(&chain::finish(parts.clone(), pos)),
-                ),
-            ) {
+                    chain::bytea(&digest),
+                );
+                if run_first(statement, &args) {
+                    return (
+                        pos,
+                        Done {
+                            version: spi::value_i64(0, 1).unwrap_or(0),
+                            stream_type: spi::value_string(0, 2).unwrap_or_default(),
+                            row: if with_row { spi::value(0, 3) } else { None },
+                        },
+                    );
+                }
                 req.explain_refusal(pos);
                 pos = position::reserve_after_lock(1);
             }
-            pos
         };
-        let pos = match (given_id, taken) {
+        let (
+            pos,
+            Done {
+                version,
+                stream_type,
+                row,
+            },
+        ) = match (given_id, taken) {
             (Some(id), TakenId::Refuse(refuse)) => refusing_taken_id(id, refuse, write),
             _ => write(),
         };
-        let version = spi::value_i64(0, 1).unwrap_or(0);
-        let stream_type = spi::value_string(0, 2).unwrap_or_default();
         appended::record(
             req.stream_id,
             &stream_type,
@@ -685,7 +726,6 @@ pub(crate) unsafe fn append_one(
             pos,
             1,
         );
-        let row = if with_row { spi::value(0, 3) } else { None };
         after_append(req.stream_id, &stream_type, version, 1, row);
         version
     })

@@ -142,16 +142,6 @@ pub unsafe extern "C-unwind" fn es_chain(fcinfo: pg_sys::FunctionCallInfo) -> Da
     let (Some(version), Some(stream_type), Some(digests)) = (arg(1), arg(2), arg(3)) else {
         return fcinfo::pg_return_null(fcinfo);
     };
-    let version = version.value() as i64;
-    let mut head: Hash = match arg(0) {
-        Some(prev) => match <Hash>::try_from(varlena_bytes(prev)) {
-            Ok(h) => h,
-            Err(_) => return fcinfo::pg_return_null(fcinfo),
-        },
-        None if version == 0 => [0; 32],
-        None => return fcinfo::pg_return_null(fcinfo),
-    };
-    let stream_type = varlena_bytes(stream_type);
     let digests = varlena_bytes(digests);
     if digests.is_empty() || digests.len() % 32 != 0 {
         crate::pg::error::fail(
@@ -159,11 +149,37 @@ pub unsafe extern "C-unwind" fn es_chain(fcinfo: pg_sys::FunctionCallInfo) -> Da
             "digests must be a whole number of 32-byte SHA-256 digests".into(),
         );
     }
+    match advance(
+        arg(0).map(|p| varlena_bytes(p)),
+        version.value() as i64,
+        varlena_bytes(stream_type),
+        digests,
+    ) {
+        Some(head) => bytea(&head),
+        None => fcinfo::pg_return_null(fcinfo),
+    }
+}
+
+/// The chain after the events whose digests are concatenated in `digests`
+/// (whole 32-byte digests), at versions `version` + 1, + 2, ... from `prev`,
+/// the chain at `version`: what `es._chain` computes in an append's UPDATE.
+/// None when the stream had events but no chain (it predates the chain).
+pub(crate) fn advance(
+    prev: Option<&[u8]>,
+    version: i64,
+    stream_type: &[u8],
+    digests: &[u8],
+) -> Option<Hash> {
+    let mut head: Hash = match prev {
+        Some(prev) => <Hash>::try_from(prev).ok()?,
+        None if version == 0 => [0; 32],
+        None => return None,
+    };
     for (i, d) in digests.chunks_exact(32).enumerate() {
         let d: &Hash = d.try_into().expect("32 bytes");
         head = step(&head, version + 1 + i as i64, stream_type, d);
     }
-    bytea(&head)
+    Some(head)
 }
 
 kept_plan!(

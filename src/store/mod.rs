@@ -8,6 +8,7 @@
 //! functions are SQL: `sql/01_tables.sql` to `sql/04_read.sql` and `sql/14_guards.sql` (loaded last); the guard that keeps `es.events` append-only and its one sanctioned way past (`guard`), cold storage (`archive`).
 
 pub(crate) mod append;
+pub(crate) mod append_direct;
 pub(crate) mod appended;
 pub(crate) mod archive;
 pub(crate) mod args;
