@@ -37,6 +37,8 @@ pub(crate) struct IndexScan {
     scan: pg_sys::IndexScanDesc,
     slot: *mut pg_sys::TupleTableSlot,
     direction: pg_sys::ScanDirection::Type,
+    /// Whether `open` opened the relations (and `close` closes them).
+    owned: bool,
 }
 
 /// Whether the current user reads every row of `table` with a plain SELECT:
@@ -84,17 +86,43 @@ impl IndexScan {
             return None;
         }
         // SAFETY: relations are opened with the lock a query takes, kept to the end of the
-        // transaction as a query keeps it; the keys are built for the index's own column
-        // types and collations and live in `skeys` until `index_rescan` copies them into the
-        // scan; the slot is made for the heap's row type.
+        // transaction as a query keeps it, and closed again (without releasing the locks)
+        // when the index is not one `begin` scans.
         unsafe {
-            if !pg_sys::ActiveSnapshotSet()
-                || pg_sys::get_rel_relkind(index) != pg_sys::RELKIND_INDEX as std::ffi::c_char
-            {
+            if pg_sys::get_rel_relkind(index) != pg_sys::RELKIND_INDEX as std::ffi::c_char {
                 return None;
             }
             let heap = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             let index = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let scan = Self::begin(heap, index, keys, backward);
+            if scan.is_none() {
+                pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+                pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            }
+            scan.map(|s| IndexScan { owned: true, ..s })
+        }
+    }
+
+    /// As `open`, on relations the caller opened (and keeps open, locked, until
+    /// after `close`): a writer's table and one of its indexes. The caller has
+    /// checked that the current user reads the table (`readable`'s rule).
+    ///
+    /// # Safety
+    /// `heap` and `index` are open relations, `index` an index (of any kind).
+    pub(crate) unsafe fn begin(
+        heap: pg_sys::Relation,
+        index: pg_sys::Relation,
+        keys: &[Key],
+        backward: bool,
+    ) -> Option<IndexScan> {
+        let table = (*heap).rd_id;
+        // SAFETY: the keys are built for the index's own column types and collations and
+        // live in `skeys` until `index_rescan` copies them into the scan; the slot is made
+        // for the heap's row type.
+        unsafe {
+            if !pg_sys::ActiveSnapshotSet() {
+                return None;
+            }
             let mut skeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
             for k in keys {
                 let (name, proc_, strategy, value) = match *k {
@@ -131,11 +159,7 @@ impl IndexScan {
                         *(*index).rd_opcintype.add(i) == expected
                             && skeys.last().is_none_or(|p| p.sk_attno as usize <= i + 1)
                     });
-                let Some(i) = found.filter(|_| usable) else {
-                    pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-                    pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-                    return None;
-                };
+                let i = found.filter(|_| usable)?;
                 let col = (i + 1) as i16;
                 let mut sk: pg_sys::ScanKeyData = std::mem::zeroed();
                 pg_sys::ScanKeyEntryInitialize(
@@ -176,6 +200,7 @@ impl IndexScan {
                 } else {
                     pg_sys::ScanDirection::ForwardScanDirection
                 },
+                owned: false,
             })
         }
     }
@@ -205,14 +230,17 @@ impl IndexScan {
         }
     }
 
-    /// Ends the scan; the locks stay to the end of the transaction.
+    /// Ends the scan (and closes the relations `open` opened); the locks stay
+    /// to the end of the transaction.
     pub(crate) fn close(self) {
         // SAFETY: everything was opened by `open` and is released once, here.
         unsafe {
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
             pg_sys::index_endscan(self.scan);
-            pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
-            pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            if self.owned {
+                pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+                pg_sys::table_close(self.heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            }
         }
     }
 }

@@ -36,8 +36,6 @@ pub(crate) enum Command {
 /// `statement`; `close` releases it (an error in between leaves that to the
 /// (sub)transaction's abort).
 pub(crate) struct TableWriter {
-    /// The table's name in schema `es`.
-    name: &'static CStr,
     rel: pg_sys::Relation,
     estate: *mut pg_sys::EState,
     rri: *mut pg_sys::ResultRelInfo,
@@ -148,11 +146,7 @@ impl TableWriter {
     /// those the caller fills in an insert: a table with another column (one
     /// with a default the caller does not know) is left to the statement.
     /// None: the caller's statement must write instead (see the module).
-    pub(crate) fn open(
-        name: &'static CStr,
-        command: Command,
-        columns: &[&str],
-    ) -> Option<TableWriter> {
+    pub(crate) fn open(name: &CStr, command: Command, columns: &[&str]) -> Option<TableWriter> {
         let table = relation(name);
         if table == Oid::INVALID || !writable(table, command) {
             return None;
@@ -211,7 +205,6 @@ impl TableWriter {
                 pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &pg_sys::TTSOpsVirtual);
             let locked = pg_sys::table_slot_create(rel, &mut (*estate).es_tupleTable);
             Some(TableWriter {
-                name,
                 rel,
                 estate,
                 rri,
@@ -291,7 +284,7 @@ impl TableWriter {
         }
     }
 
-    /// Updates the row that the unique btree index `es.<index>` finds for
+    /// Updates the row that the table's unique btree index `index` finds for
     /// `key`, as `UPDATE ... WHERE <key> AND <decide says yes>` would:
     /// `decide` sees the row (`value` reads it from the slot it is given) and
     /// returns the new values of the columns it changes, or None to leave it.
@@ -305,7 +298,15 @@ impl TableWriter {
             &dyn Fn(&str) -> Option<Datum>,
         ) -> Option<Vec<(&'static str, Option<Datum>)>>,
     ) -> Option<Updated> {
-        let mut scan = IndexScan::open(self.name, index, &[key], false)?;
+        // SAFETY: the writer's indexes are open (`ExecOpenIndices`) until `close`.
+        let mut scan = unsafe {
+            let index = self
+                .indexes()
+                .iter()
+                .copied()
+                .find(|&i| CStr::from_ptr((*(*i).rd_rel).relname.data.as_ptr()) == index)?;
+            IndexScan::begin(self.rel, index, &[key], false)?
+        };
         let Some(found) = scan.next() else {
             scan.close();
             return Some(Updated::NoRow);
@@ -405,6 +406,19 @@ impl TableWriter {
         }
     }
 
+    /// The table's indexes, as `ExecOpenIndices` opened them.
+    fn indexes(&self) -> &[pg_sys::Relation] {
+        // SAFETY: the result relation is `open`'s; its index array holds ri_NumIndices
+        // open relations (and may be null when there are none).
+        unsafe {
+            let n = (*self.rri).ri_NumIndices as usize;
+            if n == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts((*self.rri).ri_IndexRelationDescs, n)
+        }
+    }
+
     /// Column `name` of the row last written (None: NULL).
     pub(crate) fn value(&self, name: &str) -> Option<Datum> {
         // SAFETY: the slot holds the row written, a row of this relation.
@@ -418,12 +432,15 @@ impl TableWriter {
         unsafe { pg_sys::ExecFetchSlotHeapTupleDatum(self.slot) }
     }
 
-    /// Releases the executor state and indexes; the table's lock stays to
-    /// the end of the transaction.
+    /// Releases the executor state and relations; their locks stay to the
+    /// end of the transaction (released there all at once, which costs less
+    /// than releasing each index's here, as `ExecCloseIndices` would).
     pub(crate) fn close(self) {
         // SAFETY: everything was made by `open` and is released once, here.
         unsafe {
-            pg_sys::ExecCloseIndices(self.rri);
+            for index in self.indexes() {
+                pg_sys::index_close(*index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            }
             pg_sys::ExecResetTupleTable((*self.estate).es_tupleTable, false);
             pg_sys::FreeExecutorState(self.estate);
             pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE);
