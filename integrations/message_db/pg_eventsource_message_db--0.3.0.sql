@@ -117,6 +117,18 @@ SELECT m.global_position, m.position, m.time, m.stream_name, m.type, m.data, m.m
   FROM message_store._events m
  WHERE m.global_position < es.read_horizon();
 
+-- Message DB's checks in its order and words (the expected version, the id,
+-- the NOT NULL columns), an id already taken refused even for the same
+-- message (pg_eventsource would take it as a retry), the mapping of metadata
+-- and NULL data above, and the append: one call, in Rust.
+--
+-- A SQL-standard body (RETURN ...) with no SET clause, unlike the other
+-- functions here: its one call (schema-qualified) is resolved to a function
+-- when this script runs, not when it is called, so a caller's search_path
+-- cannot change what it calls; and without a SET clause
+-- PostgreSQL inlines it into the caller's statement. That saves a PL/pgSQL
+-- call and a search_path change per message: 281,000 -> 259,000
+-- instructions per write_message (bench/results/2026-12-07-planless-append.md).
 CREATE FUNCTION message_store.write_message(
     id               varchar,
     stream_name      varchar,
@@ -125,18 +137,8 @@ CREATE FUNCTION message_store.write_message(
     metadata         jsonb DEFAULT NULL,
     expected_version bigint DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Message DB's checks in its order and words (the expected version, the
-    -- id, the NOT NULL columns), an id already taken refused even for the
-    -- same message (pg_eventsource would take it as a retry), the mapping of
-    -- metadata and NULL data above, and the append: one call, in Rust.
-    RETURN es._append_message(write_message.id, write_message.stream_name, write_message."type",
-                              write_message.data, write_message.metadata, write_message.expected_version);
-END
-$$;
+LANGUAGE sql VOLATILE
+RETURN es._append_message(id, stream_name, "type", data, metadata, expected_version);
 
 -- The select list every read returns, over a subquery named "messages" with
 -- Message DB's columns (conditions name them, plain or as messages.<column>);

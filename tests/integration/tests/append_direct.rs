@@ -50,6 +50,16 @@ fn indexes_triggers_defaults_and_constraints_are_kept() {
         .unwrap_or_else(|e| panic!("append {n}: {}", describe(&e)));
         append(&mut c, &format!("acct-{n}"), "Counted", r#"{"n": 0}"#, None).unwrap();
     }
+    // an event too big for a page goes to TOAST, and reads back whole
+    let big = format!(r#"{{"n": 100, "text": "{}"}}"#, "x".repeat(200_000));
+    append(&mut c, "acct-1", "Counted", &big, None).unwrap();
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT length(data->>'text')::bigint FROM es.events WHERE stream_id = 'acct-1' AND version = 12"
+        ),
+        200_000
+    );
     indexes_hold_every_row(&mut c);
     exec(&mut c, "SET enable_seqscan = off");
     assert_eq!(
@@ -57,14 +67,14 @@ fn indexes_triggers_defaults_and_constraints_are_kept() {
             &mut c,
             "SELECT count(*) FROM es.events WHERE lower(event_type) = 'counted'"
         ),
-        20
+        21
     );
     assert_eq!(
         one_i64(
             &mut c,
             "SELECT count(*) FROM es.events WHERE (data->>'n')::int > 5"
         ),
-        5
+        6
     );
     exec(&mut c, "RESET enable_seqscan");
     assert_eq!(
@@ -82,11 +92,11 @@ fn indexes_triggers_defaults_and_constraints_are_kept() {
          CREATE TRIGGER user_seen AFTER INSERT ON es.events FOR EACH ROW EXECUTE FUNCTION record_seen();",
     );
     append(&mut c, "acct-1", "Counted", r#"{"n": 11}"#, None).unwrap();
-    append(&mut c, "acct-1", "Counted", r#"{"n": 12}"#, Some(12)).unwrap();
+    append(&mut c, "acct-1", "Counted", r#"{"n": 12}"#, Some(13)).unwrap();
     assert_eq!(
         one_i64(
             &mut c,
-            "SELECT count(*) FROM seen WHERE stream_id = 'acct-1' AND version IN (12, 13)"
+            "SELECT count(*) FROM seen WHERE stream_id = 'acct-1' AND version IN (13, 14)"
         ),
         2,
         "the user's trigger saw both appends"
