@@ -1,9 +1,9 @@
 //! Writing a row of the extension's tables without the executor.
 //!
-//! A one-row `INSERT` or `UPDATE` run as a statement spends more on starting
-//! and ending its plan (a `ModifyTable` node, its scan, projections, the
-//! plan cache's checks) than on the heap and index work it exists for. These
-//! writes do that work directly, as PostgreSQL's logical replication apply
+//! A one-row `INSERT` or `UPDATE` run as a statement spends a good part of
+//! its cost starting and ending its plan (a `ModifyTable` node, its scan,
+//! projections, the plan cache's checks) rather than on the heap and index
+//! work it exists for. These writes do that work directly, as PostgreSQL's logical replication apply
 //! does: the heap, every index of the table (unique checks included), the
 //! table's constraints, under the same locks and command id a statement
 //! takes. `UPDATE` keeps a statement's concurrency rules: a row changed by a

@@ -10,6 +10,9 @@
 //! The expected-version check is part of that statement's WHERE clause, so
 //! under READ COMMITTED a writer that waited for a concurrent append re-checks
 //! against the committed row and loses cleanly with 40001.
+//! One event to a stream that exists is written the same way without the
+//! statement (`append_direct`) wherever that is exactly equivalent; the
+//! statement covers everything else.
 //!
 //! The SQL signatures (defaults, SECURITY DEFINER, pinned search_path) are in
 //! `sql/02_append.sql`; these are the C-level entry points they name.
