@@ -406,21 +406,12 @@ pub(crate) fn fold_stream(
     read_only: bool,
 ) -> Folder {
     if !read_only {
-        // What SPI does for a statement that must see this command's writes
-        // (the snapshot trigger's fold): the command counter advanced and a
-        // fresh snapshot active. Then every read below, straight from the
-        // indexes or by query, is made with it.
-        // SAFETY: the snapshot pushed here is popped below; an error in between
-        // leaves it to the (sub)transaction's abort, which pops it.
-        unsafe {
-            pg_sys::CommandCounterIncrement();
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            pg_sys::UpdateActiveSnapshotCommandId();
-        }
-        let folder = fold_stream(outer, stream_id, def, target, true);
-        // SAFETY: pops the snapshot pushed above.
-        unsafe { pg_sys::PopActiveSnapshot() };
-        return folder;
+        // Read as a statement of its own (what SPI does for one that must see
+        // this command's writes: the snapshot trigger's fold); every read below,
+        // straight from the indexes or by query, is made with its snapshot.
+        return crate::pg::table_write::statement(|| {
+            fold_stream(outer, stream_id, def, target, true)
+        });
     }
     let read = snapshot_at(stream_id, &def, target);
     let folder = fold_from(outer, stream_id, def, read.snapshot, target, false);

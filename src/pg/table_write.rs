@@ -53,7 +53,8 @@ pub(crate) enum Updated {
     NoRow,
 }
 
-/// Runs `write` as SPI runs a statement that changes data: the command
+/// Runs `write` (a write, or a read that must see this command's writes) as
+/// SPI runs a statement that changes data: the command
 /// counter advanced first (so the statement sees what earlier commands of
 /// the transaction did) and a fresh snapshot active while it runs, the
 /// counter advanced again after (so what follows sees its rows).

@@ -15,24 +15,9 @@
 
 use crate::pg::index_scan::Key;
 use crate::pg::table_write::{self, Command, TableWriter, Updated};
-use crate::store::chain;
+use crate::store::{chain, event};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::IntoDatum;
-
-/// The columns of `es.events` an append fills (a table with another column
-/// is left to the statement, which fills it with its default).
-const EVENT_COLUMNS: &[&str] = &[
-    "global_position",
-    "stream_id",
-    "stream_type",
-    "version",
-    "event_type",
-    "data",
-    "metadata",
-    "event_id",
-    "recorded_at",
-    "schema_version",
-];
 
 /// The event, as the statement's parameters carry it.
 pub(crate) struct Event {
@@ -76,7 +61,8 @@ pub(crate) fn append_existing(
         let Some(mut streams) = TableWriter::open(c"streams", Command::Update, &[]) else {
             return Outcome::Unavailable;
         };
-        let Some(mut events) = TableWriter::open(c"events", Command::Insert, EVENT_COLUMNS) else {
+        let Some(mut events) = TableWriter::open(c"events", Command::Insert, &event::COLUMNS)
+        else {
             streams.close();
             return Outcome::Unavailable;
         };

@@ -63,7 +63,7 @@ impl Event<'_> {
 pub(crate) struct RowReader {
     tupdesc: pg_sys::TupleDesc,
     /// 0-based attribute index of each column, in `Event` order.
-    idx: [usize; 9],
+    idx: [usize; REQUIRED],
     /// `schema_version`'s, when the table has it.
     schema_version: Option<usize>,
 }
@@ -71,7 +71,11 @@ pub(crate) struct RowReader {
 /// Room for the row's attributes, dropped columns included.
 const MAX_ATTS: usize = 32;
 
-const COLUMNS: [&str; 9] = [
+/// The columns of `es.events`, in `Event` order: what an append fills
+/// (`append_direct`) and a row is read by. The last, `schema_version`, is
+/// missing from a table whose extension is not updated yet; the others
+/// (`REQUIRED`) are always there.
+pub(crate) const COLUMNS: [&str; 10] = [
     "global_position",
     "stream_id",
     "stream_type",
@@ -81,7 +85,9 @@ const COLUMNS: [&str; 9] = [
     "metadata",
     "event_id",
     "recorded_at",
+    "schema_version",
 ];
+const REQUIRED: usize = 9;
 
 impl RowReader {
     /// # Safety
@@ -109,16 +115,16 @@ impl RowReader {
     unsafe fn from_desc(tupdesc: pg_sys::TupleDesc) -> RowReader {
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
-        let mut idx = [usize::MAX; 9];
+        let mut idx = [usize::MAX; REQUIRED];
         let mut schema_version = None;
         for (i, a) in attrs.iter().enumerate() {
             if a.attisdropped {
                 continue;
             }
             let name = std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy();
-            if let Some(c) = COLUMNS.iter().position(|c| *c == name) {
+            if let Some(c) = COLUMNS[..REQUIRED].iter().position(|c| *c == name) {
                 idx[c] = i;
-            } else if name == "schema_version" {
+            } else if name == COLUMNS[REQUIRED] {
                 schema_version = Some(i);
             }
         }
@@ -175,7 +181,7 @@ impl RowReader {
     unsafe fn read_values<'a>(&self, values: &[Datum], nulls: &[bool]) -> Event<'a> {
         // A row built by hand (es.fold(ROW(...))) may hold NULLs that the
         // table never does.
-        if let Some(c) = (0..COLUMNS.len()).find(|c| nulls[self.idx[*c]]) {
+        if let Some(c) = (0..REQUIRED).find(|c| nulls[self.idx[*c]]) {
             crate::pg::error::fail(
                 pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
                 format!("an event's {} must not be NULL", COLUMNS[c]),
