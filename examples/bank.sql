@@ -11,7 +11,8 @@
 --     version as the expected version, so concurrent commands can never
 --     overdraw an account: the loser gets SQLSTATE 40001 and retries;
 --   * read models: bank.account_balances (inline projection), and
---     bank.transaction_history and bank.daily_summary (async projections);
+--     bank.transaction_history and bank.daily_summary (async projections
+--     with batch handlers: one statement per batch of events);
 --   * schema evolution: deposits gain a currency; older ones are upcast to the
 --     default currency on every read, new ones are checked by a JSON Schema;
 --   * a customer who leaves and asks to be forgotten: his name is redacted
@@ -302,31 +303,35 @@ CREATE TABLE bank.transaction_history (
     UNIQUE (account_id, version)
 );
 
-CREATE FUNCTION bank.project_history(e es.events) RETURNS void
-LANGUAGE plpgsql VOLATILE
+-- A batch handler (es.events[]): the worker hands it every event of a
+-- catch-up at once, in global order, and one statement writes them all.
+-- balance_after is the account's last balance in the table plus the running
+-- sum of the batch's amounts, in version order.
+CREATE FUNCTION bank.project_history(events es.events[]) RETURNS void
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    acct   constant text := substr(e.stream_id, length('account-') + 1);
-    kind   text;
-    amount numeric;
-    delta  numeric;
-BEGIN
-    CASE e.event_type
-        WHEN 'AccountOpened'  THEN kind := 'open';       amount := (e.data->>'initialBalance')::numeric; delta := amount;
-        WHEN 'MoneyDeposited' THEN kind := 'deposit';    amount := (e.data->>'amount')::numeric;         delta := amount;
-        WHEN 'MoneyWithdrawn' THEN kind := 'withdrawal'; amount := (e.data->>'amount')::numeric;         delta := -amount;
-        WHEN 'AccountClosed'  THEN kind := 'close';      amount := 0;                                     delta := 0;
-        ELSE RETURN;
-    END CASE;
-    -- async projections see each stream's events in version order, exactly once
+BEGIN ATOMIC
     INSERT INTO bank.transaction_history
-    SELECT e.global_position, acct, e.version, kind, amount,
+    SELECT m.global_position, m.account_id, m.version, m.kind, m.amount,
            COALESCE((SELECT h.balance_after FROM bank.transaction_history h
-                      WHERE h.account_id = acct ORDER BY h.version DESC LIMIT 1), 0) + delta,
-           e.recorded_at;
-END
-$$;
+                      WHERE h.account_id = m.account_id ORDER BY h.version DESC LIMIT 1), 0)
+             + sum(m.delta) OVER (PARTITION BY m.account_id ORDER BY m.version),
+           m.recorded_at
+      FROM (SELECT e.global_position, substr(e.stream_id, length('account-') + 1) AS account_id,
+                   e.version, e.recorded_at, k.kind, k.amount,
+                   CASE k.kind WHEN 'withdrawal' THEN -k.amount ELSE k.amount END AS delta
+              FROM unnest(events) e
+             CROSS JOIN LATERAL (
+                   SELECT CASE e.event_type WHEN 'AccountOpened'  THEN 'open'
+                                            WHEN 'MoneyDeposited' THEN 'deposit'
+                                            WHEN 'MoneyWithdrawn' THEN 'withdrawal'
+                                            WHEN 'AccountClosed'  THEN 'close' END AS kind,
+                          CASE e.event_type WHEN 'AccountOpened'  THEN (e.data->>'initialBalance')::numeric
+                                            WHEN 'AccountClosed'  THEN 0
+                                            ELSE (e.data->>'amount')::numeric END AS amount) k
+             -- the store's markers ($StreamDeleted, $EventsRedacted) move no money
+             WHERE k.kind IS NOT NULL) m;
+END;
 
 CREATE FUNCTION bank.reset_history() RETURNS void
 LANGUAGE sql VOLATILE
@@ -335,7 +340,7 @@ BEGIN ATOMIC
     DELETE FROM bank.transaction_history;
 END;
 
-SELECT es.create_projection('transaction_history', 'bank.project_history(es.events)', 'async',
+SELECT es.create_projection('transaction_history', 'bank.project_history(es.events[])', 'async',
                             stream_types => ARRAY['account'], reset => 'bank.reset_history()');
 
 -- Money in and out per day (UTC). An opening balance counts as money in;
@@ -352,25 +357,26 @@ CREATE TABLE bank.daily_summary (
     net_change       numeric(20,2) GENERATED ALWAYS AS (opening_balances + deposits - withdrawals) STORED
 );
 
-CREATE FUNCTION bank.project_daily(e es.events) RETURNS void
-LANGUAGE plpgsql VOLATILE
+-- A batch handler too: one upsert per day of the batch, not one per event
+-- (an update of the same row for every event of a batch would walk every
+-- version of it the batch wrote before).
+CREATE FUNCTION bank.project_daily(events es.events[]) RETURNS void
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    d   constant date    := (e.recorded_at AT TIME ZONE 'UTC')::date;
-    amt constant numeric := COALESCE(e.data->>'amount', e.data->>'initialBalance', '0')::numeric;
-    o int := 0; ob numeric := 0; dc int := 0; da numeric := 0; wc int := 0; wa numeric := 0; c int := 0;
-BEGIN
-    CASE e.event_type
-        WHEN 'AccountOpened'  THEN o := 1; ob := amt;
-        WHEN 'MoneyDeposited' THEN dc := 1; da := amt;
-        WHEN 'MoneyWithdrawn' THEN wc := 1; wa := amt;
-        WHEN 'AccountClosed'  THEN c := 1;
-        ELSE RETURN;
-    END CASE;
+BEGIN ATOMIC
     INSERT INTO bank.daily_summary AS s
            (day, accounts_opened, opening_balances, deposit_count, deposits, withdrawal_count, withdrawals, accounts_closed)
-    VALUES (d, o, ob, dc, da, wc, wa, c)
+    SELECT (e.recorded_at AT TIME ZONE 'UTC')::date,
+           count(*) FILTER (WHERE e.event_type = 'AccountOpened'),
+           COALESCE(sum((e.data->>'initialBalance')::numeric) FILTER (WHERE e.event_type = 'AccountOpened'), 0),
+           count(*) FILTER (WHERE e.event_type = 'MoneyDeposited'),
+           COALESCE(sum((e.data->>'amount')::numeric) FILTER (WHERE e.event_type = 'MoneyDeposited'), 0),
+           count(*) FILTER (WHERE e.event_type = 'MoneyWithdrawn'),
+           COALESCE(sum((e.data->>'amount')::numeric) FILTER (WHERE e.event_type = 'MoneyWithdrawn'), 0),
+           count(*) FILTER (WHERE e.event_type = 'AccountClosed')
+      FROM unnest(events) e
+     WHERE e.event_type IN ('AccountOpened', 'MoneyDeposited', 'MoneyWithdrawn', 'AccountClosed')
+     GROUP BY 1
     ON CONFLICT (day) DO UPDATE
        SET accounts_opened  = s.accounts_opened  + EXCLUDED.accounts_opened,
            opening_balances = s.opening_balances + EXCLUDED.opening_balances,
@@ -379,8 +385,7 @@ BEGIN
            withdrawal_count = s.withdrawal_count + EXCLUDED.withdrawal_count,
            withdrawals      = s.withdrawals      + EXCLUDED.withdrawals,
            accounts_closed  = s.accounts_closed  + EXCLUDED.accounts_closed;
-END
-$$;
+END;
 
 CREATE FUNCTION bank.reset_daily() RETURNS void
 LANGUAGE sql VOLATILE
@@ -389,7 +394,7 @@ BEGIN ATOMIC
     DELETE FROM bank.daily_summary;
 END;
 
-SELECT es.create_projection('daily_summary', 'bank.project_daily(es.events)', 'async',
+SELECT es.create_projection('daily_summary', 'bank.project_daily(es.events[])', 'async',
                             stream_types => ARRAY['account'], reset => 'bank.reset_daily()');
 
 \o

@@ -17,6 +17,8 @@ pub(crate) struct UserFunction {
     finfo: *mut pg_sys::FmgrInfo,
     /// The function's owner (`pg_proc.proowner`).
     pub(crate) owner: Oid,
+    /// The type of its first argument (InvalidOid when it takes none).
+    pub(crate) first_arg: Oid,
 }
 
 impl UserFunction {
@@ -32,11 +34,12 @@ impl UserFunction {
                 cxt,
                 finfo: std::ptr::null_mut(),
                 owner: Oid::INVALID,
+                first_arg: Oid::INVALID,
             };
             f.finfo = pg_sys::MemoryContextAllocZero(cxt, std::mem::size_of::<pg_sys::FmgrInfo>())
                 as *mut pg_sys::FmgrInfo;
             pg_sys::fmgr_info_cxt(proc, f.finfo, cxt);
-            f.owner = owner_of(proc);
+            (f.owner, f.first_arg) = owner_and_first_arg(proc);
             f
         }
     }
@@ -105,20 +108,28 @@ impl Drop for UserFunction {
     }
 }
 
-/// The owner of function `proc` (InvalidOid when it no longer exists).
-pub(crate) fn owner_of(proc: Oid) -> Oid {
+/// The owner of function `proc` and the type of its first argument
+/// (InvalidOid for either when there is none).
+fn owner_and_first_arg(proc: Oid) -> (Oid, Oid) {
     // SAFETY: a syscache lookup whose tuple is released before returning;
-    // GETSTRUCT of a pg_proc tuple is a Form_pg_proc.
+    // GETSTRUCT of a pg_proc tuple is a Form_pg_proc, whose proargtypes holds
+    // pronargs oids (the fixed part of the tuple, so readable in place).
     unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::PROCOID as i32,
             Datum::from(proc),
         );
         if tuple.is_null() {
-            return Oid::INVALID;
+            return (Oid::INVALID, Oid::INVALID);
         }
-        let owner = (*(pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc)).proowner;
+        let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_proc;
+        let owner = (*form).proowner;
+        let first = if (*form).pronargs > 0 {
+            (*form).proargtypes.values.as_slice(1)[0]
+        } else {
+            Oid::INVALID
+        };
         pg_sys::ReleaseSysCache(tuple);
-        owner
+        (owner, first)
     }
 }

@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 kept_plan!(
     CHECK_HANDLER,
     c"SELECT p.prokind = 'f' AND NOT p.proretset AND p.pronargs = $2
-             AND ($2 = 0 OR p.proargtypes[0] = 'es.events'::regtype)
+             AND ($2 = 0 OR p.proargtypes[0] IN ('es.events'::regtype, 'es.events[]'::regtype))
              AND p.prorettype = 'void'::regtype,
              p.pronamespace = pg_catalog.pg_my_temp_schema()
              OR pg_catalog.pg_is_other_temp_schema(p.pronamespace)
@@ -38,14 +38,15 @@ pub(crate) fn names_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'static 
     args::identifier("name", unsafe { fcinfo::pg_getarg::<&str>(fcinfo, n) })
 }
 
-/// Checks a handler (`arity` 1: `(es.events) RETURNS void`) or reset
+/// Checks a handler (`arity` 1: `(es.events) RETURNS void` or
+/// `(es.events[]) RETURNS void`) or reset
 /// function (`arity` 0: `() RETURNS void`) and the caller's right to run it.
 fn check_function(proc: Oid, arity: i32, what: &str) {
     let ok = CHECK_HANDLER.run(&[Some(Datum::from(proc)), Some(Datum::from(arity))], false) == 1
         && spi::value_bool(0, 1) == Some(true);
     if !ok {
         let expected = if arity == 1 {
-            "(event es.events) RETURNS void"
+            "(event es.events) RETURNS void, or (events es.events[]) RETURNS void for a batch"
         } else {
             "() RETURNS void"
         };

@@ -11,6 +11,7 @@
 //! projection is marked failed at the failing event. Handlers run sandboxed
 //! as the projection's owner (`pg::roles::sandboxed`).
 
+use super::handler::Handler;
 use super::materialize;
 use super::registry::{lock, lock_out_appends, Projection};
 use crate::evolution::upcast;
@@ -98,7 +99,7 @@ fn stored_types(p: &Projection) -> Option<Vec<String>> {
 /// order, with no subtransaction: an error aborts the caller's transaction.
 /// Returns the number of events and the last position.
 pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
-    let handler = UserFunction::new(p.function(p.handler, &p.handler_name, "handler"));
+    let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
     let mut count = 0i64;
     let args = [
         Some(Datum::from(upto)),
@@ -113,10 +114,9 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
             let old = unsafe { pg_sys::MemoryContextSwitchTo(batch_cxt) };
             // upcast before the handler's sandbox (an upcaster function runs as its own owner)
             let rows: Vec<Datum> = rows.iter().map(|r| upcast::row(*r)).collect();
+            let mut done = 0;
             sandboxed(p.owner, &p.search_path, || {
-                for row in &rows {
-                    handler.call(&[*row]);
-                }
+                handler.handle(&rows, false, &mut done)
             });
             count += rows.len() as i64;
             // SAFETY: switches back to the saved context, then frees the batch's garbage.
@@ -137,27 +137,29 @@ pub(crate) fn replay(p: &Projection, upto: i64) -> (i64, i64) {
 
 /// Handles `rows` in a subtransaction. On an error at event k, rolls back,
 /// handles rows[..k] again (shrinking k if an earlier event fails this time),
-/// and returns k with the error.
+/// and returns k with the error. A batch handler that fails is called again
+/// with one event at a time, to find the event it fails on.
 pub(crate) fn handle_batch(p: &Projection, rows: &[Datum]) -> (usize, Option<String>) {
     let mut upto = rows.len();
     let mut error = None;
+    let mut one_by_one = false;
     loop {
         let mut done = 0usize;
+        let mut batched = false;
         let r = xact::in_subtransaction(|| {
             // Looked up in here: a dropped handler fails the projection,
             // not the caller.
-            let handler = UserFunction::new(p.function(p.handler, &p.handler_name, "handler"));
+            let handler = Handler::new(p.function(p.handler, &p.handler_name, "handler"));
+            batched = handler.batched();
             // an upcaster that fails fails the projection, not the caller
             let rows: Vec<Datum> = rows[..upto].iter().map(|r| upcast::row(*r)).collect();
             sandboxed(p.owner, &p.search_path, || {
-                for row in &rows {
-                    handler.call(&[*row]);
-                    done += 1;
-                }
+                handler.handle(&rows, one_by_one, &mut done)
             })
         });
         match r {
             Ok(()) => return (upto, error),
+            Err(_) if batched && !one_by_one && done == 0 && upto > 1 => one_by_one = true,
             Err(e) => {
                 upto = done;
                 error = Some(e);

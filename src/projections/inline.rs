@@ -9,8 +9,8 @@
 //! append that waited for `es.create_projection` to commit sees the new
 //! projection even under REPEATABLE READ.
 
+use super::handler::Handler;
 use crate::kept_plan;
-use crate::pg::call::UserFunction;
 use crate::pg::error::fail_hint;
 use crate::pg::roles::{as_user, sandboxed};
 use crate::pg::spi;
@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 enum Action {
-    Handler(UserFunction),
+    Handler(Handler),
     Materialize(Oid),
     /// The handler function or target table was dropped.
     Broken(String),
@@ -120,7 +120,7 @@ fn load() -> Rc<Vec<Entry>> {
             } else if spi::value_string(r, 3).as_deref() == Some("materializer") {
                 Action::Materialize(oid(5))
             } else {
-                Action::Handler(UserFunction::new(oid(4)))
+                Action::Handler(Handler::new(oid(4)))
             };
             v.push(Entry {
                 owner: oid(2),
@@ -172,7 +172,10 @@ pub(crate) unsafe fn run(row: Datum, ev: &Event) {
         }
         match &e.action {
             Action::Handler(h) => {
-                sandboxed(e.owner, &e.search_path, || h.call(&[row]));
+                let mut done = 0;
+                sandboxed(e.owner, &e.search_path, || {
+                    h.handle(&[row], false, &mut done)
+                });
             }
             Action::Materialize(target) => materialize::step(*target, e.owner, row, ev),
             Action::Broken(msg) => fail_hint(

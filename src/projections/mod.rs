@@ -8,6 +8,7 @@
 pub(crate) mod after_append;
 pub(crate) mod api;
 pub(crate) mod catch_up;
+pub(crate) mod handler;
 pub(crate) mod inline;
 pub(crate) mod materialize;
 pub(crate) mod registry;

@@ -82,6 +82,45 @@ mod tests {
         );
     }
 
+    /// A batch handler (`es.events[]`) as an inline projection: the history
+    /// at creation in one call, then each appended event in a call of its
+    /// own; a rebuild replays into it; its error fails the append.
+    #[pg_test]
+    fn inline_batch_handler_gets_history_then_each_event() {
+        run("CREATE TABLE pj40_calls (seq serial, versions text);
+             CREATE FUNCTION pj40_h(events es.events[]) RETURNS void LANGUAGE plpgsql AS $$ BEGIN
+               IF EXISTS (SELECT FROM unnest(events) e WHERE e.data ? 'bad') THEN
+                 RAISE EXCEPTION 'batch refuses' USING ERRCODE = '22P02';
+               END IF;
+               INSERT INTO pj40_calls (versions)
+               SELECT string_agg(e.stream_id || '@' || e.version, ',' ORDER BY e.global_position) FROM unnest(events) e;
+             END $$;
+             CREATE FUNCTION pj40_reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM pj40_calls $$;");
+        lock_out_appends();
+        run("SELECT es.append_events('pj40s-1', '[{\"type\": \"A\", \"data\": {}}, {\"type\": \"B\", \"data\": {}}]')");
+        run("SELECT es.append_event('pj40s-2', 'A', '{}')");
+        run("SELECT es.create_projection('pj40', 'pj40_h(es.events[])', 'inline', ARRAY['A', 'B'], ARRAY['pj40s'], 'pj40_reset()')");
+        let calls = || one_text("SELECT string_agg(versions, ' | ' ORDER BY seq) FROM pj40_calls");
+        assert_eq!(calls(), "pj40s-1@1,pj40s-1@2,pj40s-2@1");
+        run("SELECT es.append_event('pj40s-2', 'B', '{}')");
+        run("SELECT es.append_events('pj40s-1', '[{\"type\": \"A\", \"data\": {}}, {\"type\": \"C\", \"data\": {}}, {\"type\": \"B\", \"data\": {}}]')");
+        assert_eq!(
+            calls(),
+            "pj40s-1@1,pj40s-1@2,pj40s-2@1 | pj40s-2@2 | pj40s-1@3 | pj40s-1@5"
+        );
+        assert_error(
+            "PERFORM es.append_event('pj40s-2', 'A', '{\"bad\": 1}')",
+            "22P02",
+            "batch refuses",
+        );
+        assert_eq!(one_i64("SELECT es.stream_version('pj40s-2')"), 2);
+        assert_eq!(one_i64("SELECT es.rebuild_projection('pj40')"), 5);
+        assert_eq!(
+            calls(),
+            "pj40s-1@1,pj40s-1@2,pj40s-2@1,pj40s-2@2,pj40s-1@3,pj40s-1@5"
+        );
+    }
+
     #[pg_test]
     fn failing_inline_handler_fails_the_append_and_writes_nothing() {
         run("CREATE TABLE pj2_log (v bigint);

@@ -101,6 +101,61 @@ SELECT es.rebuild_projection('daily');
 SELECT event_type, n FROM daily ORDER BY event_type;
 
 -- ---------------------------------------------------------------------
+-- A batch handler takes es.events[]: one call per batch, events in global
+-- order, one set-based statement for all of them.
+CREATE TABLE daily_calls (seq serial, events int);
+CREATE TABLE daily_batched (day date, event_type text, n int NOT NULL, PRIMARY KEY (day, event_type));
+CREATE FUNCTION count_daily_batched(events es.events[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    bad es.events;
+BEGIN
+    SELECT * INTO bad FROM unnest(events) e WHERE e.data ? 'poison2' ORDER BY e.global_position LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot count event % of %', bad.version, bad.stream_id;
+    END IF;
+    INSERT INTO daily_calls (events) VALUES (cardinality(events));
+    INSERT INTO daily_batched AS d
+    SELECT e.recorded_at::date, e.event_type, count(*) FROM unnest(events) e GROUP BY 1, 2
+    ON CONFLICT (day, event_type) DO UPDATE SET n = d.n + EXCLUDED.n;
+END
+$$;
+CREATE FUNCTION reset_daily_batched() RETURNS void LANGUAGE sql AS $$ DELETE FROM daily_batched $$;
+SELECT es.create_projection('daily_batched', 'count_daily_batched(es.events[])', 'async',
+                            stream_types => ARRAY['wallet'], reset => 'reset_daily_batched()');
+SELECT es.run_projection('daily_batched');
+-- one call for all of them, and the same counts as the per-event handler
+SELECT events FROM daily_calls ORDER BY seq;
+SELECT (SELECT count(*) FROM daily_batched) AS rows,
+       (SELECT count(*) FROM (SELECT event_type, n FROM daily_batched
+                              EXCEPT SELECT event_type, n FROM daily) d) AS differing;
+-- A failing batch is handed over again one event at a time: the events
+-- before the failing one are kept, the projection is failed at it.
+TRUNCATE daily_calls;
+SELECT es.append_event('wallet-5', 'Opened', '{}');
+SELECT es.append_event('wallet-5', 'Deposited', '{"amount": 1, "poison2": true}');
+SELECT es.append_event('wallet-5', 'Deposited', '{"amount": 2}');
+SELECT es.run_projection('daily_batched');
+SELECT status, last_error, lag,
+       failed_position = (SELECT global_position FROM es.events WHERE stream_id = 'wallet-5' AND version = 2) AS failed_at_v2
+FROM es.projections WHERE name = 'daily_batched';
+SELECT events FROM daily_calls ORDER BY seq;
+SELECT event_type, n FROM daily_batched ORDER BY event_type;
+CREATE OR REPLACE FUNCTION count_daily_batched(events es.events[]) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO daily_calls (events) VALUES (cardinality(events));
+    INSERT INTO daily_batched AS d
+    SELECT e.recorded_at::date, e.event_type, count(*) FROM unnest(events) e GROUP BY 1, 2
+    ON CONFLICT (day, event_type) DO UPDATE SET n = d.n + EXCLUDED.n
+$$;
+SELECT es.run_projection('daily_batched');
+SELECT status, last_error, lag FROM es.projections WHERE name = 'daily_batched';
+SELECT event_type, n FROM daily_batched ORDER BY event_type;
+-- Rebuild replays every event into the reset read model.
+TRUNCATE daily_calls;
+SELECT es.rebuild_projection('daily_batched');
+SELECT sum(events) AS events_replayed FROM daily_calls;
+SELECT event_type, n FROM daily_batched ORDER BY event_type;
+
+-- ---------------------------------------------------------------------
 -- The built-in materializer: one row per stream, one fold step per event.
 SELECT es.define_aggregate('wallet',
     reducers => '{"Opened":    [{"set": "owner", "from": "$.owner"}],
@@ -122,6 +177,8 @@ SELECT name, kind, mode, lag, status FROM es.projections ORDER BY name;
 -- Bad input.
 SELECT es.create_projection('balances', 'apply_money(es.events)');
 SELECT es.create_projection('x', 'reset_balances()');
+CREATE FUNCTION takes_text_array(t text[]) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+SELECT es.create_projection('x', 'takes_text_array(text[])');
 SELECT es.create_projection('x', 'apply_money(es.events)', 'sometimes');
 SELECT es.create_projection('x', 'apply_money(es.events)', event_types => '{}');
 SELECT es.create_projection(NULL, 'apply_money(es.events)');
@@ -137,6 +194,7 @@ SELECT count(*) FROM es.projections;
 
 -- Clean up (the read models are the user's: dropping a projection leaves them).
 SELECT es.drop_projection(name) FROM es.projections ORDER BY name;
-DROP TABLE balances, daily, wallet_state, wrong_shape;
+DROP TABLE balances, daily, wallet_state, wrong_shape, daily_calls, daily_batched;
 DROP FUNCTION apply_money(es.events), reset_balances(), no_overdraft(es.events),
-              count_daily(es.events), reset_daily();
+              count_daily(es.events), reset_daily(), count_daily_batched(es.events[]),
+              reset_daily_batched(), takes_text_array(text[]);
