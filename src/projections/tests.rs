@@ -114,7 +114,7 @@ mod tests {
             "batch refuses",
         );
         assert_eq!(one_i64("SELECT es.stream_version('pj40s-2')"), 2);
-        assert_eq!(one_i64("SELECT es.rebuild_projection('pj40')"), 5);
+        assert_eq!(one_i64("SELECT es.rebuild_projection('pj40')"), 6);
         assert_eq!(
             calls(),
             "pj40s-1@1,pj40s-1@2,pj40s-2@1,pj40s-2@2,pj40s-1@3,pj40s-1@5"

@@ -292,6 +292,80 @@ fn inline_handler_leaves_nothing_in_the_appenders_session() {
     s.assert_not_escalated("settings from an inline handler");
 }
 
+/// The batch form of a handler (`es.events[]`): W's batch handler, async
+/// (caught up by a superuser) and inline (in a superuser's append), tries to
+/// escalate, to leave settings behind and a temp view shadowing a catalog:
+/// it runs as W, sandboxed, like the per-event form.
+#[test]
+fn batch_handlers_run_sandboxed_as_their_owner() {
+    let s = Scene::new("batch_h");
+    let w = &s.w;
+    let mut wc = s.writer();
+    ok(
+        "handlers",
+        wc.batch_execute(&format!(
+            "CREATE FUNCTION {w}.hb(events es.events[]) RETURNS void LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM {w}.escalate();
+                 PERFORM pg_catalog.set_config('search_path', '{w}, pg_catalog', false);
+                 PERFORM pg_catalog.set_config('work_mem', '77MB', false);
+                 IF EXISTS (SELECT FROM unnest(events) e WHERE e.event_type = 'Shadow') THEN
+                     EXECUTE 'CREATE TEMP VIEW pg_stat_activity AS
+                              SELECT 1 AS pid FROM (SELECT {w}.escalate()) x';
+                 END IF;
+             END $$;
+             SELECT es.create_projection('pa', '{w}.hb(es.events[])', 'async', ARRAY['Opened', 'Deposited']);
+             SELECT es.create_projection('pi', '{w}.hb(es.events[])', 'inline', ARRAY['Set', 'Shadow']);
+             SELECT es.append_event('acct-1', 'Opened', '{{}}');"
+        )),
+    );
+    let mut su = s.su();
+    ok(
+        "append",
+        su.batch_execute("SELECT es.append_event('acct-1', 'Deposited', '{}')"),
+    );
+    catch_up(&mut su, "pa", 2);
+    assert_eq!(setting(&mut su, "search_path"), "\"$user\", public");
+    assert_eq!(setting(&mut su, "work_mem"), "4MB");
+    s.assert_not_escalated("async batch handler caught up by a superuser");
+    let status: String = ok(
+        "es.projections",
+        su.query_one("SELECT status FROM es.projections WHERE name = 'pa'", &[]),
+    )
+    .get(0);
+    assert_eq!(status, "running");
+
+    ok(
+        "inline append",
+        su.batch_execute("SELECT es.append_event('acct-1', 'Set', '{}')"),
+    );
+    assert_eq!(setting(&mut su, "search_path"), "\"$user\", public");
+    assert_eq!(setting(&mut su, "work_mem"), "4MB");
+    s.assert_not_escalated("inline batch handler in a superuser's append");
+    let err = su
+        .batch_execute("SELECT es.append_event('acct-1', 'Shadow', '{}')")
+        .expect_err("a batch handler that creates a temp view must fail the append");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{}",
+        describe(&err)
+    );
+    let temps: i64 = ok(
+        "temp relations",
+        su.query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+            &[],
+        ),
+    )
+    .get(0);
+    assert_eq!(
+        temps, 0,
+        "the batch handler left a temp object in the session"
+    );
+    s.assert_not_escalated("temp view from an inline batch handler");
+}
+
 /// A fold function instead of a handler: W owns the fold function the
 /// owner registered, and may change its body at any time. It used to run
 /// with the rights of whoever loaded, folded or appended (a snapshot).
@@ -735,10 +809,7 @@ fn internal_trigger_functions_are_closed() {
         "look-alike table",
         wc.batch_execute(&format!("CREATE TABLE {w}.fake (LIKE es.events)")),
     );
-    for f in [
-        "es._forbid_change()",
-        "es._merge_position_base()",
-    ] {
+    for f in ["es._forbid_change()", "es._merge_position_base()"] {
         let err = wc
             .batch_execute(&format!(
                 "CREATE TRIGGER t AFTER INSERT ON {w}.fake FOR EACH ROW EXECUTE FUNCTION {f}"
