@@ -180,40 +180,58 @@ fn horizon_payload(position: i64) -> Built {
     }
 }
 
-/// A JSON array of the distinct strings, in first-seen order, cut when it
-/// would pass `budget` bytes. Returns the array and whether it was cut.
-fn list<'a>(items: impl Iterator<Item = &'a str>, budget: usize) -> (String, bool) {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = String::from("[");
+/// Appends to `out` a JSON array of the distinct strings, in first-seen
+/// order, cut when it would pass `budget` bytes. Returns whether it was cut.
+/// (Written in place, with a linear search for repeats while the list is
+/// short: most transactions name one stream and one type, and this runs in
+/// every appending commit.)
+fn list<'a>(items: impl Iterator<Item = &'a str>, budget: usize, out: &mut String) -> bool {
+    let start = out.len();
+    out.push('[');
+    let mut seen: Vec<&str> = Vec::new();
+    let mut many: Option<std::collections::HashSet<&str>> = None;
     let mut cut = false;
     for s in items {
-        if !seen.insert(s) {
+        let repeat = match &mut many {
+            Some(set) => !set.insert(s),
+            None if seen.contains(&s) => true,
+            None => {
+                seen.push(s);
+                if seen.len() > 16 {
+                    many = Some(seen.drain(..).collect());
+                }
+                false
+            }
+        };
+        if repeat {
             continue;
         }
-        let mut one = String::new();
-        crate::pg::json_text::write_string(s, &mut one);
-        if out.len() + one.len() + 2 > budget {
-            cut = true;
-            continue;
-        }
-        if out.len() > 1 {
+        let before = out.len();
+        let comma = before > start + 1;
+        if comma {
             out.push(',');
         }
-        out.push_str(&one);
+        crate::pg::json_text::write_string(s, out);
+        // the list so far, this string, a comma and the closing bracket
+        let one = out.len() - before - usize::from(comma);
+        if before - start + one + 2 > budget {
+            out.truncate(before);
+            cut = true;
+        }
     }
     out.push(']');
-    (out, cut)
+    cut
 }
 
 /// A transaction's payload and the figures an overflow summary folds.
-struct Built {
-    text: CString,
+pub(crate) struct Built {
+    pub(crate) text: CString,
     events: i64,
     first: i64,
     last: i64,
 }
 
-fn payload(records: &[Record]) -> Option<Built> {
+pub(crate) fn payload(records: &[Record]) -> Option<Built> {
     if records.is_empty() {
         return None;
     }
@@ -224,20 +242,37 @@ fn payload(records: &[Record]) -> Option<Built> {
         .map(|r| r.first + r.count - 1)
         .max()
         .unwrap_or(0);
-    let (streams, cut) = list(records.iter().map(|r| r.stream_id.as_str()), STREAMS_BUDGET);
-    let (stream_types, cut_st) = list(records.iter().map(|r| r.stream_type.as_str()), TYPES_BUDGET);
-    let (event_types, cut_et) = list(
+    use std::fmt::Write;
+    let mut text = String::with_capacity(160);
+    let _ = write!(
+        text,
+        "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \"streams\": "
+    );
+    let mut cut = list(
+        records.iter().map(|r| r.stream_id.as_str()),
+        STREAMS_BUDGET,
+        &mut text,
+    );
+    // (the flag's place is kept and filled once every list is written)
+    text.push_str(", \"streams_truncated\": false, \"stream_types\": ");
+    let flag = text.len() - ", \"stream_types\": ".len() - "false".len();
+    cut |= list(
+        records.iter().map(|r| r.stream_type.as_str()),
+        TYPES_BUDGET,
+        &mut text,
+    );
+    text.push_str(", \"event_types\": ");
+    cut |= list(
         records
             .iter()
             .flat_map(|r| r.event_types.iter().map(|s| s.as_str())),
         TYPES_BUDGET,
+        &mut text,
     );
-    let text = format!(
-        "{{\"events\": {events}, \"first_position\": {first}, \"last_position\": {last}, \
-         \"streams\": {streams}, \"streams_truncated\": {}, \"stream_types\": {stream_types}, \
-         \"event_types\": {event_types}}}",
-        cut || cut_st || cut_et
-    );
+    text.push('}');
+    if cut {
+        text.replace_range(flag..flag + "false".len(), "true");
+    }
     Some(Built {
         text: CString::new(text).expect("payload has no NUL"),
         events,

@@ -5,7 +5,9 @@
 /// Plain Rust: the queue needs no PostgreSQL.
 #[cfg(test)]
 mod unit {
+    use crate::notifications::notify::payload;
     use crate::notifications::relay::{fifo_consume, fifo_entries, fifo_push, Overflow};
+    use crate::store::appended::Record;
 
     fn texts(bytes: &[u8]) -> Vec<String> {
         fifo_entries(bytes)
@@ -44,6 +46,71 @@ mod unit {
         fifo_consume(&mut buf, &mut used, all);
         assert_eq!(used, 0);
         assert!(texts(&buf[..used]).is_empty());
+    }
+
+    fn record(
+        stream_id: &str,
+        stream_type: &str,
+        types: &[&str],
+        first: i64,
+        count: i64,
+    ) -> Record {
+        Record {
+            subxact: 1,
+            stream_id: stream_id.into(),
+            stream_type: stream_type.into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            first,
+            count,
+        }
+    }
+
+    fn text(records: &[Record]) -> String {
+        payload(records).unwrap().text.into_string().unwrap()
+    }
+
+    #[test]
+    fn payload_names_each_stream_and_type_once_in_first_seen_order() {
+        assert!(payload(&[]).is_none());
+        assert_eq!(
+            text(&[record("acct-1", "acct", &["Deposited"], 41, 1)]),
+            r#"{"events": 1, "first_position": 41, "last_position": 41, "streams": ["acct-1"], "streams_truncated": false, "stream_types": ["acct"], "event_types": ["Deposited"]}"#
+        );
+        assert_eq!(
+            text(&[
+                record("acct-1", "acct", &["Deposited", "Withdrawn"], 10, 2),
+                record("q\"x\\y\n", "acct", &["Withdrawn"], 7, 1),
+                record("acct-1", "acct", &["Closed"], 12, 3),
+            ]),
+            r#"{"events": 6, "first_position": 7, "last_position": 14, "streams": ["acct-1","q\"x\\y\n"], "streams_truncated": false, "stream_types": ["acct"], "event_types": ["Deposited","Withdrawn","Closed"]}"#
+        );
+    }
+
+    #[test]
+    fn payload_cuts_long_lists_and_says_so() {
+        // 40 distinct streams of 200 bytes (and each named twice): past the
+        // 5000-byte budget, so some are left out; the count and range stay exact.
+        let ids: Vec<String> = (0..40).map(|i| format!("{i:0200}")).collect();
+        let records: Vec<Record> = ids
+            .iter()
+            .chain(ids.iter())
+            .enumerate()
+            .map(|(n, id)| record(id, "big", &["E"], n as i64 + 1, 1))
+            .collect();
+        let t = text(&records);
+        assert!(t.len() < 8000, "under NOTIFY's limit: {}", t.len());
+        assert!(t.contains(r#""streams_truncated": true"#), "{t}");
+        assert!(t.starts_with(
+            r#"{"events": 80, "first_position": 1, "last_position": 80, "streams": [""#
+        ));
+        let streams = &t[t.find('[').unwrap()..t.find(']').unwrap() + 1];
+        assert!(streams.len() <= 5000, "{}", streams.len());
+        let named = streams.matches('"').count() / 2;
+        assert_eq!(named, (5000 - 2) / 203, "as many as fit, each once");
+        assert!(
+            t.ends_with(r#""stream_types": ["big"], "event_types": ["E"]}"#),
+            "{t}"
+        );
     }
 
     #[test]

@@ -6,6 +6,12 @@ use std::fmt::Write;
 /// Appends `s` to `out` as a JSON string literal.
 pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
+    // The common case (a stream id, a type name): nothing to escape, copied whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
