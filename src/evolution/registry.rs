@@ -63,6 +63,8 @@ pub(crate) struct Registry {
     /// showed in the read profiles; the keys are the database's own type names).
     pub(crate) types: rustc_hash::FxHashMap<String, TypeEntry>,
     pub(crate) any_upcaster: bool,
+    /// Whether an upcaster is a function (user code runs when events are read).
+    pub(crate) any_function_upcaster: bool,
 }
 
 thread_local! {
@@ -184,6 +186,11 @@ fn load() -> Registry {
         })
     });
     reg.any_upcaster = reg.types.values().any(|t| !t.upcasters.is_empty());
+    reg.any_function_upcaster = reg.types.values().any(|t| {
+        t.upcasters
+            .iter()
+            .any(|u| matches!(u.transform, Transform::Function(_)))
+    });
     reg
 }
 

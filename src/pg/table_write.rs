@@ -148,7 +148,11 @@ impl TableWriter {
     /// with a default the caller does not know) is left to the statement.
     /// None: the caller's statement must write instead (see the module).
     pub(crate) fn open(name: &CStr, command: Command, columns: &[&str]) -> Option<TableWriter> {
-        let table = relation(name);
+        Self::open_oid(relation(name), command, columns)
+    }
+
+    /// `open` for any table, by oid (a user's table: the materializer's).
+    pub(crate) fn open_oid(table: Oid, command: Command, columns: &[&str]) -> Option<TableWriter> {
         if table == Oid::INVALID || !writable(table, command) {
             return None;
         }
@@ -295,19 +299,68 @@ impl TableWriter {
         &mut self,
         index: &CStr,
         key: Key,
+        decide: impl FnMut(&dyn Fn(&str) -> Option<Datum>) -> Option<Vec<(&'static str, Option<Datum>)>>,
+    ) -> Option<Updated> {
+        // SAFETY: the writer's indexes are open (`ExecOpenIndices`) until `close`.
+        let index = unsafe {
+            self.indexes()
+                .iter()
+                .copied()
+                .find(|&i| CStr::from_ptr((*(*i).rd_rel).relname.data.as_ptr()) == index)?
+        };
+        self.update_through(index, key, decide)
+    }
+
+    /// `update_unique` through the table's unique btree index on text column
+    /// `column` alone (no predicate, no expression, the column's default
+    /// collation, as `WHERE column = $1` would use), found by `value`.
+    pub(crate) fn update_unique_on(
+        &mut self,
+        column: &'static str,
+        value: Datum,
+        decide: impl FnMut(&dyn Fn(&str) -> Option<Datum>) -> Option<Vec<(&'static str, Option<Datum>)>>,
+    ) -> Option<Updated> {
+        // SAFETY: the writer's relation and indexes are open until `close`; the index forms
+        // and the attribute are read in place.
+        let index = unsafe {
+            let att = attnum(self.rel, column)?;
+            let desc = (*self.rel).rd_att;
+            let a = (*desc).attrs.as_slice((*desc).natts as usize)[att - 1];
+            if a.attcollation != pg_sys::DEFAULT_COLLATION_OID {
+                return None;
+            }
+            self.indexes().iter().copied().find(|&i| {
+                let form = (*i).rd_index;
+                (*form).indisunique
+                    && (*form).indnkeyatts == 1
+                    && (*form).indimmediate
+                    && pg_sys::heap_attisnull(
+                        (*i).rd_indextuple,
+                        pg_sys::Anum_pg_index_indpred as i32,
+                        std::ptr::null_mut(),
+                    )
+                    && pg_sys::heap_attisnull(
+                        (*i).rd_indextuple,
+                        pg_sys::Anum_pg_index_indexprs as i32,
+                        std::ptr::null_mut(),
+                    )
+                    && (*form).indkey.values.as_slice(1)[0] as usize == att
+                    && *(*i).rd_indcollation == pg_sys::DEFAULT_COLLATION_OID
+            })?
+        };
+        self.update_through(index, Key::TextEq(column, value), decide)
+    }
+
+    fn update_through(
+        &mut self,
+        index: pg_sys::Relation,
+        key: Key,
         mut decide: impl FnMut(
             &dyn Fn(&str) -> Option<Datum>,
         ) -> Option<Vec<(&'static str, Option<Datum>)>>,
     ) -> Option<Updated> {
-        // SAFETY: the writer's indexes are open (`ExecOpenIndices`) until `close`.
-        let mut scan = unsafe {
-            let index = self
-                .indexes()
-                .iter()
-                .copied()
-                .find(|&i| CStr::from_ptr((*(*i).rd_rel).relname.data.as_ptr()) == index)?;
-            IndexScan::begin(self.rel, index, &[key], false)?
-        };
+        // SAFETY: `index` is one of the writer's open indexes.
+        let mut scan = unsafe { IndexScan::begin(self.rel, index, &[key], false)? };
         let Some(found) = scan.next() else {
             scan.close();
             return Some(Updated::NoRow);

@@ -121,6 +121,60 @@ mod tests {
         );
     }
 
+    /// The materializer's step without statements keeps what the UPDATE
+    /// would: the table's CHECK constraint (23514, nothing written), a user's
+    /// expression index, and a user's trigger (then the statement runs).
+    #[pg_test]
+    fn materializer_step_keeps_constraints_indexes_and_triggers() {
+        run(r#"SELECT es.define_aggregate('pj50', reducers => '{"Up": [{"inc": "n"}]}')"#);
+        run(
+            "CREATE TABLE pj50_state (stream_id text PRIMARY KEY, version bigint, state jsonb,
+                                      note text DEFAULT 'kept',
+                                      CHECK ((state->>'n')::int < 4));
+             CREATE INDEX pj50_n ON pj50_state ((state->>'n'));",
+        );
+        lock_out_appends();
+        run("SELECT es.materialize_aggregate('pj50', 'pj50_state')");
+        for _ in 0..3 {
+            run("SELECT es.append_event('pj50-1', 'Up', '{}')");
+        }
+        run("SELECT es.append_event('pj50-2', 'Up', '{}')");
+        assert_eq!(
+            one_text("SELECT string_agg(stream_id || ':' || version || ':' || (state->>'n') || ':' || note, ',' ORDER BY stream_id) FROM pj50_state"),
+            "pj50-1:3:3:kept,pj50-2:1:1:kept"
+        );
+        run("SET LOCAL enable_seqscan = off");
+        assert_eq!(
+            one_text("SELECT string_agg(stream_id, ',') FROM pj50_state WHERE state->>'n' = '3'"),
+            "pj50-1"
+        );
+        assert_eq!(
+            one_i64("SELECT count(*) FROM pj50_state WHERE state->>'n' = '2'"),
+            0
+        );
+        run("RESET enable_seqscan");
+        assert_error(
+            "PERFORM es.append_event('pj50-1', 'Up', '{}')",
+            "23514",
+            "pj50_state_state_check",
+        );
+        assert_eq!(one_i64("SELECT es.stream_version('pj50-1')"), 3);
+        run("CREATE TABLE pj50_log (old bigint, new bigint);
+             CREATE FUNCTION pj50_t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               INSERT INTO public.pj50_log VALUES (OLD.version, NEW.version); RETURN NEW;
+             END $$;
+             CREATE TRIGGER pj50_t BEFORE UPDATE ON pj50_state FOR EACH ROW EXECUTE FUNCTION pj50_t();");
+        run("SELECT es.append_event('pj50-2', 'Up', '{}')");
+        assert_eq!(
+            one_text("SELECT string_agg(old || '>' || new, ',') FROM pj50_log"),
+            "1>2"
+        );
+        assert_eq!(
+            one_text("SELECT version || ':' || (state->>'n') FROM pj50_state WHERE stream_id = 'pj50-2'"),
+            "2:2"
+        );
+    }
+
     #[pg_test]
     fn failing_inline_handler_fails_the_append_and_writes_nothing() {
         run("CREATE TABLE pj2_log (v bigint);
