@@ -305,10 +305,14 @@ CREATE TABLE bank.transaction_history (
 
 -- A batch handler (es.events[]): the worker hands it every event of a
 -- catch-up at once, in global order, and one statement writes them all.
--- balance_after is the account's last balance in the table plus the running
--- sum of the batch's amounts, in version order. (PL/pgSQL rather than SQL:
--- it keeps its statement's plan for the session, so the worker plans it
--- once, not once per batch.)
+-- balance_after is the account's balance before the batch plus the running
+-- sum of the batch's amounts, in version order. The balance before is looked
+-- up by its exact key, (account, version before the batch's first): a scan
+-- for "the account's latest row" reads every row of the account on the
+-- index page, hundreds for an old account. Only a version with no row (a
+-- $EventsRedacted marker) takes that scan. (PL/pgSQL rather than SQL: it
+-- keeps its statement's plan for the session, so the worker plans it once,
+-- not once per batch.)
 CREATE FUNCTION bank.project_history(events es.events[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -317,11 +321,16 @@ BEGIN
     INSERT INTO bank.transaction_history
     SELECT m.global_position, m.account_id, m.version, m.kind, m.amount,
            COALESCE((SELECT h.balance_after FROM bank.transaction_history h
-                      WHERE h.account_id = m.account_id ORDER BY h.version DESC LIMIT 1), 0)
+                      WHERE h.account_id = m.account_id AND h.version = m.first_version - 1),
+                    (SELECT h.balance_after FROM bank.transaction_history h
+                      WHERE h.account_id = m.account_id AND h.version < m.first_version
+                      ORDER BY h.version DESC LIMIT 1),
+                    0)
              + sum(m.delta) OVER (PARTITION BY m.account_id ORDER BY m.version),
            m.recorded_at
       FROM (SELECT e.global_position, substr(e.stream_id, length('account-') + 1) AS account_id,
-                   e.version, e.recorded_at, k.kind, k.amount,
+                   e.version, min(e.version) OVER (PARTITION BY e.stream_id) AS first_version,
+                   e.recorded_at, k.kind, k.amount,
                    CASE k.kind WHEN 'withdrawal' THEN -k.amount ELSE k.amount END AS delta
               FROM unnest(events) e
              CROSS JOIN LATERAL (

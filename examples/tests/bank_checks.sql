@@ -113,14 +113,25 @@ SELECT pg_temp.check_eq('rebuild restored alice', (SELECT jsonb_build_array(owne
                                                     WHERE account_id = 'alice'),
                         '["Alice Liddell", 107.50, 14]'::jsonb);
 
--- The async read models, caught up
+-- The async read models, caught up. ivy's deposit after a redaction comes in a
+-- batch whose first event has no history row before it (the marker has none):
+-- its balance_after must still start from her last transaction.
+SELECT 1 FROM bank.open_account('ivy', 'Ivy', 10), bank.deposit('ivy', 5) \gset
+SELECT es.run_projection('transaction_history') >= 0 AS caught_up \gset
+SELECT es.redact('account-ivy', '{"owner": "[erased]"}', 'bank_checks: a marker between two batches') >= 0 AS redacted \gset
+SELECT 1 FROM bank.deposit('ivy', 2.5) \gset
 SELECT es.run_projection('transaction_history') >= 0 AND es.run_projection('daily_summary') >= 0 AS caught_up \gset
+SELECT pg_temp.check_eq('transaction_history: ivy''s balance goes on across the marker',
+                        (SELECT string_agg(version || '=' || balance_after, ',' ORDER BY version)
+                           FROM bank.transaction_history WHERE account_id = 'ivy'),
+                        '1=10.00,2=15.00,4=17.50');
 SELECT pg_temp.check_eq('async projections: running, no lag',
                         (SELECT jsonb_object_agg(name, jsonb_build_array(status, lag)) FROM es.projections WHERE mode = 'async'),
                         '{"daily_summary": ["running", 0], "transaction_history": ["running", 0]}'::jsonb);
 SELECT pg_temp.check_eq('transaction_history: one row per account event, same positions',
                         (SELECT array_agg(global_position ORDER BY global_position) FROM bank.transaction_history),
-                        (SELECT array_agg(global_position ORDER BY global_position) FROM es.events WHERE stream_type = 'account'));
+                        (SELECT array_agg(global_position ORDER BY global_position) FROM es.events
+                          WHERE stream_type = 'account' AND event_type NOT LIKE '$%'));
 SELECT pg_temp.check('transaction_history: balance_after equals the loaded balance at every version',
                      bool_and(h.balance_after = (l.state->>'balance')::numeric),
                      string_agg(h.account_id || '@' || h.version, ', ') FILTER (WHERE h.balance_after <> (l.state->>'balance')::numeric))
@@ -192,7 +203,8 @@ SELECT pg_temp.check_eq('lifecycle: hugo''s account is archived, read, and loads
 SELECT pg_temp.rejects('lifecycle: an append to the archived account is refused',
                        $$SELECT es.append_event('account-hugo', 'MoneyDeposited', '{"amount": 1, "currency": "EUR"}')$$, '55000');
 SELECT pg_temp.check_eq('lifecycle: es.audit records the redaction and the archive',
-                        (SELECT jsonb_agg(jsonb_build_array(operation, versions::text, event_count) ORDER BY id) FROM es.audit),
+                        (SELECT jsonb_agg(jsonb_build_array(operation, versions::text, event_count) ORDER BY id) FROM es.audit
+                          WHERE stream_id = 'account-hugo'),
                         '[["redact", "[1,2)", 1], ["archive_stream", "[1,5)", 4]]'::jsonb);
 
 SELECT pg_temp.check_search_paths('bank');

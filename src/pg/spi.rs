@@ -28,6 +28,11 @@ pub(crate) struct KeptPlan {
     pub(crate) sql: &'static CStr,
     pub(crate) types: &'static [pg_sys::Oid],
     pub(crate) slot: &'static LocalKey<Cell<pg_sys::SPIPlanPtr>>,
+    /// `CURSOR_OPT_GENERIC_PLAN`: one plan for every call. For statements
+    /// whose parameters only switch filters on and off (`$1 IS NULL OR ...`):
+    /// PostgreSQL would otherwise judge a plan made for each call's values
+    /// cheaper and plan every call again.
+    pub(crate) options: i32,
 }
 
 impl KeptPlan {
@@ -43,10 +48,11 @@ impl KeptPlan {
         // SAFETY: `sql` is NUL-terminated and `types` holds as many oids as passed; called
         // inside an SPI connection.
         let plan = crate::pg::roles::with_search_path(crate::pg::roles::PINNED_PATH, || unsafe {
-            pg_sys::SPI_prepare(
+            pg_sys::SPI_prepare_cursor(
                 self.sql.as_ptr(),
                 self.types.len() as i32,
                 self.types.as_ptr() as *mut pg_sys::Oid,
+                self.options,
             )
         });
         // SAFETY: the plan was just prepared (checked for NULL); SPI_keepplan moves it out of
@@ -330,7 +336,22 @@ macro_rules! kept_plan {
                 static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
                     const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
             }
-            $crate::pg::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT }
+            $crate::pg::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT, options: 0 }
+        };
+    };
+    // One generic plan for every call (see `KeptPlan::options`).
+    ($name:ident, $sql:expr, [$($ty:expr),* $(,)?], generic) => {
+        static $name: $crate::pg::spi::KeptPlan = {
+            ::std::thread_local! {
+                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
+                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
+            }
+            $crate::pg::spi::KeptPlan {
+                sql: $sql,
+                types: &[$($ty),*],
+                slot: &SLOT,
+                options: ::pgrx::pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
+            }
         };
     };
     // Argument types given as one constant slice.
@@ -340,7 +361,7 @@ macro_rules! kept_plan {
                 static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
                     const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
             }
-            $crate::pg::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT }
+            $crate::pg::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT, options: 0 }
         };
     };
 }

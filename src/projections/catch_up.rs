@@ -40,7 +40,8 @@ kept_plan!(
         pg_sys::TEXTARRAYOID,
         pg_sys::TEXTARRAYOID,
         pg_sys::INT8OID
-    ]
+    ],
+    generic
 );
 
 kept_plan!(
