@@ -8,7 +8,7 @@
 
 CREATE TABLE es.projection_registry (
     name            text        NOT NULL PRIMARY KEY,
-    -- 'handler': a user function called once per event;
+    -- 'handler': a user function called once per event (or per batch);
     -- 'materializer': es.materialize_aggregate's table of states
     kind            text        NOT NULL CHECK (kind IN ('handler', 'materializer')),
     mode            text        NOT NULL CHECK (mode IN ('inline', 'async')),
@@ -67,7 +67,7 @@ BEGIN ATOMIC
 END;
 
 COMMENT ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) IS
-    'Registers a projection: handler(es.events) is called for every matching event, inline (in the appending transaction) or async (by es.run_projection or the background worker).';
+    'Registers a projection: handler(es.events) is called for every matching event, or handler(es.events[]) once per batch of them, inline (in the appending transaction) or async (by es.run_projection or the background worker).';
 
 CREATE FUNCTION es.run_projection(name text, max_events integer DEFAULT 10000) RETURNS bigint
 LANGUAGE c VOLATILE

@@ -1604,3 +1604,7 @@ COMMENT ON FUNCTION es.create_publication(text) IS
 -- Publishing every event is the owner's decision (PostgreSQL would refuse
 -- others anyway: they do not own es.events).
 REVOKE ALL ON FUNCTION es.create_publication(text) FROM PUBLIC;
+
+-- Batch handlers (es.events[]) are accepted by es.create_projection.
+COMMENT ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) IS
+    'Registers a projection: handler(es.events) is called for every matching event, or handler(es.events[]) once per batch of them, inline (in the appending transaction) or async (by es.run_projection or the background worker).';

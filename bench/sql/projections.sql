@@ -89,6 +89,51 @@ BEGIN
 END
 $$;
 
+-- A read model users write: a count per day and event type, kept by an
+-- upsert, handed over one event at a time or as a batch (es.events[]).
+CREATE TABLE rm_daily (day date, event_type text, n bigint NOT NULL, PRIMARY KEY (day, event_type));
+CREATE FUNCTION rm_daily_one(e es.events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rm_daily VALUES (e.recorded_at::date, e.event_type, 1)
+    ON CONFLICT (day, event_type) DO UPDATE SET n = rm_daily.n + 1;
+END
+$$;
+CREATE FUNCTION rm_daily_batch(events es.events[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rm_daily AS d
+    SELECT e.recorded_at::date, e.event_type, count(*) FROM unnest(events) e GROUP BY 1, 2
+    ON CONFLICT (day, event_type) DO UPDATE SET n = d.n + EXCLUDED.n;
+END
+$$;
+-- Seconds for a new projection with `handler` to catch up over the first
+-- `events` events in catch-ups of `batch`, each in a transaction of its own
+-- as the background worker runs them (its catch-ups are about that size
+-- under a steady stream of appends); checks the counts. CALL it: it commits.
+CREATE PROCEDURE bench_async_daily(handler regprocedure, events bigint, batch int,
+                                   INOUT secs double precision DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t timestamptz;
+    total bigint := 0;
+BEGIN
+    IF EXISTS (SELECT FROM es.projections WHERE name = 'daily') THEN
+        PERFORM es.drop_projection('daily');
+    END IF;
+    TRUNCATE rm_daily;
+    PERFORM es.create_projection('daily', handler, 'async');
+    COMMIT;
+    t := clock_timestamp();
+    WHILE total < events LOOP
+        total := total + es.run_projection('daily', batch);
+        COMMIT;
+    END LOOP;
+    secs := extract(epoch FROM clock_timestamp() - t);
+    IF (SELECT sum(n) FROM rm_daily) <> total THEN
+        RAISE EXCEPTION 'the read model counted % events of %', (SELECT sum(n) FROM rm_daily), total;
+    END IF;
+END
+$$;
+
 -- Baseline: what a user would write by hand, a plpgsql loop over es.events in
 -- global order calling the same handler, keeping its position in a table.
 CREATE TABLE bl_position (name text PRIMARY KEY, position bigint NOT NULL);

@@ -170,7 +170,9 @@ mod tests {
             "1>2"
         );
         assert_eq!(
-            one_text("SELECT version || ':' || (state->>'n') FROM pj50_state WHERE stream_id = 'pj50-2'"),
+            one_text(
+                "SELECT version || ':' || (state->>'n') FROM pj50_state WHERE stream_id = 'pj50-2'"
+            ),
             "2:2"
         );
     }

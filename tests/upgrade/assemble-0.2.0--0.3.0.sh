@@ -11,7 +11,8 @@
 # reading es.audit, the new tables' triggers and revokes; es.create_publication
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
 # up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox;
-# es.partition_of and es.read_partition, for partitions behind a router; es.fold's column form; no AFTER INSERT trigger on es.events.
+# es.partition_of and es.read_partition, for partitions behind a router; es.fold's column form; no AFTER INSERT trigger on es.events;
+# es.create_projection's comment (batch handlers).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -113,7 +114,10 @@ stmt("14_guards.sql", "CREATE TRIGGER archived_events_no_update_delete", "ENABLE
 stmt("14_guards.sql", "-- the deliberate exceptions to append-only: es.grant_admin opens them", "es.unarchive_stream(text) FROM PUBLIC;"), "\n",
 stmt("14_guards.sql", "REVOKE ALL ON FUNCTION es._remove_events(", "es._carry_base_snapshots() FROM PUBLIC;"), """
 -- sql/13_cdc.sql
-""", read("13_cdc.sql"),
+""", read("13_cdc.sql"), """
+-- Batch handlers (es.events[]) are accepted by es.create_projection.
+""",
+comment("07_projections.sql", "es.create_projection"),
 ]
 sys.stdout.write("".join(parts))
 PY
