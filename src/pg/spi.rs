@@ -331,37 +331,24 @@ pub(crate) fn connected<R>(f: impl FnOnce() -> R) -> R {
 #[macro_export]
 macro_rules! kept_plan {
     ($name:ident, $sql:expr, [$($ty:expr),* $(,)?]) => {
-        static $name: $crate::pg::spi::KeptPlan = {
-            ::std::thread_local! {
-                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
-                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
-            }
-            $crate::pg::spi::KeptPlan { sql: $sql, types: &[$($ty),*], slot: &SLOT, options: 0 }
-        };
+        $crate::kept_plan!(@plan $name, $sql, &[$($ty),*], 0);
     };
     // One generic plan for every call (see `KeptPlan::options`).
     ($name:ident, $sql:expr, [$($ty:expr),* $(,)?], generic) => {
-        static $name: $crate::pg::spi::KeptPlan = {
-            ::std::thread_local! {
-                static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
-                    const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
-            }
-            $crate::pg::spi::KeptPlan {
-                sql: $sql,
-                types: &[$($ty),*],
-                slot: &SLOT,
-                options: ::pgrx::pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
-            }
-        };
+        $crate::kept_plan!(@plan $name, $sql, &[$($ty),*],
+                           ::pgrx::pg_sys::CURSOR_OPT_GENERIC_PLAN as i32);
     };
     // Argument types given as one constant slice.
     ($name:ident, $sql:expr, types = $types:expr) => {
+        $crate::kept_plan!(@plan $name, $sql, $types, 0);
+    };
+    (@plan $name:ident, $sql:expr, $types:expr, $options:expr) => {
         static $name: $crate::pg::spi::KeptPlan = {
             ::std::thread_local! {
                 static SLOT: ::std::cell::Cell<::pgrx::pg_sys::SPIPlanPtr> =
                     const { ::std::cell::Cell::new(::std::ptr::null_mut()) };
             }
-            $crate::pg::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT, options: 0 }
+            $crate::pg::spi::KeptPlan { sql: $sql, types: $types, slot: &SLOT, options: $options }
         };
     };
 }

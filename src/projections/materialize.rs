@@ -113,7 +113,7 @@ pub(crate) fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     let def = definitions::require(ev.stream_type);
     let sid = ev.stream_id.into_datum();
-    if step_direct(target, owner, row, ev, &def) {
+    if sid.is_some_and(|sid| step_direct(target, owner, row, ev, &def, sid)) {
         return;
     }
     spi::connected(|| {
@@ -164,15 +164,12 @@ pub(crate) fn step(target: Oid, owner: Oid, row: Datum, ev: &Event) {
 /// reducers, no upcaster function) and the writer can stand for the
 /// statement (no trigger, no row level security, ...). False: the caller's
 /// statements do the step (nothing was written).
-fn step_direct(target: Oid, owner: Oid, row: Datum, ev: &Event, def: &Rc<Def>) -> bool {
+fn step_direct(target: Oid, owner: Oid, row: Datum, ev: &Event, def: &Rc<Def>, sid: Datum) -> bool {
     if !matches!(def.kind, Kind::Reducers(..))
         || crate::evolution::registry::get().any_function_upcaster
     {
         return false;
     }
-    let Some(sid) = ev.stream_id.into_datum() else {
-        return false;
-    };
     sandboxed(owner, PINNED_PATH, || {
         statement(|| {
             let Some(mut writer) = TableWriter::open_oid(target, Command::Update, &[]) else {

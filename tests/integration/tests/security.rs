@@ -228,6 +228,32 @@ fn async_handler_settings_do_not_reach_the_extensions_statements() {
     assert!(position > 0);
 }
 
+/// Appends a `Shadow` event in `su`'s session, whose inline handler (`who`)
+/// creates a temp view: the append fails with 42501 and the session is left
+/// with no temp object.
+fn assert_temp_view_refused(su: &mut Client, who: &str) {
+    let err = su
+        .batch_execute("SELECT es.append_event('acct-1', 'Shadow', '{}')")
+        .expect_err(&format!(
+            "{who} that creates a temp view must fail the append"
+        ));
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{}",
+        describe(&err)
+    );
+    let temps: i64 = ok(
+        "temp relations",
+        su.query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+            &[],
+        ),
+    )
+    .get(0);
+    assert_eq!(temps, 0, "{who} left a temp object in the session");
+}
+
 /// Reproduction 2: an inline handler of W ran in a superuser's appending
 /// session with no sandbox: it could create a TEMP VIEW shadowing
 /// pg_stat_activity there, and its settings stayed in that session. Another
@@ -257,24 +283,7 @@ fn inline_handler_leaves_nothing_in_the_appenders_session() {
         )),
     );
     let mut su = s.su();
-    let err = su
-        .batch_execute("SELECT es.append_event('acct-1', 'Shadow', '{}')")
-        .expect_err("a handler that creates a temp view must fail the append");
-    assert_eq!(
-        err.code(),
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-        "{}",
-        describe(&err)
-    );
-    let temps: i64 = ok(
-        "temp relations",
-        su.query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
-            &[],
-        ),
-    )
-    .get(0);
-    assert_eq!(temps, 0, "the handler left a temp object in the session");
+    assert_temp_view_refused(&mut su, "a handler");
     ok(
         "pg_stat_activity",
         su.query("SELECT count(*) FROM pg_stat_activity", &[]),
@@ -342,27 +351,7 @@ fn batch_handlers_run_sandboxed_as_their_owner() {
     assert_eq!(setting(&mut su, "search_path"), "\"$user\", public");
     assert_eq!(setting(&mut su, "work_mem"), "4MB");
     s.assert_not_escalated("inline batch handler in a superuser's append");
-    let err = su
-        .batch_execute("SELECT es.append_event('acct-1', 'Shadow', '{}')")
-        .expect_err("a batch handler that creates a temp view must fail the append");
-    assert_eq!(
-        err.code(),
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-        "{}",
-        describe(&err)
-    );
-    let temps: i64 = ok(
-        "temp relations",
-        su.query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
-            &[],
-        ),
-    )
-    .get(0);
-    assert_eq!(
-        temps, 0,
-        "the batch handler left a temp object in the session"
-    );
+    assert_temp_view_refused(&mut su, "a batch handler");
     s.assert_not_escalated("temp view from an inline batch handler");
 }
 
