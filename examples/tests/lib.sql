@@ -61,13 +61,17 @@ BEGIN
 END
 $$;
 
--- every function in the schema pins its search_path
-CREATE FUNCTION pg_temp.check_search_paths(schema_name text) RETURNS text
+-- every function in the schema pins its search_path, except exactly the
+-- helpers listed (they run inside functions that pin it, and have no SET clause)
+CREATE FUNCTION pg_temp.check_search_paths(schema_name text, helpers regprocedure[] DEFAULT '{}') RETURNS text
 LANGUAGE sql AS $$
-    SELECT pg_temp.check(schema_name || ': every function pins search_path = pg_catalog, pg_temp',
-                         count(*) > 0 AND count(*) FILTER (WHERE p.proconfig IS NULL
-                             OR NOT 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)) = 0,
-                         string_agg(p.oid::regprocedure::text, ', ') FILTER (WHERE p.proconfig IS NULL
-                             OR NOT 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)))
-      FROM pg_proc p WHERE p.pronamespace = schema_name::regnamespace
+    SELECT pg_temp.check(schema_name || ': every function pins search_path = pg_catalog, pg_temp'
+                             || CASE WHEN cardinality(helpers) > 0
+                                     THEN ', but the helpers ' || array_to_string(helpers::text[], ', ') || ' (no SET clause)'
+                                     ELSE '' END,
+                         count(*) > 0 AND count(*) FILTER (WHERE pinned = (p.oid = ANY (helpers))) = 0,
+                         string_agg(p.oid::regprocedure::text, ', ') FILTER (WHERE pinned = (p.oid = ANY (helpers))))
+      FROM pg_proc p,
+           LATERAL (SELECT p.proconfig IS NOT NULL AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)) x(pinned)
+     WHERE p.pronamespace = schema_name::regnamespace
 $$;
