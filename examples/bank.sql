@@ -46,7 +46,7 @@ RESET client_min_messages;
 -- list would grow with every event, and every command would load, and every
 -- snapshot write, all of it. Every command folds the events since the last
 -- snapshot, so each step a money event takes costs every deposit: a
--- "lastTransaction" object built from each event (type, amount, time) was 5%
+-- "lastTransaction" object built from each event (type, amount, time) was 5-7%
 -- of a deposit; the read model answers that question instead.
 SELECT es.define_aggregate('account',
   reducers => $json${
