@@ -204,6 +204,24 @@ SELECT pg_temp.check_search_paths('bank', ARRAY['bank.stream_id(text)', 'bank.ch
 SELECT pg_temp.check_eq('the inline handler (no SET clause) runs with the search_path recorded pinned by es.create_projection',
                         (SELECT search_path FROM es.projection_registry WHERE name = 'account_balances'),
                         'pg_catalog, pg_temp');
+-- The helpers inherit the command's pinned search_path: a caller whose path
+-- puts look-alikes of the built-ins they use ahead of pg_catalog changes nothing
+-- (a helper called directly uses the caller's path: it is not an entry point).
+BEGIN;
+CREATE SCHEMA lookalike;
+CREATE FUNCTION lookalike.round(numeric, integer) RETURNS numeric LANGUAGE sql AS 'SELECT 1000000::numeric';
+CREATE FUNCTION lookalike.length(text) RETURNS integer LANGUAGE sql AS 'SELECT 0';
+CREATE FUNCTION lookalike.substr(text, integer) RETURNS text LANGUAGE sql AS 'SELECT ''nobody''';
+SELECT (state->>'balance')::numeric AS ivy_before FROM es.load('account-ivy') \gset
+SET LOCAL search_path = lookalike, pg_catalog, public;
+SELECT pg_temp.check('the look-alikes are what this session''s path finds',
+                     length('abc') = 0 AND round(1.5, 0) = 1000000 AND substr('account-ivy', 9) = 'nobody');
+SELECT pg_temp.check_eq('bank.deposit from that session: its helpers use the built-ins',
+                        (SELECT balance FROM bank.deposit('ivy', 1.00)), :ivy_before + 1.00);
+SELECT pg_temp.check_eq('and the inline handler (the path it recorded) moved ivy''s row',
+                        (SELECT balance FROM bank.account_balances WHERE account_id = 'ivy'), :ivy_before + 1.00);
+ROLLBACK;
+
 SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',
                      count(*) = 0, string_agg(check_name || ' ' || object || ': ' || detail, '; '))
   FROM es.verify();
