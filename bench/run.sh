@@ -618,11 +618,12 @@ sc_proj_async() {
         secs=$(q es_proj_async "SELECT bench_plpgsql_loop()")
         rec proj_async pl "$r" 1 "$secs" "$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
         # a count per day kept by an upsert: one call per event, or one per batch of 100
-        local d=$((QUICK == 1 ? 5000 : 20000))
-        secs=$(q es_proj_async "CALL bench_async_daily('rm_daily_one(es.events)', $d, 100)")
-        rec proj_async_daily one "$r" 1 "$secs" "$(awk -v n="$d" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
-        secs=$(q es_proj_async "CALL bench_async_daily('rm_daily_batch(es.events[])', $d, 100)")
-        rec proj_async_daily batch "$r" 1 "$secs" "$(awk -v n="$d" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
+        local d=$((QUICK == 1 ? 5000 : 20000)) side handler
+        for side in "one rm_daily_one(es.events)" "batch rm_daily_batch(es.events[])"; do
+            read -r side handler <<<"$side"
+            secs=$(q es_proj_async "CALL bench_async_daily('$handler', $d, 100)")
+            rec proj_async_daily "$side" "$r" 1 "$secs" "$(awk -v n="$d" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" "$EV"
+        done
         printf '    proj_async round %s: done\n' "$r"
     done
 }

@@ -228,6 +228,18 @@ fn async_handler_settings_do_not_reach_the_extensions_statements() {
     assert!(position > 0);
 }
 
+/// How many relations the session's temp schema holds.
+fn temp_relations(su: &mut Client) -> i64 {
+    ok(
+        "temp relations",
+        su.query_one(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+            &[],
+        ),
+    )
+    .get(0)
+}
+
 /// Appends a `Shadow` event in `su`'s session, whose inline handler (`who`)
 /// creates a temp view: the append fails with 42501 and the session is left
 /// with no temp object.
@@ -243,15 +255,11 @@ fn assert_temp_view_refused(su: &mut Client, who: &str) {
         "{}",
         describe(&err)
     );
-    let temps: i64 = ok(
-        "temp relations",
-        su.query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
-            &[],
-        ),
-    )
-    .get(0);
-    assert_eq!(temps, 0, "{who} left a temp object in the session");
+    assert_eq!(
+        temp_relations(su),
+        0,
+        "{who} left a temp object in the session"
+    );
 }
 
 /// Reproduction 2: an inline handler of W ran in a superuser's appending
@@ -424,15 +432,7 @@ fn fold_functions_run_as_their_owner() {
         .batch_execute("SELECT es.append_event('acct-1', 'Deposited', '{}')")
         .expect_err("a fold function that creates a temp table must fail the snapshot");
     assert_eq!(code_of(&err), "42501", "{}", describe(&err));
-    let temps: i64 = ok(
-        "temp relations",
-        su.query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
-            &[],
-        ),
-    )
-    .get(0);
-    assert_eq!(temps, 0);
+    assert_eq!(temp_relations(&mut su), 0);
 }
 
 /// A reset function whose settings leaked into es.rebuild_projection's own
@@ -985,14 +985,6 @@ fn upcaster_functions_run_as_their_owner() {
         .query("SELECT * FROM es.read_stream('acct-2')", &[])
         .expect_err("an upcaster that creates a temp table must fail the read");
     assert_eq!(code_of(&err), "42501", "{}", describe(&err));
-    let temps: i64 = ok(
-        "temp relations",
-        su.query_one(
-            "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
-            &[],
-        ),
-    )
-    .get(0);
-    assert_eq!(temps, 0);
+    assert_eq!(temp_relations(&mut su), 0);
     s.assert_not_escalated("upcaster");
 }
