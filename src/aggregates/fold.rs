@@ -238,7 +238,8 @@ impl Folder {
             self.version = ev.version;
             return;
         }
-        if self.last_stream.as_deref() == Some(ev.stream_id) && ev.version <= self.version {
+        let same_stream = self.last_stream.as_deref() == Some(ev.stream_id);
+        if same_stream && ev.version <= self.version {
             fail(
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
                 format!(
@@ -247,7 +248,7 @@ impl Folder {
                 ),
             );
         }
-        if self.last_stream.as_deref() != Some(ev.stream_id) {
+        if !same_stream {
             self.last_stream = Some(ev.stream_id.to_owned());
         }
         match (&def.kind, &mut self.state) {

@@ -14,6 +14,7 @@ use crate::pg::decimal::Num;
 use crate::pg::json_value::Val;
 use crate::store::event::Event;
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 
 #[derive(Debug)]
 enum Source {
@@ -57,6 +58,9 @@ struct Step {
     op: Op,
     path: Vec<String>,
     src: Option<Source>,
+    /// Where each key of `path` was found last time (a fold's states keep
+    /// their fields in one order, so the next event finds them there at once).
+    hints: Vec<Cell<u32>>,
 }
 
 #[derive(Debug, Default)]
@@ -202,7 +206,13 @@ fn compile_step(v: &Val) -> Result<Step, String> {
         }
         _ => {}
     }
-    Ok(Step { op, path, src })
+    let hints = path.iter().map(|_| Cell::new(0)).collect();
+    Ok(Step {
+        op,
+        path,
+        src,
+        hints,
+    })
 }
 
 impl Reducers {
@@ -290,10 +300,15 @@ fn source_value(src: &Source, ev: &Event) -> Option<Val> {
     })
 }
 
-/// The place a path names, created (as null) when missing.
-fn slot<'a>(state: &'a mut Val, path: &[String]) -> Result<&'a mut Val, String> {
+/// The place a path names, created (as null) when missing. `hints`: one
+/// per key, the index it was found at last time, tried first.
+fn slot<'a>(
+    state: &'a mut Val,
+    path: &[String],
+    hints: &[Cell<u32>],
+) -> Result<&'a mut Val, String> {
     let mut cur = state;
-    for (i, key) in path.iter().enumerate() {
+    for ((i, key), hint) in path.iter().enumerate().zip(hints) {
         cur.open();
         if matches!(cur, Val::Null) {
             *cur = Val::Obj(Vec::new());
@@ -308,12 +323,19 @@ fn slot<'a>(state: &'a mut Val, path: &[String]) -> Result<&'a mut Val, String> 
                 }
             ));
         };
-        let idx = match fields.iter().position(|(k, _)| k == key) {
-            Some(idx) => idx,
-            None => {
-                fields.push((key.clone(), Val::Null));
-                fields.len() - 1
-            }
+        let h = hint.get() as usize;
+        let idx = if fields.get(h).is_some_and(|(k, _)| k == key) {
+            h
+        } else {
+            let idx = match fields.iter().position(|(k, _)| k == key) {
+                Some(idx) => idx,
+                None => {
+                    fields.push((key.clone(), Val::Null));
+                    fields.len() - 1
+                }
+            };
+            hint.set(idx as u32);
+            idx
         };
         cur = &mut fields[idx].1;
     }
@@ -386,10 +408,10 @@ fn run_step(s: &Step, state: &mut Val, ev: &Event) -> Result<(), String> {
     };
     match s.op {
         Op::Unset => unset(state, &s.path),
-        Op::Set => *slot(state, &s.path)? = value.unwrap_or(Val::Null),
-        Op::Merge => merge_patch(slot(state, &s.path)?, value.unwrap_or(Val::Null)),
+        Op::Set => *slot(state, &s.path, &s.hints)? = value.unwrap_or(Val::Null),
+        Op::Merge => merge_patch(slot(state, &s.path, &s.hints)?, value.unwrap_or(Val::Null)),
         Op::Append => {
-            let place = slot(state, &s.path)?;
+            let place = slot(state, &s.path, &s.hints)?;
             place.open();
             match place {
                 Val::Null => *place = Val::Arr(vec![value.unwrap_or(Val::Null)]),
@@ -409,17 +431,14 @@ fn run_step(s: &Step, state: &mut Val, ev: &Event) -> Result<(), String> {
                     ))
                 }
             };
-            let place = slot(state, &s.path)?;
-            let current = match place {
-                Val::Null => Num::int(0),
-                Val::Num(n) => std::mem::replace(n, Num::int(0)),
+            let place = slot(state, &s.path, &s.hints)?;
+            // the number is replaced in place (no state value dropped per event)
+            let sub = s.op == Op::Sub;
+            match place {
+                Val::Null => *place = Val::Num(Num::int(0).op(&operand, sub)),
+                Val::Num(n) => *n = n.op(&operand, sub),
                 _ => return Err(format!("{} is not a number", where_())),
-            };
-            *place = Val::Num(if s.op == Op::Sub {
-                current.sub(&operand)
-            } else {
-                current.add(&operand)
-            });
+            }
         }
     }
     Ok(())

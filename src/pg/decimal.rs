@@ -20,8 +20,20 @@ pub(crate) enum Num {
 
 const MAX_SCALE: u32 = 38;
 
+/// 10^0 ..= 10^38, the powers an `i128` holds: looked up, not computed, on
+/// every sum of two scales (a fold adds once per event).
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 fn pow10(n: u32) -> Option<i128> {
-    10i128.checked_pow(n)
+    POW10.get(n as usize).copied()
 }
 
 impl Num {
@@ -29,7 +41,7 @@ impl Num {
     pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
             Num::Dec { m, scale } => {
-                let p = 10i128.checked_pow(*scale)?;
+                let p = pow10(*scale)?;
                 (m % p == 0).then(|| i64::try_from(m / p).ok()).flatten()
             }
             Num::Big(_) => None,
@@ -143,21 +155,36 @@ impl Num {
         let ndigits = (total - hdr - digits_at) / 2;
         let digits = base.add(digits_at) as *const i16;
         let decoded = (|| -> Option<Num> {
-            let mut acc: i128 = 0;
-            for i in 0..ndigits {
-                let d = digits.add(i).read_unaligned() as i128;
-                acc = acc.checked_mul(10_000)?.checked_add(d)?;
-            }
             // acc is in units of 10000^(weight - ndigits + 1); rescale to dscale.
             let e = 4 * (weight - ndigits as i32 + 1) + dscale;
-            let m = if e >= 0 {
-                acc.checked_mul(pow10(e as u32)?)?
-            } else {
-                let div = pow10((-e) as u32)?;
-                if acc % div != 0 {
+            let m = if ndigits <= 4 && (-18..=0).contains(&e) {
+                // the usual amount: at most 16 digits, trailing zeros to drop
+                // (1.25 is stored as 1|2500), in 64 bits: an i128 division
+                // costs a call per event
+                let mut acc: u64 = 0;
+                for i in 0..ndigits {
+                    acc = acc * 10_000 + digits.add(i).read_unaligned() as u64;
+                }
+                let div = POW10[(-e) as usize] as u64;
+                if !acc.is_multiple_of(div) {
                     return None;
                 }
-                acc / div
+                (acc / div) as i128
+            } else {
+                let mut acc: i128 = 0;
+                for i in 0..ndigits {
+                    let d = digits.add(i).read_unaligned() as i128;
+                    acc = acc.checked_mul(10_000)?.checked_add(d)?;
+                }
+                if e >= 0 {
+                    acc.checked_mul(pow10(e as u32)?)?
+                } else {
+                    let div = pow10((-e) as u32)?;
+                    if acc % div != 0 {
+                        return None;
+                    }
+                    acc / div
+                }
             };
             if dscale as u32 > MAX_SCALE {
                 return None;
@@ -180,9 +207,10 @@ impl Num {
         let (Num::Dec { m: a, scale: sa }, Num::Dec { m: b, scale: sb }) = (self, other) else {
             return None;
         };
+        // only the operand with the smaller scale is rescaled (none, mostly)
         let s = (*sa).max(*sb);
-        let a = a.checked_mul(pow10(s - sa)?)?;
-        let b = b.checked_mul(pow10(s - sb)?)?;
+        let a = rescale(*a, s - sa)?;
+        let b = rescale(*b, s - sb)?;
         let m = if negate {
             a.checked_sub(b)?
         } else {
@@ -191,7 +219,8 @@ impl Num {
         Some(Num::Dec { m, scale: s })
     }
 
-    fn op(&self, other: &Num, negate: bool) -> Num {
+    /// `self + other`, or `self - other` when `negate`.
+    pub(crate) fn op(&self, other: &Num, negate: bool) -> Num {
         if let Some(r) = self.exact_op(other, negate) {
             return r;
         }
@@ -202,14 +231,20 @@ impl Num {
         };
         Num::parse(&r.to_string()).unwrap_or_else(|| Num::Big(r.to_string()))
     }
+}
 
-    pub(crate) fn add(&self, other: &Num) -> Num {
-        self.op(other, false)
+/// `m × 10^k`, when it fits; in 64 bits when it can (an overflow-checked
+/// 128-bit multiplication is a call).
+fn rescale(m: i128, k: u32) -> Option<i128> {
+    if k == 0 {
+        return Some(m);
     }
-
-    pub(crate) fn sub(&self, other: &Num) -> Num {
-        self.op(other, true)
+    if let (Ok(small), Some(p)) = (i64::try_from(m), POW10.get(k as usize)) {
+        if let Some(r) = i64::try_from(*p).ok().and_then(|p| small.checked_mul(p)) {
+            return Some(r as i128);
+        }
     }
+    m.checked_mul(pow10(k)?)
 }
 
 /// # Safety

@@ -164,6 +164,56 @@ mod tests {
     }
 
     #[pg_test]
+    fn numbers_read_from_events_keep_their_value_and_scale() {
+        // Each read straight from the event's jsonb (Num::from_numeric: 64-bit
+        // up to 16 digits, then 128-bit, then PostgreSQL's numeric) and added
+        // to 0 and to 0.0000: the same text as PostgreSQL's numeric gives.
+        define_reducers(
+            "numread_a04",
+            r#"{"Set": [{"set": "n", "from": "$.v"}, {"set": "m", "value": 0},
+                        {"add": "m", "from": "$.v"}, {"set": "k", "value": 0.0000},
+                        {"add": "k", "from": "$.v"}]}"#,
+            "{}",
+            0,
+        );
+        let values = [
+            "1.25",
+            "0.5",
+            "12.50",
+            "-0.01",
+            "0",
+            "-0",
+            "10000",
+            "1e16",
+            "1234567890123456",
+            "123456789012.3456",
+            "9999999999999999.99",
+            "0.0001",
+            "0.00000001",
+            "1e-18",
+            "1e-19",
+            "1.000000000000000001",
+            "12345678901234567.5",
+            "-99999999.9999",
+            "1e20",
+            "100.000",
+            "5e-3",
+            "170141183460469231731687303715884105727",
+        ];
+        for (i, v) in values.iter().enumerate() {
+            append("numread_a04-1", "Set", &format!(r#"{{"v": {v}}}"#));
+            let got = one_text(&format!(
+                "SELECT concat_ws(' ', state->>'n', state->>'m', state->>'k') FROM es.load('numread_a04-1', {})",
+                i + 1
+            ));
+            let expected = one_text(&format!(
+                "SELECT concat_ws(' ', ('{v}'::numeric)::text, (0 + '{v}'::numeric)::text, (0.0000 + '{v}'::numeric)::text)"
+            ));
+            assert_eq!(got, expected, "{v}");
+        }
+    }
+
+    #[pg_test]
     fn big_numbers_stay_exact() {
         define_reducers(
             "big_a03",
