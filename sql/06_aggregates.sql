@@ -196,24 +196,31 @@ COMMENT ON AGGREGATE es.fold(es.events) IS
     'Folds events with their stream type''s definition: es.fold(e ORDER BY version).';
 
 -- The column form: no row is formed per event (native reducers that read
--- none of global_position, event_id, recorded_at). Given rows in version
--- order (an index scan of one stream, an ordered subquery), it needs no
--- ORDER BY, which PostgreSQL 15 would sort for even when the rows arrive
--- sorted; rows out of order fail (22000) rather than fold wrongly.
+-- none of global_position, event_id, recorded_at). With ORDER BY it folds in
+-- that order, as the row form does (rows out of version order fail, 22000).
+-- Without, it takes one stream's events in any order (a sequential scan's,
+-- a hash aggregate's) and folds them in version order itself: each run of
+-- consecutive versions becomes a segment that says what it does to any
+-- state, and the final function applies them in order
+-- (src/aggregates/unordered.rs).
 CREATE FUNCTION es._fold_columns_transition(internal, text, text, bigint, text, jsonb, jsonb, integer)
 RETURNS internal
 LANGUAGE c CALLED ON NULL INPUT
 AS 'MODULE_PATHNAME', 'es_fold_columns_transition';
 
+CREATE FUNCTION es._fold_columns_final(internal) RETURNS jsonb
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'es_fold_columns_final';
+
 CREATE AGGREGATE es.fold(stream_id text, stream_type text, version bigint, event_type text,
                          data jsonb, metadata jsonb, schema_version integer) (
     SFUNC = es._fold_columns_transition,
     STYPE = internal,
-    FINALFUNC = es._fold_final
+    FINALFUNC = es._fold_columns_final
 );
 
 COMMENT ON AGGREGATE es.fold(text, text, bigint, text, jsonb, jsonb, integer) IS
-    'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version).';
+    'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version); without ORDER BY, one stream''s events in any order.';
 
 -- Snapshots are taken by the AFTER INSERT trigger on es.events that
 -- sql/07_projections.sql creates (one trigger for snapshots and inline

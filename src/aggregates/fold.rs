@@ -7,6 +7,7 @@
 
 use crate::aggregates::definitions::{self, Def, Kind};
 use crate::aggregates::index_reads;
+use crate::aggregates::unordered::Unordered;
 use crate::kept_plan;
 use crate::pg::error::fail;
 use crate::pg::fmgr::composite_result;
@@ -42,9 +43,6 @@ pub(crate) struct Folder {
     /// The upcasters as the fold began: one fold reads every event with the
     /// same ones (and does not look them up again per event).
     registry: Rc<crate::evolution::registry::Registry>,
-    /// es.fold's column form: where an event's short jsonb data is copied
-    /// to be read (reused for every event).
-    scratch: Vec<u64>,
 }
 
 impl Folder {
@@ -100,7 +98,6 @@ impl Folder {
             state_cxt,
             reader: None,
             registry: crate::evolution::registry::get(),
-            scratch: Vec::new(),
         }
     }
 
@@ -181,36 +178,12 @@ impl Folder {
     /// The event read, upcast for reducers, applied. `row` is the event's
     /// composite datum for a fold function (unused by reducers).
     fn apply_read(&mut self, def: &Def, ev: Event, row: Datum, is_function: bool) {
+        if is_function {
+            // a fold function is handed the upcast row
+            return self.apply_event(def, &ev, row);
+        }
         let reg = self.registry.clone();
-        // a renamed type borrows from the registry: the event lives no longer than it
-        let mut ev: Event<'_> = ev;
-        // data the chain built for this event, freed once it is applied
-        let mut built = None;
-        if !is_function && reg.any_upcaster {
-            if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
-                &reg,
-                ev.event_type,
-                ev.schema_version,
-                ev.data_datum,
-                ev.metadata_datum,
-            ) {
-                if let Some(t) = renamed {
-                    ev.event_type = t;
-                }
-                // reducers read the upcast data as they read stored data
-                // (built without a call into PostgreSQL per value)
-                // SAFETY: `chain` returns a non-null jsonb datum.
-                ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
-                built = (data != ev.data_datum).then_some(data);
-                ev.data_datum = data;
-            }
-        }
-        self.apply_event(def, &ev, row);
-        if let Some(data) = built {
-            // SAFETY: built for this event by the chain in the current context; the
-            // state copied what it kept (Val owns its values).
-            unsafe { pg_sys::pfree(data.cast_mut_ptr()) };
-        }
+        upcast_read(&reg, ev, |ev| self.apply_event(def, ev, row));
     }
 
     fn apply_event(&mut self, def: &Def, ev: &Event, row: Datum) {
@@ -294,6 +267,40 @@ impl Folder {
                 Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()))
             },
         }
+    }
+}
+
+/// Hands `f` the event as reducers read it: its type's current version
+/// (the upcast type and data; no new row is formed).
+fn upcast_read(reg: &crate::evolution::registry::Registry, ev: Event, f: impl FnOnce(&Event)) {
+    // a renamed type borrows from the registry: the event lives no longer than it
+    let mut ev: Event<'_> = ev;
+    // data the chain built for this event, freed once it is applied
+    let mut built = None;
+    if reg.any_upcaster {
+        if let Some((renamed, _, data)) = crate::evolution::upcast::chain(
+            reg,
+            ev.event_type,
+            ev.schema_version,
+            ev.data_datum,
+            ev.metadata_datum,
+        ) {
+            if let Some(t) = renamed {
+                ev.event_type = t;
+            }
+            // reducers read the upcast data as they read stored data
+            // (built without a call into PostgreSQL per value)
+            // SAFETY: `chain` returns a non-null jsonb datum.
+            ev.data = unsafe { crate::pg::jsonb::Container::from_datum(data) };
+            built = (data != ev.data_datum).then_some(data);
+            ev.data_datum = data;
+        }
+    }
+    f(&ev);
+    if let Some(data) = built {
+        // SAFETY: built for this event by the chain in the current context; the
+        // state copied what it kept (Val owns its values).
+        unsafe { pg_sys::pfree(data.cast_mut_ptr()) };
     }
 }
 
@@ -624,10 +631,26 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
 crate::v1_function_info!(pg_finfo_es_fold_transition);
 
 /// # Safety
-/// Called by PostgreSQL when the aggregate's memory context goes; `arg` is the `Box<Folder>`
-/// made by `es_fold_transition`, dropped once.
-unsafe extern "C-unwind" fn drop_folder(arg: *mut std::ffi::c_void) {
-    drop(Box::from_raw(arg as *mut Folder));
+/// Called by PostgreSQL when the memory context `boxed_in` registered it
+/// with goes; `arg` is that `Box<T>`, dropped once.
+unsafe extern "C-unwind" fn drop_boxed<T>(arg: *mut std::ffi::c_void) {
+    drop(Box::from_raw(arg as *mut T));
+}
+
+/// `value` on the Rust heap, dropped when the memory context `cxt` is reset
+/// or deleted (an aggregate's state lives as long as its context).
+///
+/// # Safety
+/// `cxt` is a valid memory context; the pointer is not used after it goes.
+unsafe fn boxed_in<T>(cxt: pg_sys::MemoryContext, value: T) -> *mut T {
+    let state = Box::into_raw(Box::new(value));
+    let cb = pg_sys::MemoryContextAlloc(cxt, std::mem::size_of::<pg_sys::MemoryContextCallback>())
+        as *mut pg_sys::MemoryContextCallback;
+    (*cb).func = Some(drop_boxed::<T>);
+    (*cb).arg = state.cast();
+    (*cb).next = std::ptr::null_mut();
+    pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
+    state
 }
 
 /// Transition function: (internal, es.events) -> internal.
@@ -658,53 +681,52 @@ pub unsafe extern "C-unwind" fn es_fold_transition(fcinfo: pg_sys::FunctionCallI
     let row = fcinfo::pg_getarg_datum_raw(fcinfo, 1);
     if state.is_null() {
         let reader = RowReader::for_row(row);
-        state = new_folder(aggcxt, reader.read(row).stream_type, false);
+        let def = definitions::require(reader.read(row).stream_type);
+        let old = pg_sys::MemoryContextSwitchTo(aggcxt);
+        state = boxed_in(aggcxt, Folder::new(def, None));
+        pg_sys::MemoryContextSwitchTo(old);
     }
     (*state).apply_row(row);
     Datum::from(state)
 }
 
-/// The aggregate's folder, for events of `stream_type`, in the aggregate's
-/// memory `aggcxt` (freed with it). `columns`: for es.fold's column form,
-/// which cannot hand a fold function its row, nor reducers the columns it is
-/// not given.
-///
-/// # Safety
-/// `aggcxt` is the calling aggregate's memory context.
-unsafe fn new_folder(
-    aggcxt: pg_sys::MemoryContext,
-    stream_type: &str,
-    columns: bool,
-) -> *mut Folder {
-    let old = pg_sys::MemoryContextSwitchTo(aggcxt);
+/// The definition es.fold's column form folds `stream_type` with: it cannot
+/// hand a fold function its row, nor reducers the columns it is not given.
+fn column_def(stream_type: &str) -> Rc<Def> {
     let def = definitions::require(stream_type);
-    if columns {
-        let unsupported = match &def.kind {
-            Kind::Function(_) => {
-                Some("it is folded by a fold function, which is handed whole rows".to_owned())
-            }
-            Kind::Reducers(r, _) => r
-                .row_only_source()
-                .map(|src| format!("its reducers read \"{src}\"")),
-            Kind::Missing(_) => None,
-        };
-        if let Some(why) = unsupported {
-            crate::pg::error::fail_hint(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version) cannot fold stream type \"{stream_type}\": {why}"),
-                "Fold whole rows: es.fold(e ORDER BY version).",
-            );
+    let unsupported = match &def.kind {
+        Kind::Function(_) => {
+            Some("it is folded by a fold function, which is handed whole rows".to_owned())
         }
+        Kind::Reducers(r, _) => r
+            .row_only_source()
+            .map(|src| format!("its reducers read \"{src}\"")),
+        Kind::Missing(_) => None,
+    };
+    if let Some(why) = unsupported {
+        crate::pg::error::fail_hint(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version) cannot fold stream type \"{stream_type}\": {why}"),
+            "Fold whole rows: es.fold(e ORDER BY version).",
+        );
     }
-    let state = Box::into_raw(Box::new(Folder::new(def, None)));
-    // Free the Rust side when the aggregate's memory goes.
-    let cb = pg_sys::palloc0(std::mem::size_of::<pg_sys::MemoryContextCallback>())
-        as *mut pg_sys::MemoryContextCallback;
-    (*cb).func = Some(drop_folder);
-    (*cb).arg = state.cast();
-    pg_sys::MemoryContextRegisterResetCallback(aggcxt, cb);
-    pg_sys::MemoryContextSwitchTo(old);
-    state
+    def
+}
+
+/// es.fold's column form's state: given `ORDER BY`, a folder that takes the
+/// events in that order; without, segments that take one stream's events in
+/// any order (`unordered`).
+pub(crate) struct Columns {
+    fold: ColumnFold,
+    /// Where an event's short jsonb data is copied to be read (reused for
+    /// every event).
+    scratch: Vec<u64>,
+}
+
+enum ColumnFold {
+    Ordered(Folder),
+    /// With the upcasters as the fold began (as `Folder` keeps them).
+    Unordered(Unordered, Rc<crate::evolution::registry::Registry>),
 }
 
 crate::v1_function_info!(pg_finfo_es_fold_columns_transition);
@@ -734,7 +756,7 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
     let mut state = if fcinfo::pg_arg_is_null(fcinfo, 0) {
         std::ptr::null_mut()
     } else {
-        fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>()
+        fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Columns>()
     };
     let args: [Option<Datum>; 7] =
         std::array::from_fn(|i| crate::pg::fmgr::arg_datum(fcinfo, i + 1));
@@ -761,26 +783,57 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
         if pg_sys::AggCheckCallContext(fcinfo, &mut aggcxt) == 0 {
             pgrx::error!("es.fold's transition function called outside an aggregate");
         }
-        state = new_folder(aggcxt, stream_type, true);
+        let def = column_def(stream_type);
+        // Given ORDER BY, the events come in the order asked for, and are
+        // folded in it (a window's frame as well: it has no Aggref).
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        let ordered = aggref.is_null() || !(*aggref).aggorder.is_null();
+        let old = pg_sys::MemoryContextSwitchTo(aggcxt);
+        let fold = if ordered {
+            ColumnFold::Ordered(Folder::new(def, None))
+        } else {
+            ColumnFold::Unordered(Unordered::new(def), crate::evolution::registry::get())
+        };
+        state = boxed_in(
+            aggcxt,
+            Columns {
+                fold,
+                scratch: Vec::new(),
+            },
+        );
+        pg_sys::MemoryContextSwitchTo(old);
     }
-    // the data is read from the folder's scratch space, given back below
-    let mut scratch = std::mem::take(&mut (*state).scratch);
+    let cols = &mut *state;
+    // the data is read from the state's scratch space
     let ev = Event {
         global_position: 0,
         stream_id: crate::pg::fmgr::text_datum_str(values[0]),
         stream_type,
         version: values[2].value() as i64,
         event_type: crate::pg::fmgr::text_datum_str(values[3]),
-        data: crate::pg::jsonb::Container::from_datum_scratch(values[4], &mut scratch),
+        data: crate::pg::jsonb::Container::from_datum_scratch(values[4], &mut cols.scratch),
         data_datum: values[4],
         metadata_datum: values[5],
-        // Not given: reducers reading them are refused by `new_folder`.
+        // Not given: reducers reading them are refused by `column_def`.
         event_id: Datum::from(0usize),
         recorded_at: Datum::from(0usize),
         schema_version: values[6].value() as i32,
     };
-    (*state).apply_columns(ev);
-    (*state).scratch = scratch;
+    match &mut cols.fold {
+        ColumnFold::Ordered(folder) => folder.apply_columns(ev),
+        ColumnFold::Unordered(u, reg) => {
+            if ev.stream_type != u.stream_type {
+                fail(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
+                        u.stream_type, ev.stream_type
+                    ),
+                );
+            }
+            upcast_read(reg, ev, |ev| u.add(ev));
+        }
+    }
     Datum::from(state)
 }
 
@@ -799,4 +852,38 @@ pub unsafe extern "C-unwind" fn es_fold_final(fcinfo: pg_sys::FunctionCallInfo) 
     }
     let state = fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Folder>();
     (*state).result()
+}
+
+crate::v1_function_info!(pg_finfo_es_fold_columns_final);
+
+/// Final function of the column form: internal -> jsonb (NULL for no
+/// events). It leaves the state as it was (PostgreSQL may finish one state
+/// twice, for two identical calls in a query).
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with the `fcinfo` of a call whose arguments match
+/// the function's SQL signature in `sql/`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn es_fold_columns_final(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    if fcinfo::pg_arg_is_null(fcinfo, 0) {
+        return fcinfo::pg_return_null(fcinfo);
+    }
+    let state = fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Columns>();
+    match &(*state).fold {
+        ColumnFold::Ordered(folder) => folder.result(),
+        ColumnFold::Unordered(u, _) => {
+            if u.is_empty() {
+                return fcinfo::pg_return_null(fcinfo);
+            }
+            let def = column_def(&u.stream_type);
+            let Kind::Reducers(_, initial) = &def.kind else {
+                unreachable!("column_def lets reducers only through")
+            };
+            match u.finish(initial) {
+                Ok(v) => v.to_jsonb(),
+                Err((code, msg)) => fail(code, msg),
+            }
+        }
+    }
 }

@@ -33,7 +33,7 @@ enum Source {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     Set,
     Add,
     Sub,
@@ -54,9 +54,9 @@ const OPS: [(&str, Op); 7] = [
 ];
 
 #[derive(Debug)]
-struct Step {
-    op: Op,
-    path: Vec<String>,
+pub(crate) struct Step {
+    pub(crate) op: Op,
+    pub(crate) path: Vec<String>,
     src: Option<Source>,
     /// Where each key of `path` was found last time (a fold's states keep
     /// their fields in one order, so the next event finds them there at once).
@@ -263,6 +263,15 @@ impl Reducers {
             .find_map(|s| s.src.as_ref()?.row_only())
     }
 
+    /// The steps an event of this type runs, in order.
+    pub(crate) fn steps_for<'a>(&'a self, event_type: &str) -> impl Iterator<Item = &'a Step> {
+        self.by_type
+            .get(event_type)
+            .into_iter()
+            .flatten()
+            .chain(&self.every)
+    }
+
     /// Applies one event to the state.
     pub(crate) fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
         if let Some(steps) = self.by_type.get(ev.event_type) {
@@ -300,28 +309,23 @@ fn source_value(src: &Source, ev: &Event) -> Option<Val> {
     })
 }
 
-/// The place a path names, created (as null) when missing. `hints`: one
-/// per key, the index it was found at last time, tried first.
+/// The place a path names, created (as null) when missing. `cur` is the
+/// value at the path's first `depth` keys (the state itself for 0). `hints`:
+/// one per key, the index it was found at last time, tried first.
 fn slot<'a>(
     state: &'a mut Val,
     path: &[String],
     hints: &[Cell<u32>],
+    depth: usize,
 ) -> Result<&'a mut Val, String> {
     let mut cur = state;
-    for ((i, key), hint) in path.iter().enumerate().zip(hints) {
+    for ((i, key), hint) in path.iter().enumerate().zip(hints).skip(depth) {
         cur.open();
         if matches!(cur, Val::Null) {
             *cur = Val::Obj(Vec::new());
         }
         let Val::Obj(fields) = cur else {
-            return Err(format!(
-                "state.{} is not an object",
-                if i == 0 {
-                    "(root)".to_owned()
-                } else {
-                    path[..i].join(".")
-                }
-            ));
+            return Err(not_object(path, i));
         };
         let h = hint.get() as usize;
         let idx = if fields.get(h).is_some_and(|(k, _)| k == key) {
@@ -342,7 +346,29 @@ fn slot<'a>(
     Ok(cur)
 }
 
-fn unset(state: &mut Val, path: &[String]) {
+/// The error of a step whose path passes through something not an object
+/// at its first `i` keys.
+pub(crate) fn not_object(path: &[String], i: usize) -> String {
+    format!(
+        "state.{} is not an object",
+        if i == 0 {
+            "(root)".to_owned()
+        } else {
+            path[..i].join(".")
+        }
+    )
+}
+
+/// How errors name the place a path names.
+pub(crate) fn place_name(path: &[String]) -> String {
+    if path.is_empty() {
+        "state".to_owned()
+    } else {
+        format!("state.{}", path.join("."))
+    }
+}
+
+pub(crate) fn unset(state: &mut Val, path: &[String]) {
     let Some((last, init)) = path.split_last() else {
         return;
     };
@@ -362,7 +388,7 @@ fn unset(state: &mut Val, path: &[String]) {
 }
 
 /// JSON merge patch (RFC 7396).
-fn merge_patch(target: &mut Val, patch: Val) {
+pub(crate) fn merge_patch(target: &mut Val, patch: Val) {
     match patch {
         Val::Obj(p) => {
             target.open();
@@ -392,52 +418,68 @@ fn merge_patch(target: &mut Val, patch: Val) {
 }
 
 fn run_step(s: &Step, state: &mut Val, ev: &Event) -> Result<(), String> {
-    let value = match &s.src {
-        Some(src) => match source_value(src, ev) {
-            Some(v) => Some(v),
-            None => return Ok(()), // the event lacks this field: skip the step
-        },
-        None => None,
-    };
-    let where_ = || {
-        if s.path.is_empty() {
-            "state".to_owned()
-        } else {
-            format!("state.{}", s.path.join("."))
-        }
-    };
+    match operand(s, ev) {
+        Some(value) => apply_at(s, state, 0, value),
+        None => Ok(()), // the event lacks this field: skip the step
+    }
+}
+
+/// The value a step applies: `None` when the event lacks its source (the
+/// step is skipped), `Some(None)` for a step that takes none.
+pub(crate) fn operand(s: &Step, ev: &Event) -> Option<Option<Val>> {
+    match &s.src {
+        Some(src) => source_value(src, ev).map(Some),
+        None => Some(None),
+    }
+}
+
+/// What an `add` or `sub` step is handed, when it is a number (it fails
+/// otherwise, before it looks at the state); 1 for `inc`.
+pub(crate) fn number(s: &Step, value: Option<Val>) -> Result<Num, String> {
+    match value {
+        None => Ok(Num::int(1)),
+        Some(Val::Num(n)) => Ok(n),
+        Some(_) => Err(format!(
+            "{}: the event's value for {} is not a number",
+            if s.op == Op::Sub { "sub" } else { "add" },
+            place_name(&s.path)
+        )),
+    }
+}
+
+/// Runs a step with its operand on `place`, the value at the first `depth`
+/// keys of the step's path (the state itself for 0).
+pub(crate) fn apply_at(
+    s: &Step,
+    place: &mut Val,
+    depth: usize,
+    value: Option<Val>,
+) -> Result<(), String> {
     match s.op {
-        Op::Unset => unset(state, &s.path),
-        Op::Set => *slot(state, &s.path, &s.hints)? = value.unwrap_or(Val::Null),
-        Op::Merge => merge_patch(slot(state, &s.path, &s.hints)?, value.unwrap_or(Val::Null)),
+        Op::Unset => unset(place, &s.path[depth..]),
+        Op::Set => *slot(place, &s.path, &s.hints, depth)? = value.unwrap_or(Val::Null),
+        Op::Merge => merge_patch(
+            slot(place, &s.path, &s.hints, depth)?,
+            value.unwrap_or(Val::Null),
+        ),
         Op::Append => {
-            let place = slot(state, &s.path, &s.hints)?;
+            let place = slot(place, &s.path, &s.hints, depth)?;
             place.open();
             match place {
                 Val::Null => *place = Val::Arr(vec![value.unwrap_or(Val::Null)]),
                 Val::Arr(a) => a.push(value.unwrap_or(Val::Null)),
-                _ => return Err(format!("append: {} is not an array", where_())),
+                _ => return Err(format!("append: {} is not an array", place_name(&s.path))),
             }
         }
         Op::Add | Op::Sub | Op::Inc => {
-            let operand = match value {
-                None => Num::int(1),
-                Some(Val::Num(n)) => n,
-                Some(_) => {
-                    return Err(format!(
-                        "{}: the event's value for {} is not a number",
-                        if s.op == Op::Sub { "sub" } else { "add" },
-                        where_()
-                    ))
-                }
-            };
-            let place = slot(state, &s.path, &s.hints)?;
+            let operand = number(s, value)?;
+            let place = slot(place, &s.path, &s.hints, depth)?;
             // the number is replaced in place (no state value dropped per event)
             let sub = s.op == Op::Sub;
             match place {
                 Val::Null => *place = Val::Num(Num::int(0).op(&operand, sub)),
                 Val::Num(n) => *n = n.op(&operand, sub),
-                _ => return Err(format!("{} is not a number", where_())),
+                _ => return Err(format!("{} is not a number", place_name(&s.path))),
             }
         }
     }

@@ -9,6 +9,7 @@
 mod bad_input;
 mod fold_aggregate;
 mod fold_functions;
+mod fold_unordered;
 mod index_reads;
 mod property;
 mod reducers;
