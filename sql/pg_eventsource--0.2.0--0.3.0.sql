@@ -1347,15 +1347,19 @@ RETURNS internal
 LANGUAGE c CALLED ON NULL INPUT
 AS 'MODULE_PATHNAME', 'es_fold_columns_transition';
 
+CREATE FUNCTION es._fold_columns_final(internal) RETURNS jsonb
+LANGUAGE c CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'es_fold_columns_final';
+
 CREATE AGGREGATE es.fold(stream_id text, stream_type text, version bigint, event_type text,
                          data jsonb, metadata jsonb, schema_version integer) (
     SFUNC = es._fold_columns_transition,
     STYPE = internal,
-    FINALFUNC = es._fold_final
+    FINALFUNC = es._fold_columns_final
 );
 
 COMMENT ON AGGREGATE es.fold(text, text, bigint, text, jsonb, jsonb, integer) IS
-    'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version).';
+    'es.fold over es.events'' columns instead of whole rows: es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version); without ORDER BY, one stream''s events in any order.';
 
 
 -- Inline projections and snapshots run in the append path (the library), no

@@ -99,7 +99,7 @@ stmt("06_aggregates.sql", "CREATE FUNCTION es._version_at(", "\n$$;"), "\n",
 stmt("06_aggregates.sql", "CREATE FUNCTION es.load_at(", "\nEND;", True), """
 -- es.fold's column form.
 """,
-stmt("06_aggregates.sql", "CREATE FUNCTION es._fold_columns_transition(", "schema_version).';"), """
+stmt("06_aggregates.sql", "CREATE FUNCTION es._fold_columns_transition(", "events in any order.';"), """
 
 -- Inline projections and snapshots run in the append path (the library), no
 -- longer in an AFTER INSERT trigger.

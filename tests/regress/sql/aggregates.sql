@@ -129,14 +129,21 @@ SELECT es.fold(e ORDER BY version) = (SELECT state FROM es.load('bankacct-1', 7)
 -- no events: NULL
 SELECT es.fold(e ORDER BY version) IS NULL AS no_events_is_null
   FROM es.events e WHERE stream_id = 'bankacct-999';
--- the column form: no row per event; rows in version order need no ORDER BY
+-- the column form: no row per event; without ORDER BY, each stream's events
+-- in whatever order the table gives them
 SELECT stream_id, es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version) AS state
-  FROM (SELECT * FROM es.events WHERE stream_type = 'bankacct' AND stream_id <> 'bankacct-3'
-         ORDER BY stream_id, version) e
+  FROM es.events WHERE stream_type = 'bankacct' AND stream_id <> 'bankacct-3'
  GROUP BY stream_id ORDER BY stream_id;
--- out of order: refused, not folded wrongly
+-- backwards too: the fold puts them in version order
+SELECT es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version)
+       = (SELECT state FROM es.load('bankacct-1')) AS backwards_same_as_load
+  FROM (SELECT * FROM es.events WHERE stream_id = 'bankacct-1' ORDER BY version DESC) e;
+-- an ORDER BY is the order folded in: backwards is refused, not folded wrongly
 SELECT es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version ORDER BY version DESC)
   FROM es.events WHERE stream_id = 'bankacct-1';
+-- several streams in one fold: only in an order given
+SELECT es.fold(stream_id, stream_type, version, event_type, data, metadata, schema_version)
+  FROM es.events WHERE stream_id IN ('bankacct-1', 'bankacct-2');
 
 -- ---------------------------------------------------------------------
 -- es.load_at: the events recorded at or before a time. Each append above
