@@ -76,7 +76,10 @@ pub(crate) struct Unordered {
     pub(crate) stream_type: String,
     def: Rc<Def>,
     segments: Vec<Segment>,
-    /// Segment index by the version that continues it.
+    /// The segment the last event went to.
+    current: usize,
+    /// Segment index by the version that continues it (for the segments
+    /// left since).
     next: FxHashMap<i64, usize>,
 }
 
@@ -86,6 +89,7 @@ impl Unordered {
             stream_type: def.stream_type.clone(),
             def,
             segments: Vec::new(),
+            current: 0,
             next: FxHashMap::default(),
         }
     }
@@ -93,33 +97,12 @@ impl Unordered {
     /// Adds one event (of the definition's stream type: the caller checked).
     pub(crate) fn add(&mut self, ev: &Event) {
         let def = self.def.clone();
-        let Kind::Reducers(reducers, _) = &def.kind else {
+        let Kind::Reducers(reducers, initial) = &def.kind else {
             unreachable!("the column form folds with native reducers only")
         };
-        let i = match self.next.remove(&ev.version) {
-            Some(i) if self.segments[i].stream == ev.stream_id => i,
-            other => {
-                if let Some(i) = other {
-                    // another stream's run ends there; it keeps its place
-                    self.next.insert(ev.version, i);
-                }
-                self.segments.push(Segment {
-                    stream: ev.stream_id.to_owned(),
-                    first: ev.version,
-                    last: ev.version,
-                    root: Node::Keep,
-                    checks: Vec::new(),
-                    error: None,
-                    steps: 0,
-                });
-                self.segments.len() - 1
-            }
-        };
+        let i = self.segment_for(ev.stream_id, ev.version, initial);
         let seg = &mut self.segments[i];
         seg.last = ev.version;
-        if ev.version < i64::MAX {
-            self.next.entry(ev.version + 1).or_insert(i);
-        }
         // after an error nothing matters; the store's own markers ($...) are
         // skipped unless the reducers name them
         if seg.error.is_some() || ev.event_type.starts_with('$') && !reducers.names(ev.event_type) {
@@ -141,6 +124,45 @@ impl Unordered {
                 return;
             }
         }
+    }
+
+    /// The segment the event at `version` of `stream` continues, or a new
+    /// one.
+    fn segment_for(&mut self, stream: &str, version: i64, initial: &Val) -> usize {
+        let continues = |s: &Segment| s.last.checked_add(1) == Some(version) && s.stream == stream;
+        // mostly the run the last event went to
+        if let Some(s) = self.segments.get(self.current) {
+            if continues(s) {
+                return self.current;
+            }
+            // left: where it goes on, for when that event comes
+            if let Some(n) = s.last.checked_add(1) {
+                self.next.insert(n, self.current);
+            }
+        }
+        let found = self
+            .next
+            .remove(&version)
+            .filter(|&i| continues(&self.segments[i]));
+        self.current = found.unwrap_or_else(|| {
+            self.segments.push(Segment {
+                stream: stream.to_owned(),
+                first: version,
+                last: version,
+                // a stream's first event finds the initial state: what its
+                // run does is then known, as in the ordered fold
+                root: if version == 1 {
+                    Node::Known(initial.clone())
+                } else {
+                    Node::Keep
+                },
+                checks: Vec::new(),
+                error: None,
+                steps: 0,
+            });
+            self.segments.len() - 1
+        });
+        self.current
     }
 
     /// The state: the segments in version order, applied to `initial`
