@@ -274,12 +274,7 @@ impl Reducers {
 
     /// Applies one event to the state.
     pub(crate) fn apply(&self, state: &mut Val, ev: &Event) -> Result<(), String> {
-        if let Some(steps) = self.by_type.get(ev.event_type) {
-            for s in steps {
-                run_step(s, state, ev)?;
-            }
-        }
-        for s in &self.every {
+        for s in self.steps_for(ev.event_type) {
             run_step(s, state, ev)?;
         }
         Ok(())
@@ -309,8 +304,8 @@ fn source_value(src: &Source, ev: &Event) -> Option<Val> {
     })
 }
 
-/// The place a path names, created (as null) when missing. `cur` is the
-/// value at the path's first `depth` keys (the state itself for 0). `hints`:
+/// The place a path names, created (as null) when missing. `state` is the
+/// value at the path's first `depth` keys (the whole state for 0). `hints`:
 /// one per key, the index it was found at last time, tried first.
 fn slot<'a>(
     state: &'a mut Val,

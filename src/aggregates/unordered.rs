@@ -7,9 +7,11 @@
 //! records what its events do to any state (a `Node` tree: places replaced,
 //! numbers added to, arrays appended to, fields removed or merged) and what
 //! that state must hold for them not to fail (`Check`s, each naming the step
-//! that would fail). The final function sorts the segments by version and
-//! applies them in order to the initial state: the state, and the first
-//! error, that folding the events one by one in version order gives.
+//! that would fail). A segment that starts at a stream's first event, its
+//! version 1, starts from the initial state and is folded as the ordered fold
+//! folds. The final function sorts the segments by version and applies them
+//! in order to the initial state: the state, and the first error, that
+//! folding the events one by one in version order gives.
 
 use crate::aggregates::definitions::{Def, Kind};
 use crate::aggregates::reducer::{self, Op, Step};
