@@ -19,6 +19,10 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DB=$1 SCRIPT=$(realpath "$2") N=${3:-1000}
+# INSTR_WARMUP: transactions of the first run (default 100); INSTR_SERVER_OPTS:
+# more settings for the server (a server up with other ones is restarted)
+WARMUP=${INSTR_WARMUP:-100}
+EXTRA=${INSTR_SERVER_OPTS:-}
 BIN=$REPO/target/bench-pg/lib/postgresql/15/bin
 DATA=$REPO/target/bench-cluster/data
 SOCK=$REPO/target/bench-callgrind/run
@@ -28,13 +32,14 @@ mkdir -p "$SOCK" "$OUTD"
 chown postgres "$SOCK" "$OUTD"
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 up() { psql -X -qAt -h "$SOCK" -p $PORT -U postgres postgres -c "SELECT 1" >/dev/null 2>&1; }
-if ! up; then
+if ! up || [ "$(cat "$SOCK/../options" 2>/dev/null)" != "$EXTRA" ]; then
     runuser -u postgres -- "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
     runuser -u postgres -- bash -c "cd '$OUTD' && nohup valgrind --tool=callgrind --trace-children=yes \
         --callgrind-out-file='$OUTD/cg.%p' '$BIN/postgres' -D '$DATA' -p $PORT -k '$SOCK' \
         -c listen_addresses= -c synchronous_commit=off -c autovacuum=off \
-        -c shared_preload_libraries=pg_eventsource -c es.worker_databases=es_append >'$OUTD/server.log' 2>&1 &" \
+        -c shared_preload_libraries=pg_eventsource -c es.worker_databases=es_append $EXTRA >'$OUTD/server.log' 2>&1 &" \
         </dev/null >/dev/null 2>&1 # the server outlives this script: it must not hold its output open
+    echo "$EXTRA" >"$SOCK/../options"
     for _ in $(seq 1 120); do up && break; sleep 1; done
     up || { echo "the server under valgrind did not start; see $OUTD/server.log" >&2; exit 1; }
 fi
@@ -57,6 +62,6 @@ run() {
     done
     echo "$best"
 }
-a=$(run 100)
-b=$(run $((N + 100)))
+a=$(run "$WARMUP")
+b=$(run $((N + WARMUP)))
 echo "$(basename "$SCRIPT") in $DB${PGOPTIONS:+ ($PGOPTIONS)}: $(((b - a) / N)) instructions per transaction"

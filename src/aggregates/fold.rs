@@ -7,6 +7,7 @@
 
 use crate::aggregates::definitions::{self, Def, Kind};
 use crate::aggregates::index_reads;
+use crate::aggregates::reducer;
 use crate::aggregates::unordered::Unordered;
 use crate::kept_plan;
 use crate::pg::error::fail;
@@ -187,15 +188,7 @@ impl Folder {
     }
 
     fn apply_event(&mut self, def: &Def, ev: &Event, row: Datum) {
-        if ev.stream_type != def.stream_type {
-            fail(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
-                    "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
-                    def.stream_type, ev.stream_type
-                ),
-            );
-        }
+        check_stream_type(def, ev);
         if self.first_seen.is_none() {
             self.first_seen = Some((
                 ev.version,
@@ -229,10 +222,7 @@ impl Folder {
                 if let Err(e) = r.apply(state, ev) {
                     fail(
                         PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                        format!(
-                            "folding stream \"{}\" version {} ({}): {e}",
-                            ev.stream_id, ev.version, ev.event_type
-                        ),
+                        reducer::step_failed(ev.stream_id, ev.version, ev.event_type, &e),
                     );
                 }
             }
@@ -267,6 +257,19 @@ impl Folder {
                 Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr()))
             },
         }
+    }
+}
+
+/// Fails for an event of another stream type than the one folded.
+fn check_stream_type(def: &Def, ev: &Event) {
+    if ev.stream_type != def.stream_type {
+        fail(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
+                def.stream_type, ev.stream_type
+            ),
+        );
     }
 }
 
@@ -822,15 +825,7 @@ pub unsafe extern "C-unwind" fn es_fold_columns_transition(
     match &mut cols.fold {
         ColumnFold::Ordered(folder) => folder.apply_columns(ev),
         ColumnFold::Unordered(u, reg) => {
-            if ev.stream_type != u.stream_type {
-                fail(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!(
-                        "cannot fold events of stream types \"{}\" and \"{}\" together; group the events by stream",
-                        u.stream_type, ev.stream_type
-                    ),
-                );
-            }
+            check_stream_type(&u.def, &ev);
             upcast_read(reg, ev, |ev| u.add(ev));
         }
     }
@@ -872,18 +867,10 @@ pub unsafe extern "C-unwind" fn es_fold_columns_final(fcinfo: pg_sys::FunctionCa
     let state = fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<Columns>();
     match &(*state).fold {
         ColumnFold::Ordered(folder) => folder.result(),
-        ColumnFold::Unordered(u, _) => {
-            if u.is_empty() {
-                return fcinfo::pg_return_null(fcinfo);
-            }
-            let def = column_def(&u.stream_type);
-            let Kind::Reducers(_, initial) = &def.kind else {
-                unreachable!("column_def lets reducers only through")
-            };
-            match u.finish(initial) {
-                Ok(v) => v.to_jsonb(),
-                Err((code, msg)) => fail(code, msg),
-            }
-        }
+        // (a state exists once it has an event: never without segments)
+        ColumnFold::Unordered(u, _) => match u.finish() {
+            Ok(v) => v.to_jsonb(),
+            Err((code, msg)) => fail(code, msg),
+        },
     }
 }

@@ -354,6 +354,11 @@ pub(crate) fn not_object(path: &[String], i: usize) -> String {
     )
 }
 
+/// The message of a step that failed with `e` on an event.
+pub(crate) fn step_failed(stream_id: &str, version: i64, event_type: &str, e: &str) -> String {
+    format!("folding stream \"{stream_id}\" version {version} ({event_type}): {e}")
+}
+
 /// How errors name the place a path names.
 pub(crate) fn place_name(path: &[String]) -> String {
     if path.is_empty() {

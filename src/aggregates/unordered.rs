@@ -75,8 +75,7 @@ struct Segment {
 
 /// The fold of one group's events, in any order.
 pub(crate) struct Unordered {
-    pub(crate) stream_type: String,
-    def: Rc<Def>,
+    pub(crate) def: Rc<Def>,
     segments: Vec<Segment>,
     /// The segment the last event went to.
     current: usize,
@@ -88,7 +87,6 @@ pub(crate) struct Unordered {
 impl Unordered {
     pub(crate) fn new(def: Rc<Def>) -> Unordered {
         Unordered {
-            stream_type: def.stream_type.clone(),
             def,
             segments: Vec::new(),
             current: 0,
@@ -167,10 +165,13 @@ impl Unordered {
         self.current
     }
 
-    /// The state: the segments in version order, applied to `initial`
-    /// (the segments are left as they are).
-    pub(crate) fn finish(&self, initial: &Val) -> Result<Val, (pgrx::PgSqlErrorCode, String)> {
+    /// The state: the segments in version order, applied to the initial
+    /// state (the segments are left as they are).
+    pub(crate) fn finish(&self) -> Result<Val, (pgrx::PgSqlErrorCode, String)> {
         use pgrx::PgSqlErrorCode::ERRCODE_DATA_EXCEPTION as DATA;
+        let Kind::Reducers(_, initial) = &self.def.kind else {
+            unreachable!("the column form folds with native reducers only")
+        };
         let mut order: Vec<&Segment> = self.segments.iter().collect();
         order.sort_by(|a, b| a.stream.cmp(&b.stream).then(a.first.cmp(&b.first)));
         if let (Some(a), Some(b)) = (order.first(), order.last()) {
@@ -217,10 +218,6 @@ impl Unordered {
         }
         Ok(state)
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.segments.is_empty()
-    }
 }
 
 /// Where a step runs: for the messages of its errors.
@@ -233,10 +230,7 @@ struct At<'a> {
 
 impl At<'_> {
     fn message(&self, e: &str) -> String {
-        format!(
-            "folding stream \"{}\" version {} ({}): {e}",
-            self.stream, self.version, self.event_type
-        )
+        reducer::step_failed(self.stream, self.version, self.event_type, e)
     }
 }
 
@@ -275,6 +269,16 @@ fn child<'a>(children: &'a mut Vec<(String, Node)>, key: &str) -> &'a mut Node {
     &mut children[i].1
 }
 
+/// Makes an untouched place, or one with only removals below, an object
+/// (keeping the removals).
+fn into_obj(node: &mut Node) {
+    let kept = match std::mem::replace(node, Node::Keep) {
+        Node::Edit(c) => c,
+        _ => Vec::new(),
+    };
+    *node = Node::Obj(kept);
+}
+
 /// A step that finds its place as the sequential fold's `slot` does: `node`
 /// is the place at the path's first `depth` keys.
 fn walk(
@@ -304,11 +308,7 @@ fn walk(
                 want: Want::Object,
                 message: at.message(&reducer::not_object(&s.path, depth)),
             });
-            let kept = match std::mem::replace(node, Node::Keep) {
-                Node::Edit(c) => c,
-                _ => Vec::new(),
-            };
-            *node = Node::Obj(kept);
+            into_obj(node);
         }
         Node::Obj(_) => {}
     }
@@ -400,13 +400,7 @@ fn merge(node: &mut Node, mut patch: Val) {
             *node = Node::Known(fresh);
             return;
         }
-        Node::Keep | Node::Edit(_) => {
-            let kept = match std::mem::replace(node, Node::Keep) {
-                Node::Edit(c) => c,
-                _ => Vec::new(),
-            };
-            *node = Node::Obj(kept);
-        }
+        Node::Keep | Node::Edit(_) => into_obj(node),
         Node::Obj(_) => {}
     }
     let Node::Obj(children) = node else {
