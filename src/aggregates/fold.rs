@@ -11,7 +11,7 @@ use crate::aggregates::reducer;
 use crate::aggregates::unordered::Unordered;
 use crate::kept_plan;
 use crate::pg::error::fail;
-use crate::pg::fmgr::composite_result;
+use crate::pg::fmgr::{composite_result, same_bytes};
 use crate::pg::json_value::Val;
 use crate::pg::roles;
 use crate::pg::spi;
@@ -204,7 +204,10 @@ impl Folder {
             self.version = ev.version;
             return;
         }
-        let same_stream = self.last_stream.as_deref() == Some(ev.stream_id);
+        let same_stream = self
+            .last_stream
+            .as_deref()
+            .is_some_and(|s| same_bytes(s.as_bytes(), ev.stream_id.as_bytes()));
         if same_stream && ev.version <= self.version {
             fail(
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
@@ -262,7 +265,7 @@ impl Folder {
 
 /// Fails for an event of another stream type than the one folded.
 fn check_stream_type(def: &Def, ev: &Event) {
-    if ev.stream_type != def.stream_type {
+    if !same_bytes(ev.stream_type.as_bytes(), def.stream_type.as_bytes()) {
         fail(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(

@@ -11,6 +11,7 @@
 //! object from the event, leaving out the fields the event does not have.
 
 use crate::pg::decimal::Num;
+use crate::pg::fmgr::same_bytes;
 use crate::pg::json_value::Val;
 use crate::store::event::Event;
 use rustc_hash::FxHashMap;
@@ -65,9 +66,12 @@ pub(crate) struct Step {
 
 #[derive(Debug, Default)]
 pub(crate) struct Reducers {
-    /// Looked up once per event: FxHash, not SipHash (its keys are the
+    /// Each event type's steps, looked up once per event: by comparing
+    /// the few a definition usually has, or for more through `index`.
+    by_type: Vec<(String, Vec<Step>)>,
+    /// Positions in `by_type` (FxHash, not SipHash: its keys are the
     /// definition's own event types; lookups cannot grow it).
-    by_type: FxHashMap<String, Vec<Step>>,
+    index: FxHashMap<String, usize>,
     every: Vec<Step>,
 }
 
@@ -241,7 +245,14 @@ impl Reducers {
             if event_type == "*" {
                 r.every = compiled;
             } else {
-                r.by_type.insert(event_type.clone(), compiled);
+                // (a JSON object's keys are unique; a repeated one would replace)
+                match r.index.get(event_type.as_str()) {
+                    Some(&i) => r.by_type[i].1 = compiled,
+                    None => {
+                        r.index.insert(event_type.clone(), r.by_type.len());
+                        r.by_type.push((event_type.clone(), compiled));
+                    }
+                }
             }
         }
         Ok(r)
@@ -250,26 +261,39 @@ impl Reducers {
     /// Whether the reducers name this event type (the store's own `$` types
     /// reach them only then).
     pub(crate) fn names(&self, event_type: &str) -> bool {
-        self.by_type.contains_key(event_type)
+        self.find(event_type).is_some()
     }
 
     /// A source the steps read that only a whole `es.events` row carries
     /// (not among the columns es.fold's column form is given), if any.
     pub(crate) fn row_only_source(&self) -> Option<&'static str> {
         self.by_type
-            .values()
-            .flatten()
+            .iter()
+            .flat_map(|(_, steps)| steps)
             .chain(&self.every)
             .find_map(|s| s.src.as_ref()?.row_only())
     }
 
     /// The steps an event of this type runs, in order.
     pub(crate) fn steps_for<'a>(&'a self, event_type: &str) -> impl Iterator<Item = &'a Step> {
-        self.by_type
-            .get(event_type)
+        self.find(event_type)
             .into_iter()
             .flatten()
             .chain(&self.every)
+    }
+
+    /// The steps of an event type, if the reducers name it.
+    fn find(&self, event_type: &str) -> Option<&Vec<Step>> {
+        const FEW: usize = 8;
+        if self.by_type.len() <= FEW {
+            let t = event_type.as_bytes();
+            self.by_type
+                .iter()
+                .find(|(k, _)| same_bytes(k.as_bytes(), t))
+                .map(|(_, steps)| steps)
+        } else {
+            self.index.get(event_type).map(|&i| &self.by_type[i].1)
+        }
     }
 
     /// Applies one event to the state.
@@ -314,7 +338,8 @@ fn slot<'a>(
     depth: usize,
 ) -> Result<&'a mut Val, String> {
     let mut cur = state;
-    for ((i, key), hint) in path.iter().enumerate().zip(hints).skip(depth) {
+    for i in depth..path.len() {
+        let (key, hint) = (path[i].as_bytes(), &hints[i]);
         cur.open();
         if matches!(cur, Val::Null) {
             *cur = Val::Obj(Vec::new());
@@ -323,13 +348,19 @@ fn slot<'a>(
             return Err(not_object(path, i));
         };
         let h = hint.get() as usize;
-        let idx = if fields.get(h).is_some_and(|(k, _)| k == key) {
+        let idx = if fields
+            .get(h)
+            .is_some_and(|(k, _)| same_bytes(k.as_bytes(), key))
+        {
             h
         } else {
-            let idx = match fields.iter().position(|(k, _)| k == key) {
+            let idx = match fields
+                .iter()
+                .position(|(k, _)| same_bytes(k.as_bytes(), key))
+            {
                 Some(idx) => idx,
                 None => {
-                    fields.push((key.clone(), Val::Null));
+                    fields.push((path[i].clone(), Val::Null));
                     fields.len() - 1
                 }
             };

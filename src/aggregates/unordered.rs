@@ -16,6 +16,7 @@
 use crate::aggregates::definitions::{Def, Kind};
 use crate::aggregates::reducer::{self, Op, Step};
 use crate::pg::decimal::Num;
+use crate::pg::fmgr::same_bytes;
 use crate::pg::json_value::Val;
 use crate::store::event::Event;
 use rustc_hash::FxHashMap;
@@ -129,7 +130,10 @@ impl Unordered {
     /// The segment the event at `version` of `stream` continues, or a new
     /// one.
     fn segment_for(&mut self, stream: &str, version: i64, initial: &Val) -> usize {
-        let continues = |s: &Segment| s.last.checked_add(1) == Some(version) && s.stream == stream;
+        let continues = |s: &Segment| {
+            s.last.checked_add(1) == Some(version)
+                && same_bytes(s.stream.as_bytes(), stream.as_bytes())
+        };
         // mostly the run the last event went to
         if let Some(s) = self.segments.get(self.current) {
             if continues(s) {
@@ -236,6 +240,11 @@ impl At<'_> {
 
 impl Segment {
     fn run(&mut self, s: &Step, value: Option<Val>, at: &At) -> Result<(), String> {
+        // A run from a stream's first event holds a known state: its steps
+        // run as the ordered fold runs them (no walk, no checks).
+        if let Node::Known(v) = &mut self.root {
+            return reducer::apply_at(s, v, 0, value);
+        }
         match s.op {
             Op::Unset => {
                 unset(&mut self.root, &s.path, 0);

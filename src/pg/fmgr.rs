@@ -36,19 +36,62 @@ pub(crate) unsafe fn stored(p: *const u8) -> Stored {
 /// # Safety
 /// `d` must be a valid, non-null text datum that outlives the returned slice.
 pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
-    let p = d.cast_mut_ptr::<pg_sys::varlena>();
-    // A short (1-byte header) or plain 4-byte-header value is read in place;
-    // only a compressed or external one needs detoasting (a call into
-    // PostgreSQL, which folds pay per event and per column).
-    let v = match stored(p as *const u8) {
-        Stored::Plain | Stored::Short(_) => p,
-        Stored::Other => pg_sys::pg_detoast_datum_packed(p),
+    let p = d.cast_mut_ptr::<u8>();
+    // A short (1-byte header) or plain 4-byte-header value is read in place,
+    // its length from the header read once; only a compressed or external
+    // one needs detoasting (a call into PostgreSQL, which folds pay per event
+    // and per column).
+    let (ptr, len) = match stored(p) {
+        Stored::Short(total) => (p.add(1) as *const u8, total - 1),
+        Stored::Plain => {
+            // the 4-byte header holds the total length shifted by two (little-endian)
+            let total = (p as *const u32).read_unaligned() >> 2;
+            (p.add(4) as *const u8, total as usize - 4)
+        }
+        Stored::Other => {
+            let v = pg_sys::pg_detoast_datum_packed(p.cast());
+            (
+                pgrx::vardata_any(v) as *const u8,
+                pgrx::varsize_any_exhdr(v),
+            )
+        }
     };
-    let len = pgrx::varsize_any_exhdr(v);
-    let ptr = pgrx::vardata_any(v) as *const u8;
     // The server encoding is checked on input; only UTF-8-compatible bytes reach us
     // for the ASCII comparisons we do, so lossless reinterpretation is fine.
     std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))
+}
+
+/// Whether two byte strings are equal, compared inline: the keys, types and
+/// stream ids folds compare per event are short, and a call into the C
+/// library's memcmp (what slice equality makes) costs more than they do.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // SAFETY: every read below lies within both slices (equal lengths `n`,
+    // offsets checked against `n`); reads are unaligned and may overlap.
+    unsafe {
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let word = |p: *const u8, i: usize| p.add(i).cast::<u64>().read_unaligned();
+        let half = |p: *const u8, i: usize| p.add(i).cast::<u32>().read_unaligned();
+        if n >= 8 {
+            let mut i = 0;
+            while i + 8 < n {
+                if word(pa, i) != word(pb, i) {
+                    return false;
+                }
+                i += 8;
+            }
+            // the last eight bytes (overlapping the ones compared before)
+            word(pa, n - 8) == word(pb, n - 8)
+        } else if n >= 4 {
+            half(pa, 0) == half(pb, 0) && half(pa, n - 4) == half(pb, n - 4)
+        } else {
+            (0..n).all(|i| *pa.add(i) == *pb.add(i))
+        }
+    }
 }
 
 /// Argument `n` of a V1 C function as a raw datum, `None` when SQL NULL.

@@ -177,8 +177,15 @@ impl Val {
 
     /// Reads one level of a value not read yet (its nested containers stay
     /// unread); any other value is left as it is.
+    #[inline]
     pub(crate) fn open(&mut self) {
-        let Val::Raw(r) = *self else { return };
+        if let Val::Raw(r) = *self {
+            self.open_raw(r);
+        }
+    }
+
+    #[inline(never)]
+    fn open_raw(&mut self, r: Raw) {
         let c = r.container();
         *self = if c.is_object() {
             Val::Obj(

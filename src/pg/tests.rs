@@ -197,4 +197,65 @@ mod tests {
             bytes(from_text(r#"{"a": null, "bb": true, "c": []}"#))
         );
     }
+
+    /// A text datum's bytes, read as folds read a column: with a 1-byte
+    /// header (as a stored row holds a short value), a 4-byte one (as a
+    /// function makes it), and compressed (read by detoasting).
+    #[pg_test]
+    fn text_is_read_in_every_storage() {
+        use crate::pg::fmgr::{stored, text_datum_str, Stored};
+        Spi::run("CREATE TEMP TABLE es_test_texts (s text)").unwrap();
+        Spi::run("ALTER TABLE es_test_texts ALTER COLUMN s SET STORAGE MAIN").unwrap();
+        Spi::run(
+            "INSERT INTO es_test_texts VALUES (''), ('a'), ('acct-42'), ('MoneyDeposited'), \
+             ('é漢字 seventeen+'), (repeat('ab', 50000))",
+        )
+        .unwrap();
+        let mut kinds = (0, 0, 0);
+        // SAFETY: plain SPI in this test's transaction; each datum is read while the
+        // result table (and so the rows) lives, before SPI_finish.
+        unsafe {
+            pg_sys::SPI_connect();
+            let q = c"SELECT s, s || '' FROM es_test_texts";
+            assert!(pg_sys::SPI_execute(q.as_ptr(), false, 0) > 0);
+            let table = pg_sys::SPI_tuptable;
+            for i in 0..pg_sys::SPI_processed as usize {
+                let row = *(*table).vals.add(i);
+                let mut null = false;
+                let stored_d = pg_sys::SPI_getbinval(row, (*table).tupdesc, 1, &mut null);
+                let made = std::ffi::CStr::from_ptr(pg_sys::SPI_getvalue(row, (*table).tupdesc, 2))
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                match stored(stored_d.cast_mut_ptr()) {
+                    Stored::Short(_) => kinds.0 += 1,
+                    Stored::Plain => kinds.1 += 1,
+                    Stored::Other => kinds.2 += 1,
+                }
+                assert_eq!(text_datum_str(stored_d), made);
+                let four = made.as_str().into_datum().unwrap();
+                assert!(matches!(stored(four.cast_mut_ptr()), Stored::Plain));
+                assert_eq!(text_datum_str(four), made);
+            }
+            pg_sys::SPI_finish();
+        }
+        // the short ones come with a 1-byte header, the long one compressed
+        assert_eq!(kinds, (5, 0, 1));
+    }
+
+    #[pg_test]
+    fn same_bytes_is_slice_equality() {
+        use crate::pg::fmgr::same_bytes;
+        let base: Vec<u8> = (0u8..40).collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &base[..n + 1]));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 0x20;
+                assert!(!same_bytes(a, &b), "length {n}, byte {i}");
+            }
+        }
+    }
 }
