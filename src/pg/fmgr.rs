@@ -1,5 +1,6 @@
-//! Version-1 C functions: their `pg_finfo_*` records, argument readers,
-//! composite results. The SQL signatures of these functions are written by
+//! Version-1 C functions: their `pg_finfo_*` records, argument readers
+//! (and an inline comparison of the short strings they give), composite
+//! results. The SQL signatures of these functions are written by
 //! hand in `sql/`.
 
 use pgrx::pg_sys::{self, Datum};
