@@ -9,8 +9,8 @@ use pgrx::pg_sys::{self, Datum};
 /// PostgreSQL lays them out on little-endian machines; elsewhere always
 /// `Other`, which callers hand to PostgreSQL to detoast).
 pub(crate) enum Stored {
-    /// A plain 4-byte header, uncompressed.
-    Plain,
+    /// A plain 4-byte header, uncompressed; the total length, header included.
+    Plain(usize),
     /// A short 1-byte header; the total length, header included.
     Short(usize),
     /// Compressed, external, or not known here.
@@ -24,7 +24,8 @@ pub(crate) unsafe fn stored(p: *const u8) -> Stored {
     if !cfg!(target_endian = "little") {
         Stored::Other
     } else if first & 0x03 == 0x00 {
-        Stored::Plain
+        // the 4-byte header holds the total length shifted by two
+        Stored::Plain(((p as *const u32).read_unaligned() >> 2) as usize)
     } else if first & 0x01 == 0x01 && first != 0x01 {
         Stored::Short((first >> 1) as usize)
     } else {
@@ -44,11 +45,7 @@ pub(crate) unsafe fn text_datum_str<'a>(d: pg_sys::Datum) -> &'a str {
     // and per column).
     let (ptr, len) = match stored(p) {
         Stored::Short(total) => (p.add(1) as *const u8, total - 1),
-        Stored::Plain => {
-            // the 4-byte header holds the total length shifted by two (little-endian)
-            let total = (p as *const u32).read_unaligned() >> 2;
-            (p.add(4) as *const u8, total as usize - 4)
-        }
+        Stored::Plain(total) => (p.add(4) as *const u8, total - 4),
         Stored::Other => {
             let v = pg_sys::pg_detoast_datum_packed(p.cast());
             (

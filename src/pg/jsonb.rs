@@ -32,7 +32,7 @@ impl Container {
         let p = d.cast_mut_ptr::<u8>();
         match stored(p) {
             // stored int-aligned (jsonb's typalign)
-            Stored::Plain => Container(p.add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer),
+            Stored::Plain(_) => Container(p.add(pg_sys::VARHDRSZ) as *mut pg_sys::JsonbContainer),
             Stored::Short(total) => {
                 let len = total - 1;
                 let words = (pg_sys::VARHDRSZ + len).div_ceil(8);
