@@ -259,4 +259,42 @@ mod tests {
             }
         }
     }
+
+    /// The oid of `es.<name>` as PostgreSQL resolves it now.
+    fn regclass(name: &str) -> pg_sys::Oid {
+        Spi::get_one::<pg_sys::Oid>(&format!("SELECT pg_catalog.to_regclass('es.{name}')::oid"))
+            .unwrap()
+            .unwrap_or(pg_sys::Oid::INVALID)
+    }
+
+    #[pg_test]
+    fn relation_follows_tables_made_and_dropped() {
+        use crate::pg::tables::relation;
+        // a miss is remembered too, and forgotten once the table exists
+        assert_eq!(relation(c"relation_cache_probe"), pg_sys::Oid::INVALID);
+        Spi::run("CREATE TABLE es.relation_cache_probe (x int)").unwrap();
+        let first = relation(c"relation_cache_probe");
+        assert_ne!(first, pg_sys::Oid::INVALID);
+        assert_eq!(first, regclass("relation_cache_probe"));
+        assert_eq!(relation(c"events"), regclass("events"));
+        // dropped, then made again under another oid
+        Spi::run("DROP TABLE es.relation_cache_probe").unwrap();
+        assert_eq!(relation(c"relation_cache_probe"), pg_sys::Oid::INVALID);
+        Spi::run("CREATE TABLE es.relation_cache_probe (y text)").unwrap();
+        let second = relation(c"relation_cache_probe");
+        assert_ne!(second, first);
+        assert_eq!(second, regclass("relation_cache_probe"));
+        // renamed away: the old name no longer resolves
+        Spi::run("ALTER TABLE es.relation_cache_probe RENAME TO relation_cache_probe2").unwrap();
+        assert_eq!(relation(c"relation_cache_probe"), pg_sys::Oid::INVALID);
+        assert_eq!(relation(c"relation_cache_probe2"), second);
+        // a savepoint rolled back takes its table with it
+        let r = crate::pg::xact::in_subtransaction(|| {
+            Spi::run("CREATE TABLE es.relation_cache_probe3 ()").unwrap();
+            assert_ne!(relation(c"relation_cache_probe3"), pg_sys::Oid::INVALID);
+            pgrx::error!("rolled back");
+        });
+        assert!(r.is_err());
+        assert_eq!(relation(c"relation_cache_probe3"), pg_sys::Oid::INVALID);
+    }
 }
