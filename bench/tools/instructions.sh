@@ -23,6 +23,9 @@ DB=$1 SCRIPT=$(realpath "$2") N=${3:-1000}
 # more settings for the server (a server up with other ones is restarted)
 WARMUP=${INSTR_WARMUP:-100}
 EXTRA=${INSTR_SERVER_OPTS:-}
+# INSTR_SEED: pgbench's random seed (default 1): both runs, and runs of two
+# builds, draw the same streams, so a difference is the code's, not the draw's
+SEED=${INSTR_SEED:-1}
 BIN=$REPO/target/bench-pg/lib/postgresql/15/bin
 DATA=$REPO/target/bench-cluster/data
 SOCK=$REPO/target/bench-callgrind/run
@@ -48,7 +51,7 @@ fi
 run() {
     local before best=0 f v
     before=$(ls "$OUTD")
-    "$BIN/pgbench" -n -M prepared -h "$SOCK" -p $PORT -U postgres -c 1 -t "$1" -f "$SCRIPT" "$DB" >"$OUTD/pgbench.log" 2>&1 \
+    "$BIN/pgbench" -n -M prepared --random-seed="$SEED" -h "$SOCK" -p $PORT -U postgres -c 1 -t "$1" -f "$SCRIPT" "$DB" >"$OUTD/pgbench.log" 2>&1 \
         || { cat "$OUTD/pgbench.log" >&2; exit 1; }
     sleep 2 # the backend writes its profile when it exits
     for f in $(comm -13 <(echo "$before") <(ls "$OUTD") | grep '^cg\.[0-9]*$'); do

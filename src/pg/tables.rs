@@ -78,6 +78,19 @@ pub(crate) fn relation(name: &CStr) -> Oid {
     oid
 }
 
+/// Whether the extension is installed in this database and has table
+/// `es.<name>` (a database not updated yet may lack a newer one). For the
+/// background processes, which connect before anyone may have run CREATE
+/// EXTENSION and ask every round: catalog look-ups, no query to parse and plan.
+pub(crate) fn installed_with(name: &CStr) -> bool {
+    // SAFETY: name look-ups with NUL-terminated names; missing_ok makes them return InvalidOid.
+    let schema = unsafe {
+        pg_sys::get_extension_oid(c"pg_eventsource".as_ptr(), true) != Oid::INVALID
+            && pg_sys::get_namespace_oid(c"es".as_ptr(), true) != Oid::INVALID
+    };
+    schema && relation(name) != Oid::INVALID
+}
+
 /// Sends a relcache invalidation for `es.<name>`, delivered to every backend
 /// when this transaction commits (and to this one at its next command).
 pub(crate) fn changed(name: &CStr) {

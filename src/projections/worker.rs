@@ -119,13 +119,7 @@ pub extern "C-unwind" fn es_worker_main(arg: pg_sys::Datum) {
 fn installed() -> bool {
     // The registry is checked too: a database still at 0.1.0 (between
     // installing a new build and ALTER EXTENSION ... UPDATE) has none.
-    Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_eventsource')
-            AND pg_catalog.to_regclass('es.projection_registry') IS NOT NULL",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    crate::pg::tables::installed_with(c"projection_registry")
 }
 
 /// Sleeps `GATHER` without resetting the latch (commits meanwhile set it
@@ -174,10 +168,8 @@ fn apply_retention() {
         }
         let removed = BackgroundWorker::transaction(|| {
             // (a database not updated to 0.3.0 has no retention table)
-            let present =
-                Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('es.retention') IS NOT NULL");
             if !installed()
-                || !matches!(present, Ok(Some(true)))
+                || !crate::pg::tables::installed_with(c"retention")
                 || !matches!(
                     Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM es.retention)"),
                     Ok(Some(true))
