@@ -1,6 +1,7 @@
 //! In-backend tests of the glue that writes jsonb's binary form (every
-//! shape comes out byte for byte as `jsonb_in` writes it) and that reads
-//! text columns in place.
+//! shape comes out byte for byte as `jsonb_in` writes it), that reads
+//! text columns in place, and that finds the extension's tables (its kept
+//! oids follow tables made, dropped, renamed and rolled back).
 
 #[pgrx::pg_schema]
 mod tests {
