@@ -12,58 +12,51 @@ use std::ffi::{CStr, CString};
 // es.load makes a dozen and an append a few, so they are kept. Any change to
 // a pg_class or pg_namespace row (the syscache invalidations PostgreSQL sends
 // for it, here and in every backend, also when a transaction that made one
-// aborts) starts a new epoch, and the list is dropped at the next look-up:
-// a dropped and re-created table, or an extension re-installed, is found
-// again.
+// aborts) marks the list stale, and it is dropped at the next look-up: a
+// dropped and re-created table, or an extension re-installed, is found again.
 thread_local! {
     static NAMES: RefCell<Vec<(CString, Oid)>> = const { RefCell::new(Vec::new()) };
-    /// Bumped by the invalidation callback (a Cell: the callback can run
-    /// inside a look-up, while PostgreSQL reads its caches).
-    static EPOCH: Cell<u64> = const { Cell::new(0) };
-    /// The epoch NAMES was filled in; u64::MAX before the callbacks exist.
-    static FILLED: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// Set by the invalidation callback (a Cell: the callback can run inside
+    /// a look-up, while PostgreSQL reads its caches).
+    static STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// # Safety
 /// Called by PostgreSQL as a registered syscache invalidation callback: it
-/// only bumps a counter (no allocation, no error).
+/// only sets a flag (no allocation, no error).
 #[pg_guard]
 unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
-    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+    STALE.with(|s| s.set(true));
 }
 
 /// The oid of table (or index) `es.<name>` (InvalidOid when it does not exist).
 pub(crate) fn relation(name: &CStr) -> Oid {
-    let epoch = EPOCH.with(Cell::get);
-    if FILLED.with(Cell::get) == epoch {
-        let hit = NAMES.with(|n| {
-            n.borrow()
-                .iter()
-                .find(|(k, _)| k.as_c_str() == name)
-                .map(|(_, o)| *o)
-        });
-        if let Some(oid) = hit {
-            return oid;
-        }
-    } else {
-        if FILLED.with(Cell::get) == u64::MAX {
-            // SAFETY: registers a static callback once per backend (FILLED is u64::MAX only
-            // before this); PostgreSQL keeps the pointer for the backend's life.
-            unsafe {
-                for cache in [
-                    pg_sys::SysCacheIdentifier::RELNAMENSP,
-                    pg_sys::SysCacheIdentifier::NAMESPACENAME,
-                ] {
-                    pg_sys::CacheRegisterSyscacheCallback(
-                        cache as i32,
-                        Some(catalog_changed),
-                        pg_sys::Datum::from(0usize),
-                    );
-                }
+    if STALE.with(|s| s.replace(false)) {
+        NAMES.with(|n| n.borrow_mut().clear());
+    } else if let Some(oid) = NAMES.with(|n| {
+        n.borrow()
+            .iter()
+            .find(|(k, _)| k.as_c_str() == name)
+            .map(|(_, o)| *o)
+    }) {
+        return oid;
+    }
+    if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+        // SAFETY: registers a static callback once per backend, before the first oid is
+        // kept; PostgreSQL keeps the pointer for the backend's life.
+        unsafe {
+            for cache in [
+                pg_sys::SysCacheIdentifier::RELNAMENSP,
+                pg_sys::SysCacheIdentifier::NAMESPACENAME,
+            ] {
+                pg_sys::CacheRegisterSyscacheCallback(
+                    cache as i32,
+                    Some(catalog_changed),
+                    pg_sys::Datum::from(0usize),
+                );
             }
         }
-        NAMES.with(|n| n.borrow_mut().clear());
-        FILLED.with(|f| f.set(epoch));
     }
     // SAFETY: name look-ups with NUL-terminated names; they return InvalidOid rather than fail
     // (except for a missing schema es, as before the cache).
@@ -71,10 +64,9 @@ pub(crate) fn relation(name: &CStr) -> Oid {
         let es = pg_sys::get_namespace_oid(c"es".as_ptr(), false);
         pg_sys::get_relname_relid(name.as_ptr(), es)
     };
-    // kept only if no invalidation arrived during the look-up itself
-    if EPOCH.with(Cell::get) == epoch {
-        NAMES.with(|n| n.borrow_mut().push((name.to_owned(), oid)));
-    }
+    // (an invalidation during the look-up itself leaves STALE set: the next
+    // look-up drops this entry with the rest)
+    NAMES.with(|n| n.borrow_mut().push((name.to_owned(), oid)));
     oid
 }
 

@@ -169,7 +169,7 @@ fn apply_retention() {
         let removed = BackgroundWorker::transaction(|| {
             // (a database not updated to 0.3.0 has no retention table)
             if !installed()
-                || !crate::pg::tables::installed_with(c"retention")
+                || crate::pg::tables::relation(c"retention") == pg_sys::Oid::INVALID
                 || !matches!(
                     Spi::get_one::<bool>("SELECT EXISTS (SELECT FROM es.retention)"),
                     Ok(Some(true))
