@@ -219,7 +219,7 @@ SELECT pg_temp.check('the look-alikes are what this session''s path finds',
 SELECT pg_temp.check_eq('bank.deposit from that session: its helpers use the built-ins',
                         (SELECT balance FROM bank.deposit('ivy', 1.00)), :ivy_before + 1.00);
 SELECT pg_temp.check_eq('and the inline handler (the path it recorded) moved ivy''s row',
-                        (SELECT balance FROM bank.account_balances WHERE account_id = 'ivy'), :ivy_before + 1.00);
+                        (SELECT balance::numeric FROM bank.account_balances WHERE account_id = 'ivy'), :ivy_before + 1.00);
 ROLLBACK;
 
 SELECT pg_temp.check('es.verify(): the store is consistent (versions, stream rows, order, snapshots, materialized rows)',

@@ -30,7 +30,7 @@ SELECT pg_temp.check(:'client' || ': withdrawals were refused (more was asked th
 SELECT pg_temp.check(:'client' || ': workers lost races and retried after 40001', :'retries'::int > 0,
                      'no serialization failure happened, so the retry path was not exercised');
 SELECT pg_temp.check_eq(:'client' || ': the inline read model has the same balance',
-                        (SELECT balance FROM bank.account_balances WHERE account_id = :'account'), :'balance'::numeric);
+                        (SELECT balance::numeric FROM bank.account_balances WHERE account_id = :'account'), :'balance'::numeric);
 SELECT pg_temp.wait_horizon();
 SELECT sum(n) AS replayed FROM (SELECT es.run_projection('transaction_history', 100000) n) x \gset
 SELECT pg_temp.check(:'client' || ': the balance never went below zero, at any version (transaction_history)',
