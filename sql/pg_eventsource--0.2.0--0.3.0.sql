@@ -1612,3 +1612,13 @@ REVOKE ALL ON FUNCTION es.create_publication(text) FROM PUBLIC;
 -- Batch handlers (es.events[]) are accepted by es.create_projection.
 COMMENT ON FUNCTION es.create_projection(text, regprocedure, text, text[], text[], regprocedure) IS
     'Registers a projection: handler(es.events) is called for every matching event, or handler(es.events[]) once per batch of them, inline (in the appending transaction) or async (by es.run_projection or the background worker).';
+
+-- The projection registry has no CHECK constraints (sql/07_projections.sql):
+-- every catch-up writes its row, and PostgreSQL parses a table's CHECK
+-- constraints again for every statement that writes it.
+ALTER TABLE es.projection_registry
+    DROP CONSTRAINT projection_registry_kind_check,
+    DROP CONSTRAINT projection_registry_mode_check,
+    DROP CONSTRAINT projection_registry_status_check,
+    DROP CONSTRAINT projection_registry_check,
+    DROP CONSTRAINT projection_registry_check1;

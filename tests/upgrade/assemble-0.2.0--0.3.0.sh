@@ -12,7 +12,7 @@
 # (sql/13_cdc.sql whole); es.append_multi, es.last_position, es.read_all's
 # up_to_position; lz4 for snapshot states; es._horizon_position in Rust; es._append_message; the notify outbox;
 # es.partition_of and es.read_partition, for partitions behind a router; es.fold's column form; no AFTER INSERT trigger on es.events;
-# es.create_projection's comment (batch handlers).
+# es.create_projection's comment (batch handlers); no CHECK constraints on es.projection_registry.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/sql/pg_eventsource--0.2.0--0.3.0.sql
@@ -117,7 +117,17 @@ stmt("14_guards.sql", "REVOKE ALL ON FUNCTION es._remove_events(", "es._carry_ba
 """, read("13_cdc.sql"), """
 -- Batch handlers (es.events[]) are accepted by es.create_projection.
 """,
-comment("07_projections.sql", "es.create_projection"),
+comment("07_projections.sql", "es.create_projection"), """
+-- The projection registry has no CHECK constraints (sql/07_projections.sql):
+-- every catch-up writes its row, and PostgreSQL parses a table's CHECK
+-- constraints again for every statement that writes it.
+ALTER TABLE es.projection_registry
+    DROP CONSTRAINT projection_registry_kind_check,
+    DROP CONSTRAINT projection_registry_mode_check,
+    DROP CONSTRAINT projection_registry_status_check,
+    DROP CONSTRAINT projection_registry_check,
+    DROP CONSTRAINT projection_registry_check1;
+""",
 ]
 sys.stdout.write("".join(parts))
 PY
