@@ -327,10 +327,16 @@ CREATE TABLE bank.transaction_history (
 -- index page, hundreds for an old account. Only a version with no row (a
 -- $EventsRedacted marker) takes that scan. (PL/pgSQL rather than SQL: it
 -- keeps its statement's plan for the session, so the worker plans it once,
--- not once per batch.)
+-- not once per batch.) plan_cache_mode makes sure of that: left to choose,
+-- PostgreSQL's plan cache compares a plan made for the batch at hand with one
+-- for any batch, finds the first cheaper (it knows how many events there
+-- are) and makes a new one for every batch, with the whole array in it: a
+-- catch-up of 50 events cost 4,900,000 CPU instructions so, 1,950,000 with
+-- the plan made once.
 CREATE FUNCTION bank.project_history(events es.events[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     INSERT INTO bank.transaction_history
@@ -387,10 +393,11 @@ CREATE TABLE bank.daily_summary (
 
 -- A batch handler too: one upsert per day of the batch, not one per event
 -- (an update of the same row for every event of a batch would walk every
--- version of it the batch wrote before).
+-- version of it the batch wrote before). Planned once, as the one above.
 CREATE FUNCTION bank.project_daily(events es.events[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     INSERT INTO bank.daily_summary AS s
