@@ -328,11 +328,11 @@ CREATE TABLE bank.transaction_history (
 -- $EventsRedacted marker) takes that scan. (PL/pgSQL rather than SQL: it
 -- keeps its statement's plan for the session, so the worker plans it once,
 -- not once per batch.) plan_cache_mode makes sure of that: left to choose,
--- PostgreSQL's plan cache compares a plan made for the batch at hand with one
--- for any batch, finds the first cheaper (it knows how many events there
--- are) and makes a new one for every batch, with the whole array in it: a
--- catch-up of 50 events cost 4,900,000 CPU instructions so, 1,950,000 with
--- the plan made once.
+-- PostgreSQL's plan cache weighs the plans it made for the first five batches
+-- (which knew how many events each held) against one for any batch; when
+-- those were small, it makes a new plan for every batch from then on, with
+-- the whole array in it: a catch-up of 50 events cost 4,900,000 CPU
+-- instructions so, 1,950,000 with the plan made once.
 CREATE FUNCTION bank.project_history(events es.events[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
