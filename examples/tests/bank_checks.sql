@@ -201,6 +201,11 @@ SELECT pg_temp.check_eq('lifecycle: es.audit records the redaction and the archi
 
 SELECT pg_temp.check_search_paths('bank', ARRAY['bank.stream_id(text)', 'bank.check_amount(numeric, boolean)',
                                                  'bank.load_account(text, boolean)', 'bank.project_balance(es.events)']::regprocedure[]);
+SELECT pg_temp.check_eq('the batch handlers keep one plan for every batch (plan_cache_mode = force_generic_plan)',
+                        (SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
+                          WHERE p.pronamespace = 'bank'::regnamespace
+                            AND 'plan_cache_mode=force_generic_plan' = ANY (p.proconfig)),
+                        ARRAY['bank.project_daily(es.events[])', 'bank.project_history(es.events[])']);
 SELECT pg_temp.check_eq('the inline handler (no SET clause) runs with the search_path recorded pinned by es.create_projection',
                         (SELECT search_path FROM es.projection_registry WHERE name = 'account_balances'),
                         'pg_catalog, pg_temp');
