@@ -152,7 +152,15 @@ impl Folder {
 
     /// Applies the row in `slot`, a result of a query of `es.events`'
     /// columns (`e.*`), read in place. Native reducers only.
-    pub(crate) fn apply_slot(&mut self, slot: *mut pg_sys::TupleTableSlot) {
+    /// Applies the event in `slot` when its version is in `from < version <=
+    /// target`; false when it is past `target` (rows come in version order:
+    /// the caller stops there).
+    pub(crate) fn apply_slot_within(
+        &mut self,
+        slot: *mut pg_sys::TupleTableSlot,
+        from: i64,
+        target: i64,
+    ) -> bool {
         let def = self.def.clone();
         debug_assert!(matches!(def.kind, Kind::Reducers(..)));
         if self.reader.is_none() {
@@ -166,7 +174,13 @@ impl Folder {
         }
         // SAFETY: the slot holds a row of that query until this call returns.
         let ev = unsafe { self.reader.as_ref().expect("reader").read_slot(slot) };
-        self.apply_read(&def, ev, Datum::from(0usize), false);
+        if ev.version > target {
+            return false;
+        }
+        if ev.version > from {
+            self.apply_read(&def, ev, Datum::from(0usize), false);
+        }
+        true
     }
 
     /// Applies an event given as columns (es.fold's column form; native
@@ -515,35 +529,40 @@ fn fold_from(
     // that gives what the query would (index_reads.rs).
     let reducers = matches!(folder.def.kind, Kind::Reducers(..));
     let direct = if reducers {
-        index_reads::events_after(stream_id, from, target, live)
+        index_reads::events_after(stream_id, from, live)
     } else {
         None
     };
     // Reducers read each row where the index scan or the executor left it (no
     // copy, no cursor, however long the stream); garbage is freed every thousand.
     let mut n = 0u32;
-    let mut apply = |slot: *mut pg_sys::TupleTableSlot| {
+    let mut apply = |slot: *mut pg_sys::TupleTableSlot| -> bool {
         // SAFETY: `batch_cxt` was created above and lives until the end of this
         // function; the saved context is restored before the reset. The slot holds
         // its row until this returns.
         unsafe {
             let old = pg_sys::MemoryContextSwitchTo(batch_cxt);
-            folder.apply_slot(slot);
+            let within = folder.apply_slot_within(slot, from, target);
             pg_sys::MemoryContextSwitchTo(old);
             n += 1;
             if n.is_multiple_of(1000) {
                 pg_sys::MemoryContextReset(batch_cxt);
             }
+            within
         }
     };
     let archive = direct.is_none() && crate::store::archive::in_use();
     if let Some(mut scan) = direct {
-        while let Some(slot) = scan.next() {
-            apply(slot);
+        while let Some(slot) = scan.next_deformed() {
+            if !apply(slot) {
+                break;
+            }
         }
         scan.close();
     } else if reducers && !archive {
-        EVENTS_AFTER_COLUMNS.slots(&args, true, apply);
+        EVENTS_AFTER_COLUMNS.slots(&args, true, |slot| {
+            apply(slot);
+        });
     } else {
         // A fold function is handed whole rows, and so are archived events (read
         // with the stored ones). A few events after a snapshot (the usual case)

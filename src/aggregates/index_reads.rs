@@ -112,17 +112,19 @@ pub(crate) fn stream_and_snapshot(
     }))
 }
 
-/// The scan of the stream's events with `from < version <= target`, in
-/// version order; None when the query must read them (some of the stream's
-/// events are archived, or the tables are not plainly readable). `live`: the
+/// The scan of the stream's events from version `from + 1` on, in version
+/// order; None when the query must read them (some of the stream's events
+/// are archived, or the tables are not plainly readable). `live`: the
 /// stream's row says it is neither archived nor deleted (`FirstLook`), so
 /// es.archived_events need not be looked at.
-pub(crate) fn events_after(
-    stream_id: Datum,
-    from: i64,
-    target: i64,
-    live: bool,
-) -> Option<IndexScan> {
+///
+/// The caller keeps `from < version <= target` itself and stops at the first
+/// row past `target` (`Folder::apply_slot_within`): PostgreSQL 15's btree
+/// tests every key of a scan on every index entry, and a `version` key reads
+/// the column out of an entry whose text column comes first (about 260
+/// instructions an entry, each). So the upper bound is never a key, and the
+/// lower one only where it positions the scan (after a snapshot).
+pub(crate) fn events_after(stream_id: Datum, from: i64, live: bool) -> Option<IndexScan> {
     if !live && crate::store::archive::in_use() {
         let mut a = IndexScan::open(
             c"archived_events",
@@ -136,14 +138,12 @@ pub(crate) fn events_after(
             return None;
         }
     }
-    IndexScan::open(
-        c"events",
-        c"events_stream_version_key",
-        &[
-            Key::TextEq("stream_id", stream_id),
-            Key::Int8Gt("version", Datum::from(from)),
-            Key::Int8Le("version", Datum::from(target)),
-        ],
-        false,
-    )
+    let stream = Key::TextEq("stream_id", stream_id);
+    let after = Key::Int8Gt("version", Datum::from(from));
+    let keys: &[Key] = if from > 0 {
+        &[stream, after]
+    } else {
+        &[stream]
+    };
+    IndexScan::open(c"events", c"events_stream_version_key", keys, false)
 }
