@@ -150,11 +150,10 @@ impl Folder {
         self.apply_read(def, ev, row, is_function);
     }
 
-    /// Applies the row in `slot`, a result of a query of `es.events`'
-    /// columns (`e.*`), read in place. Native reducers only.
-    /// Applies the event in `slot` when its version is in `from < version <=
-    /// target`; false when it is past `target` (rows come in version order:
-    /// the caller stops there).
+    /// Applies the row in `slot` (`es.events`' columns, `e.*`, read in
+    /// place) when its version is in `from < version <= target`; false when
+    /// it is past `target` (rows come in version order: the caller stops
+    /// there). Native reducers only.
     pub(crate) fn apply_slot_within(
         &mut self,
         slot: *mut pg_sys::TupleTableSlot,

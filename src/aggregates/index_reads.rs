@@ -1,7 +1,8 @@
 //! es.load's reads straight from the indexes (src/pg/index_scan.rs): the
 //! stream's row, its latest snapshot, the events after it. Each gives exactly
 //! the rows of the query it stands for in fold.rs (`STREAM_AND_SNAPSHOT`,
-//! `LATEST_SNAPSHOT`, `EVENTS_AFTER_COLUMNS`), read with the active snapshot; where it cannot
+//! `LATEST_SNAPSHOT`, `EVENTS_AFTER_COLUMNS`, the last with the fold keeping
+//! its version bounds), read with the active snapshot; where it cannot
 //! (no table-level SELECT, row level security, archived events) it says so
 //! and the query runs. A command loads its aggregate once: planless reads cut
 //! es.load of a stream a few events past its snapshot to about half.
@@ -122,7 +123,7 @@ pub(crate) fn stream_and_snapshot(
 /// row past `target` (`Folder::apply_slot_within`): PostgreSQL 15's btree
 /// tests every key of a scan on every index entry, and a `version` key reads
 /// the column out of an entry whose text column comes first (about 260
-/// instructions an entry, each). So the upper bound is never a key, and the
+/// instructions an entry, per key). So the upper bound is never a key, and the
 /// lower one only where it positions the scan (after a snapshot).
 pub(crate) fn events_after(stream_id: Datum, from: i64, live: bool) -> Option<IndexScan> {
     if !live && crate::store::archive::in_use() {
