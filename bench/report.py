@@ -178,6 +178,8 @@ ROWS = [
     ("`es.load` of a 200,000-event stream, no snapshot", ("long_fold", "load"), ("long_fold", "sql"),
      "the bare SQL aggregate over the same rows and columns (`sum((data->>'amount')::numeric), count(event_type)`)",
      "cost", [("ratio", "<=", 2)], "folds/s"),
+    ("`es.load` of a 200,000-event stream, no snapshot", ("long_fold", "load"), ("long_fold", "sqlserial"),
+     "the same bare SQL aggregate without parallel workers (one process, as the load)", "cost", [], "folds/s"),
     ("`es.fold(e ORDER BY version)` of the same stream", ("long_fold", "fold"), ("long_fold", "sql"),
      "the bare SQL aggregate over the same rows and columns", "cost", [], "folds/s"),
     ("`es.fold` column form (`stream_id, stream_type, version, event_type, data, metadata, schema_version`) of the same stream",

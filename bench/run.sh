@@ -716,7 +716,9 @@ sc_stock_notify() {
 
 # ---------------------------------------------------------------- long folds
 # One stream of 200,000 events and no snapshot: es.load and es.fold against
-# the bare SQL aggregate over the same rows and the columns the reducers read.
+# the bare SQL aggregate over the same rows and the columns the reducers read,
+# as PostgreSQL plans it (the stream is the whole table: a parallel scan) and
+# in one process, as es.load runs.
 load_long_db() {
     log "database es_long: one stream of 200,000 events, no snapshots"
     new_db es_long
@@ -732,7 +734,8 @@ SQL
 }
 sc_long_fold() {
     alternate long_fold es_long 1 "folds/s" "load long_load.sql 1" "fold long_fold.sql 1" \
-        "columns long_fold_columns.sql 1" "ordered long_fold_columns_ordered.sql 1" "sql long_sql.sql 1"
+        "columns long_fold_columns.sql 1" "ordered long_fold_columns_ordered.sql 1" "sql long_sql.sql 1" \
+        "sqlserial long_sql.sql 1 -c max_parallel_workers_per_gather=0"
 }
 # Every stream's state in one query over the 1,000,000 events of es_bank:
 # es.fold by rows and by columns against the bare SQL aggregate.
