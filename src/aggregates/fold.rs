@@ -449,7 +449,9 @@ pub(crate) fn fold_stream(
 /// The latest snapshot of `def`'s revision at or below `target`, from the
 /// index where it may be read so, else by query; with the active snapshot.
 fn snapshot_at(stream_id: Datum, def: &Def, target: i64) -> index_reads::SnapshotRead {
-    if let Some(read) = index_reads::latest_snapshot(stream_id, def.revision, target) {
+    if let Some(read) =
+        index_reads::latest_snapshot(stream_id, def.revision, target, def.snapshot_every as i64)
+    {
         return read;
     }
     let found = target > 0
@@ -618,7 +620,8 @@ pub unsafe extern "C-unwind" fn es_load(fcinfo: pg_sys::FunctionCallInfo) -> Dat
         let guess = definitions::get(named);
         let upto = at_version.unwrap_or(i64::MAX);
         let revision = guess.as_ref().map_or(0, |d| d.revision);
-        let look = index_reads::stream_and_snapshot(stream_id_datum, revision, upto)
+        let every = guess.as_ref().map_or(0, |d| d.snapshot_every as i64);
+        let look = index_reads::stream_and_snapshot(stream_id_datum, revision, every, upto)
             .unwrap_or_else(|| first_look_by_query(stream_id_datum, revision, upto));
         let (stream_type, current, live, first) = match look {
             Some(l) => (l.stream_type, l.version, l.live, Some(l.snapshot)),

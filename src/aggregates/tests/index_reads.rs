@@ -49,6 +49,44 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_load_finds_the_newest_snapshot_however_far_below_it_lies() {
+        // The scan looks first within snapshot_every versions below the
+        // target (index_reads::latest_snapshot), then further down. Each
+        // snapshot is marked, so the state says which one the load used.
+        define_reducers("ir_a44", BANK, "{}", 3);
+        account("ir_a44-a", 10);
+        run(
+            "UPDATE es.snapshots SET state = state || jsonb_build_object('from', version)
+              WHERE stream_id = 'ir_a44-a'",
+        );
+        let from = |at: i64| {
+            one_text(&format!(
+                "SELECT coalesce(state->>'from', 'none') FROM es.load('ir_a44-a', {at})"
+            ))
+        };
+        // near: snapshots 3, 6, 9
+        assert_eq!(from(10), "9");
+        assert_eq!(from(8), "6");
+        assert_eq!(from(5), "3");
+        assert_eq!(from(2), "none");
+        // the nearest gone: the next one down, more than 3 versions below
+        run("DELETE FROM es.snapshots WHERE stream_id = 'ir_a44-a' AND version = 9");
+        assert_eq!(from(10), "6");
+        assert_eq!(
+            one_text("SELECT coalesce(state->>'from', 'none') FROM es.load('ir_a44-a')"),
+            "6"
+        );
+        // whichever snapshot it starts from, the state is the fold's
+        run("UPDATE es.snapshots SET state = state - 'from' WHERE stream_id = 'ir_a44-a'");
+        for v in [5, 8, 10] {
+            assert_eq!(
+                load("ir_a44-a", Some(v)),
+                format!("{v} {}", fold_upto("ir_a44-a", v).unwrap())
+            );
+        }
+    }
+
+    #[pg_test]
     fn a_load_of_an_archived_stream_reads_the_archive() {
         define_reducers("ir_a43", BANK, "{}", 0);
         account("ir_a43-a", 4);
