@@ -233,6 +233,26 @@ fn worker_catches_up_async_projection_without_client_calls() {
         vec![WORKER_TYPE.to_string()],
         "the events were handled by backends other than the worker"
     );
+    // What the worker wrote reaches the table's statistics while it runs
+    // (autovacuum decides from them): it reports them at most once a second.
+    let mut counted = 0i64;
+    let reported = wait_until(WAIT, || {
+        counted = ok(
+            "pg_stat_user_tables",
+            c.query_one(
+                "SELECT coalesce(sum(n_tup_ins), 0)::bigint FROM pg_catalog.pg_stat_user_tables
+                  WHERE relid = $1::text::regclass",
+                &[&table],
+            ),
+        )
+        .get(0);
+        counted == expected
+    });
+    assert!(
+        reported,
+        "pg_stat_user_tables counts {counted} rows inserted into the read model, not the \
+         {expected} the worker wrote: the worker does not report its statistics"
+    );
     println!("the worker handled {expected} events of projection {projection}");
 
     // Leave the shared database as it was (the events stay: they are append-only).
