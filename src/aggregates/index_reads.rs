@@ -40,13 +40,14 @@ impl SnapshotRead {
 ///
 /// A stream keeps every snapshot it took, and PostgreSQL 15's btree tests
 /// every entry of a page that its keys let through before it returns the
-/// first: a backward scan from `upper` read all the stream's snapshots on the
-/// page (the bank benchmark's accounts, about 500 events old: 50 of them,
-/// 5% of a deposit's instructions). Appends take one whenever the version reaches a
-/// multiple of `every` (within an append of several events too), so the
-/// newest is usually above `upper - every`: the scan looks there first, with
-/// that as a key that stops it, and only when none is there (a stream older
-/// than its type's definition, a snapshot removed) looks further down.
+/// first: a backward scan from `upper` read all the stream's snapshots on
+/// the page (the bank benchmark's accounts, about 500 events old: 50 of
+/// them, 5% of a deposit's instructions). Appends take one whenever the
+/// version reaches a multiple of `every` (within an append of several
+/// events too), so the newest is usually above `upper - every`: the scan
+/// looks there first, with that as a key that stops it, and only when none
+/// is there (a stream older than its type's definition, a snapshot
+/// removed) looks further down.
 pub(crate) fn latest_snapshot(
     stream_id: Datum,
     revision: i64,
@@ -107,9 +108,9 @@ pub(crate) struct FirstLook {
     pub(crate) snapshot: SnapshotRead,
 }
 
-/// The stream's row and, for `revision` (taken every `every` versions), its latest snapshot at or below
-/// `min(version, upto)`. None: read with the query instead; Some(None): no
-/// such stream.
+/// The stream's row and, for `revision` (snapshots every `every` versions),
+/// its latest snapshot at or below `min(version, upto)`. None: read with the
+/// query instead; Some(None): no such stream.
 pub(crate) fn stream_and_snapshot(
     stream_id: Datum,
     revision: i64,

@@ -313,6 +313,9 @@ pub extern "C-unwind" fn es_notify_outbox_main(arg: pg_sys::Datum) {
         if BackgroundWorker::transaction(drain) > 0 {
             last_sent = Instant::now();
         }
+        // (the outbox's deleted rows: autovacuum learns of them while the
+        // relay runs, not when it exits)
+        crate::pg::bgworker::report_stats();
         let stop = !BackgroundWorker::wait_latch(Some(Duration::from_millis(200)));
         if stop || last_sent.elapsed() >= IDLE_EXIT {
             break;

@@ -97,14 +97,9 @@ pub extern "C-unwind" fn es_worker_main(arg: pg_sys::Datum) {
             apply_retention();
             last_retention = Some(Instant::now());
         }
-        // A background worker's table statistics reach the cumulative
-        // statistics only when it reports them (PostgreSQL's own processes
-        // do so when idle): without this, autovacuum never learned of the
-        // rows the handlers and es.apply_retention wrote and removed, until
-        // the worker exited. At most once a second, as a backend does.
-        // SAFETY: called in the worker's main loop, outside a transaction, as PostgreSQL's
-        // own processes do.
-        unsafe { pg_sys::pgstat_report_stat(false) };
+        // (else autovacuum never learns of the rows the handlers and
+        // es.apply_retention wrote and removed while the worker runs)
+        crate::pg::bgworker::report_stats();
         if handled > 0 {
             // events may have committed during the pause: look again at once
             if !gather() {

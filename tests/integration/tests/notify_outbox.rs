@@ -192,6 +192,77 @@ fn a_server_without_the_library_preloaded_notifies_through_the_outbox() {
         "the relay leaves once idle"
     );
 
+    // 2a. While a relay runs, the rows it removes from the outbox reach
+    //     pg_stat_user_tables (autovacuum decides from them), not only when
+    //     it exits. Eight writers keep one relay busy (appenders use the
+    //     outbox when they contend; the relay leaves after 2 s idle); once it
+    //     has run a while, its count must still move while that same process
+    //     runs (the relays before it left at step 2 and reported then).
+    let deleted = |c: &mut Client| {
+        one_i64(
+            c,
+            "SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'es.notify_outbox'::regclass",
+        )
+    };
+    let busy = Arc::new(AtomicBool::new(true));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let mut c = cluster.connect("stock");
+            let busy = busy.clone();
+            thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut i = 0;
+                while busy.load(SeqCst) && Instant::now() < deadline {
+                    exec(
+                        &mut c,
+                        &format!("SELECT es.append_event('busy-{w}-{}', 'A', '{{}}')", i % 3),
+                    );
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut relay_pid = 0;
+    let started = wait_until(Duration::from_secs(10), || {
+        relay_pid = one_i64(
+            &mut admin,
+            &format!(
+                "SELECT coalesce(min(pid), 0)::bigint FROM pg_stat_activity
+                  WHERE backend_type = '{RELAY}'"
+            ),
+        );
+        relay_pid != 0
+    });
+    thread::sleep(Duration::from_millis(500));
+    let before = deleted(&mut admin);
+    let counted_while_running = started
+        && wait_until(Duration::from_secs(10), || {
+            one_i64(
+                &mut admin,
+                &format!(
+                    "SELECT ((SELECT n_tup_del FROM pg_stat_user_tables
+                               WHERE relid = 'es.notify_outbox'::regclass) > {before}
+                             AND EXISTS (SELECT FROM pg_stat_activity
+                                          WHERE pid = {relay_pid}))::int::bigint"
+                ),
+            ) == 1
+        });
+    busy.store(false, SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(started, "eight writers start a relay");
+    assert!(
+        counted_while_running,
+        "pg_stat_user_tables counts no more rows removed from es.notify_outbox ({before}) while \
+         the relay (pid {relay_pid}) runs: {} now",
+        deleted(&mut admin)
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || relays(&mut admin) == 0),
+        "the relay leaves once idle"
+    );
+
     // 2b. One more append: notified (by itself; it starts a relay).
     exec(&mut admin, "SELECT es.append_event('alone-1', 'A', '{}')");
     check_all_notified(&mut admin, &seen, "an append after the relay left");
