@@ -74,15 +74,18 @@ fn snapshot_scan(
     upper: i64,
     above: Option<i64>,
 ) -> Option<SnapshotRead> {
-    let mut keys = vec![
+    let keys = [
         Key::TextEq("stream_id", stream_id),
         Key::Int8Eq("revision", Datum::from(revision)),
         Key::Int8Le("version", Datum::from(upper)),
+        Key::Int8Gt("version", Datum::from(above.unwrap_or(0))),
     ];
-    if let Some(v) = above {
-        keys.push(Key::Int8Gt("version", Datum::from(v)));
-    }
-    let mut n = IndexScan::open(c"snapshots", c"snapshots_pkey", &keys, true)?;
+    let keys = if above.is_some() {
+        &keys[..]
+    } else {
+        &keys[..3]
+    };
+    let mut n = IndexScan::open(c"snapshots", c"snapshots_pkey", keys, true)?;
     if n.next().is_none() {
         n.close();
         return Some(SnapshotRead::held(None));
